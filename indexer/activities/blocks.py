@@ -1,0 +1,130 @@
+"""Activities that touch the chain and the block store: index a range, scan the head."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from indexer.activities.directory import ChainDirectory, knobs
+from indexer.chain.model import BadChainData
+from indexer.chain.rpc import RpcClient, RpcError, RpcUnavailable
+from indexer.store.blocks import delete_from, store_range
+from indexer.store.chains import set_head
+from indexer.store.ranges import coverage, is_covered
+from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult, Range, ScanResult
+
+HEARTBEAT_SECONDS = 2.0
+MAX_GAPS_PER_SCAN = 10_000  # bounds the scan result's size; later gaps come in later scans
+
+
+@contextlib.asynccontextmanager
+async def heartbeating(interval: float = HEARTBEAT_SECONDS) -> AsyncIterator[None]:
+    """Heartbeat in the background while a long step runs, so a dead worker is noticed fast."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _chain_failure(exc: Exception) -> ApplicationError:
+    """Bad chain data and exhausted RPC retries become a clear, retryable activity failure."""
+    return ApplicationError(f"{type(exc).__name__}: {exc}", type=type(exc).__name__)
+
+
+class BlockActivities:
+    def __init__(self, directory: ChainDirectory) -> None:
+        self.directory = directory
+        self.pool = directory.pool
+        self.metrics = directory.metrics
+
+    @activity.defn(name="index_range")
+    async def index_range(self, request: IndexRangeInput) -> IndexRangeResult:
+        """Fetch blocks start..end and store them with their range in one transaction."""
+        chain = await self.directory.chain(request.chain)
+        if await is_covered(self.pool, chain.id, request.start, request.end):
+            return IndexRangeResult(blocks=0, transactions=0, skipped=True)
+        rpc = self.directory.rpc(chain.config)
+        async with heartbeating():
+            started = time.perf_counter()
+            try:
+                blocks = await rpc.get_blocks(request.start, request.end)
+            except (BadChainData, RpcUnavailable, RpcError) as exc:
+                raise _chain_failure(exc) from exc
+            fetched = time.perf_counter()
+            async with self.pool.acquire() as conn:
+                try:
+                    await store_range(conn, chain.id, blocks)
+                except BadChainData as exc:
+                    raise _chain_failure(exc) from exc
+            stored = time.perf_counter()
+        self.metrics.index_range_duration.labels(request.chain, "fetch").observe(fetched - started)
+        self.metrics.index_range_duration.labels(request.chain, "store").observe(stored - fetched)
+        self.metrics.blocks_indexed.labels(request.chain).inc(len(blocks))
+        return IndexRangeResult(
+            blocks=len(blocks), transactions=sum(len(b.transactions) for b in blocks)
+        )
+
+    @activity.defn(name="scan_head")
+    async def scan_head(self, chain_name: str) -> ScanResult:
+        """Latest available block, reorg repair near it, and the gaps still to index."""
+        chain = await self.directory.chain(chain_name)
+        config = chain.config
+        rpc = self.directory.rpc(config)
+        try:
+            head = await rpc.latest_available_block()
+            depth = await self._repair_reorg(chain.id, config.name, rpc, head, config.max_reorg_depth)
+        except (BadChainData, RpcUnavailable, RpcError) as exc:
+            raise _chain_failure(exc) from exc
+        await set_head(self.pool, chain.id, head)
+        covered = await coverage(self.pool, chain.id, config.start_block, head)
+        return ScanResult(
+            head=head,
+            missing_blocks=covered.missing_blocks,
+            gaps=[Range(start, end) for start, end in covered.gaps[:MAX_GAPS_PER_SCAN]],
+            knobs=knobs(config),
+            reorg_depth=depth,
+        )
+
+    async def _repair_reorg(
+        self, chain_id: int, chain_name: str, rpc: RpcClient, head: int, window: int
+    ) -> int:
+        """Compare stored hashes near the head with the chain; delete from the first mismatch up."""
+        low = max(0, head - window + 1)
+        stored = {
+            r["number"]: bytes(r["hash"])
+            for r in await self.pool.fetch(
+                "SELECT number, hash FROM blocks WHERE chain_id = $1 AND number >= $2",
+                chain_id,
+                low,
+            )
+        }
+        if not stored:
+            return 0
+        canonical = await rpc.get_block_hashes(low, min(head, max(stored)))
+        forked = sorted(n for n, h in stored.items() if canonical.get(n) != h)
+        if not forked:
+            return 0
+        fork_start, top = forked[0], max(stored)
+        async with self.pool.acquire() as conn:
+            await delete_from(conn, chain_id, fork_start, top)
+        depth = top - fork_start + 1
+        self.metrics.reorgs.labels(chain_name).inc()
+        self.metrics.reorg_depth.labels(chain_name).observe(depth)
+        activity.logger.warning(
+            "reorg on %s: blocks %d..%d replaced (depth %d)", chain_name, fork_start, top, depth
+        )
+        return depth

@@ -1,0 +1,73 @@
+"""Chain configuration as activities see it: read from Postgres, cached briefly, with RPC clients."""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+from temporalio.exceptions import ApplicationError
+
+from exporter.metrics import Metrics
+from indexer.chain.rpc import RpcClient, RpcSettings
+from indexer.config import ChainConfig
+from indexer.store.chains import ChainRow, get_chain
+from indexer.workflows.inputs import Knobs
+
+RECONCILE_INTERVAL_SECONDS = 2.0  # a stored config change reaches running workers this fast
+
+
+def rpc_settings(config: ChainConfig) -> RpcSettings:
+    return RpcSettings(
+        batch_size=config.rpc_batch_size,
+        max_concurrency=config.rpc_max_concurrency,
+        timeout_seconds=config.rpc_timeout_seconds,
+        max_retries=config.rpc_max_retries,
+    )
+
+
+def knobs(config: ChainConfig) -> Knobs:
+    return Knobs(
+        blocks_per_workflow=config.blocks_per_workflow,
+        scheduler_batch_size=config.scheduler_batch_size,
+        parallelism=config.effective_parallelism(),
+        continue_as_new_threshold=config.continue_as_new_threshold,
+        catchup_threshold=config.catchup_threshold,
+        max_inflight_ranges=config.max_inflight_ranges,
+        head_poll_interval_seconds=config.head_poll_interval_seconds,
+        index_max_attempts=config.index_max_attempts,
+    )
+
+
+class ChainDirectory:
+    """Looks chains up by name; a PATCHed config takes effect within RECONCILE_INTERVAL_SECONDS."""
+
+    def __init__(self, pool: asyncpg.Pool, metrics: Metrics) -> None:
+        self.pool = pool
+        self.metrics = metrics
+        self._rows: dict[str, tuple[float, ChainRow]] = {}
+        self._clients: dict[str, tuple[str, RpcSettings, RpcClient]] = {}
+
+    async def chain(self, name: str) -> ChainRow:
+        cached = self._rows.get(name)
+        if cached and time.monotonic() - cached[0] < RECONCILE_INTERVAL_SECONDS:
+            return cached[1]
+        row = await get_chain(self.pool, name)
+        if row is None:
+            raise ApplicationError(f"unknown chain {name!r}", type="UnknownChain", non_retryable=True)
+        self._rows[name] = (time.monotonic(), row)
+        return row
+
+    def rpc(self, config: ChainConfig) -> RpcClient:
+        """The chain's shared client; replaced when its URL or RPC settings change."""
+        settings = rpc_settings(config)
+        cached = self._clients.get(config.name)
+        if cached and cached[0] == config.rpc_url and cached[1] == settings:
+            return cached[2]
+        client = RpcClient(config.rpc_url, config.name, settings, self.metrics)
+        self._clients[config.name] = (config.rpc_url, settings, client)
+        return client
+
+    async def close(self) -> None:
+        for _, _, client in self._clients.values():
+            await client.close()
+        self._clients.clear()

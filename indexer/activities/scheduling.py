@@ -1,0 +1,129 @@
+"""Activities that start workflows: a bounded pool of client starts, and in-flight accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from exporter.metrics import Metrics
+from indexer.activities.directory import ChainDirectory, knobs
+from indexer.workflows.inputs import (
+    IndexRangeInput,
+    Range,
+    SchedulerInput,
+    SchedulerTick,
+    StartRangesInput,
+    StartRangesResult,
+)
+from indexer.workflows.ranges import workflow_id
+
+INDEX_RANGE = "IndexRange"
+SCHEDULER = "Scheduler"
+
+
+def was_started(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether a start made a new run, or found the same workflow ID running (USE_EXISTING)."""
+    response = getattr(handle, "_start_workflow_response", None)  # the SDK keeps no public field
+    return bool(getattr(response, "started", True))
+
+
+def inflight_query(chain: str) -> str:
+    return (
+        f"WorkflowType = '{INDEX_RANGE}' AND ExecutionStatus = 'Running'"
+        f" AND WorkflowId STARTS_WITH 'index:{chain}:'"
+    )
+
+
+class SchedulingActivities:
+    def __init__(self, client: Client, directory: ChainDirectory, task_queue: str) -> None:
+        self.client = client
+        self.directory = directory
+        self.task_queue = task_queue
+        self.metrics: Metrics = directory.metrics
+
+    async def _start_one(self, request: StartRangesInput, block_range: Range) -> bool:
+        """Start one IndexRange unless the same range is running; True if a new run started."""
+        attempt = 0
+        while True:
+            try:
+                handle = await self.client.start_workflow(
+                    INDEX_RANGE,
+                    IndexRangeInput(
+                        request.chain, block_range.start, block_range.end, request.max_attempts
+                    ),
+                    id=workflow_id(request.chain, block_range),
+                    task_queue=self.task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                )
+                return was_started(handle)
+            except RPCError as exc:
+                # The SDK already retried; never drop a range — wait and try again.
+                reason = exc.status.name.lower() if exc.status else "unknown"
+                self.metrics.workflow_start_failures.labels(request.chain, reason).inc()
+                if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+                    self.metrics.rate_limited.labels("temporal").inc()
+                attempt += 1
+                delay = random.uniform(0, min(10.0, 0.2 * 2**attempt))
+                activity.logger.warning(
+                    "start of %s failed (%s), retrying in %.2fs",
+                    workflow_id(request.chain, block_range),
+                    reason,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    @activity.defn(name="start_ranges")
+    async def start_ranges(self, request: StartRangesInput) -> StartRangesResult:
+        """Start every range with at most `parallelism` starts in flight, in the given order."""
+        queue: asyncio.Queue[Range] = asyncio.Queue()
+        for block_range in request.ranges:
+            queue.put_nowait(block_range)
+        self.metrics.scheduler_parallelism.labels(request.chain).set(request.parallelism)
+
+        started = 0
+
+        async def starter() -> None:
+            nonlocal started
+            while not queue.empty():
+                block_range = queue.get_nowait()
+                if await self._start_one(request, block_range):
+                    started += 1
+                    self.metrics.workflows_started.labels(request.chain, INDEX_RANGE).inc()
+                    self.metrics.blocks_scheduled.labels(request.chain, request.mode).inc(
+                        block_range.size
+                    )
+                activity.heartbeat()
+
+        workers = min(request.parallelism, len(request.ranges))
+        await asyncio.gather(*(starter() for _ in range(workers)))
+        return StartRangesResult(started=started)
+
+    @activity.defn(name="scheduler_tick")
+    async def scheduler_tick(self, chain_name: str) -> SchedulerTick:
+        """Unfinished IndexRange workflows of the chain, and its current knobs."""
+        chain = await self.directory.chain(chain_name)
+        count = await self.client.count_workflows(inflight_query(chain_name))
+        return SchedulerTick(inflight=count.count, knobs=knobs(chain.config))
+
+    @activity.defn(name="start_scheduler")
+    async def start_scheduler(self, request: SchedulerInput) -> bool:
+        """Start the chain's Scheduler for a backlog unless one is running; True if started."""
+        handle = await self.client.start_workflow(
+            SCHEDULER,
+            request,
+            id=f"scheduler:{request.chain}",
+            task_queue=self.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        started = was_started(handle)
+        if started:
+            self.metrics.workflows_started.labels(request.chain, SCHEDULER).inc()
+        return started

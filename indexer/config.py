@@ -1,0 +1,136 @@
+"""Configuration: chains and every knob, from a TOML file and the environment, validated."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names the field and the reason."""
+
+
+class ChainConfig(BaseModel):
+    """One chain to index and the knobs that shape how it is scheduled."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Chain name, a slug.")
+    rpc_url: str = Field(pattern=r"^https?://", description="JSON-RPC endpoint.")
+    start_block: int = Field(0, ge=0, description="First block to index.")
+    blocks_per_workflow: int = Field(
+        500, ge=1, le=100_000, description="Blocks per IndexRange workflow."
+    )
+    scheduler_batch_size: int = Field(
+        100, ge=1, le=10_000, description="Ranges started per start activity."
+    )
+    parallelism: int | None = Field(
+        None, ge=1, le=1024, description="Concurrent workflow starts; default multiplier × CPU."
+    )
+    parallelism_multiplier: int = Field(8, ge=1, le=256, description="Starts per CPU.")
+    continue_as_new_threshold: int = Field(
+        2_000, ge=1, le=100_000, description="Scheduler starts before ContinueAsNew."
+    )
+    catchup_threshold: int = Field(
+        5_000, ge=0, description="Backlogs below this many blocks are scheduled directly."
+    )
+    max_inflight_ranges: int = Field(
+        64, ge=1, le=100_000, description="Most IndexRange workflows unfinished at once."
+    )
+    max_reorg_depth: int = Field(64, ge=1, le=10_000, description="Blocks checked for reorgs.")
+    head_poll_interval_seconds: float = Field(
+        1.0, gt=0, le=3600, description="How often HeadScan asks for the head."
+    )
+    live_sync_lag: int = Field(
+        2, ge=0, description="A chain within this many blocks of its head is live."
+    )
+    rpc_batch_size: int = Field(50, ge=1, le=1_000, description="Calls per JSON-RPC batch.")
+    rpc_max_concurrency: int = Field(
+        8, ge=1, le=256, description="Most JSON-RPC requests in flight per chain."
+    )
+    rpc_timeout_seconds: float = Field(10.0, gt=0, le=300, description="Per-request timeout.")
+    rpc_max_retries: int = Field(8, ge=0, le=100, description="Retries of one RPC request.")
+    index_max_attempts: int = Field(
+        10, ge=1, le=1_000, description="Attempts of the IndexRange activity before it fails."
+    )
+    min_replicas: int = Field(1, ge=0, le=1_000, description="Fewest worker replicas.")
+    max_replicas: int = Field(1, ge=0, le=1_000, description="Most worker replicas.")
+
+    @model_validator(mode="after")
+    def _replicas_ordered(self) -> ChainConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must not exceed max_replicas")
+        return self
+
+    def effective_parallelism(self) -> int:
+        """The start pool size: the override, or multiplier × CPU count."""
+        return self.parallelism or self.parallelism_multiplier * (os.cpu_count() or 1)
+
+
+class Settings(BaseModel):
+    """Process-wide settings: where Temporal, PostgreSQL and the endpoints are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    database_url: str | None = None
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    task_queue: str = "tindexer"
+    data_dir: Path = Path(".tindexer")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8088, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9464, ge=0, le=65535)
+    api_token: str | None = None
+    chains: list[ChainConfig] = []
+
+    @model_validator(mode="after")
+    def _unique_chain_names(self) -> Settings:
+        names = [chain.name for chain in self.chains]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"chain names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+
+ENVIRONMENT = {
+    "DATABASE_URL": "database_url",
+    "TEMPORAL_ADDRESS": "temporal_address",
+    "TINDEXER_API_TOKEN": "api_token",
+}
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line per problem: `field.path: message`."""
+    lines = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"]) or "(root)"
+        lines.append(f"{location}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (or TINDEXER_CONFIG), then the environment, then explicit overrides."""
+    raw: dict[str, Any] = {}
+    path = path or (Path(os.environ["TINDEXER_CONFIG"]) if os.environ.get("TINDEXER_CONFIG") else None)
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        raw["chains"] = raw.pop("chain", raw.get("chains", []))
+    for variable, field_name in ENVIRONMENT.items():
+        if os.environ.get(variable):
+            raw[field_name] = os.environ[variable]
+    raw.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        source = f"{path}" if path else "settings"
+        raise ConfigError(f"{source}: invalid configuration\n{format_validation_error(exc)}") from exc

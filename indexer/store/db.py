@@ -1,0 +1,34 @@
+"""Connection pool with per-connection staging tables for bulk writes."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from indexer.store.schema import migrate
+
+# Staging tables live per connection (TEMP) and empty themselves at commit. Their column types
+# never change: asyncpg caches COPY column types by table name.
+STAGING_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS staging_blocks
+    (LIKE blocks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS staging_transactions
+    (LIKE transactions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+"""
+
+
+async def _prepare_connection(conn: asyncpg.Connection) -> None:
+    await conn.execute(STAGING_TABLES)
+
+
+async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """Migrate the schema, then open a pool whose connections carry the staging tables."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_prepare_connection
+    )
+    assert pool is not None
+    return pool

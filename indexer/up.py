@@ -1,0 +1,240 @@
+"""`tindexer up`, `worker` and `status`: embedded services, the worker, and the live progress view."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.table import Table
+
+from indexer.config import ChainConfig, Settings
+from indexer.runtime import (
+    child_process,
+    embedded_postgres,
+    sim_chain_args,
+    temporal_dev_server_args,
+)
+from indexer.status import ChainStatus, chain_status
+from indexer.store.chains import list_chains, upsert_chain
+from indexer.store.db import create_pool
+from indexer.worker import connect_temporal, running_worker, start_head_scan
+
+REFRESH_SECONDS = 1.0
+LIVE_LINE_SECONDS = 10.0
+
+
+@dataclass
+class UpOptions:
+    settings: Settings
+    chains: list[ChainConfig]
+    backlog: int
+    block_time: float
+    sim_port: int
+    temporal_port: int
+    temporal_ui_port: int
+    exit_when_live: bool = False
+
+
+class RateMeter:
+    """Blocks per second over a sliding window, for the progress bar and the ETA."""
+
+    def __init__(self, window_seconds: float = 15.0) -> None:
+        self.window = window_seconds
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, indexed: int) -> float:
+        now = time.monotonic()
+        self.samples.append((now, indexed))
+        while self.samples and now - self.samples[0][0] > self.window:
+            self.samples.popleft()
+        (t0, n0), (t1, n1) = self.samples[0], self.samples[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def _eta(missing: int, rate: float) -> str:
+    if missing == 0:
+        return "0s"
+    if rate <= 0:
+        return "?"
+    seconds = int(missing / rate)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def live_line(status: ChainStatus) -> str:
+    mark = "[green]live[/green]" if status.is_live_sync else "[yellow]behind[/yellow]"
+    return (
+        f"{status.chain}: {mark} · head {status.head:,} · last indexed {status.last_indexed:,}"
+        f" · missing {status.missing_blocks:,} · gaps {status.gap_ranges}"
+    )
+
+
+async def _statuses(pool: asyncpg.Pool) -> list[ChainStatus]:
+    return [await chain_status(pool, row) for row in await list_chains(pool)]
+
+
+async def show_progress(pool: asyncpg.Pool, console: Console, exit_when_live: bool) -> None:
+    """A progress bar per chain until it is live, then a live-sync line every few seconds."""
+    meters: dict[str, RateMeter] = {}
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]:>8,.0f} blocks/s · ETA {task.fields[eta]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        tasks: dict[str, int] = {}
+        while True:
+            statuses = [s for s in await _statuses(pool) if s.head is not None]
+            for s in statuses:
+                rate = meters.setdefault(s.chain, RateMeter()).add(s.indexed_blocks)
+                if s.chain not in tasks:
+                    tasks[s.chain] = progress.add_task(f"backfill {s.chain}", rate=0.0, eta="?")
+                progress.update(
+                    tasks[s.chain],
+                    total=s.indexed_blocks + s.missing_blocks,
+                    completed=s.indexed_blocks,
+                    rate=rate,
+                    eta=_eta(s.missing_blocks, rate),
+                )
+            if statuses and all(s.is_live_sync for s in statuses):
+                break
+            await asyncio.sleep(REFRESH_SECONDS)
+    while True:
+        for s in await _statuses(pool):
+            if s.head is not None:
+                console.print(live_line(s))
+        if exit_when_live:
+            return
+        await asyncio.sleep(LIVE_LINE_SECONDS)
+
+
+async def index(
+    settings: Settings, chains: list[ChainConfig], database_url: str, temporal_address: str,
+    console: Console, exit_when_live: bool,
+) -> None:
+    pool = await create_pool(database_url)
+    try:
+        for chain in chains:
+            await upsert_chain(pool, chain)
+        client = await connect_temporal(temporal_address, settings.temporal_namespace)
+        async with running_worker(client, pool, settings.task_queue):
+            for chain in chains:
+                await start_head_scan(client, chain.name, settings.task_queue)
+            await show_progress(pool, console, exit_when_live)
+    finally:
+        await pool.close()
+
+
+def run_up(options: UpOptions, console: Console) -> int:
+    """Start what is not configured (Postgres, Temporal, the sim chain), then index."""
+    settings = options.settings
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.WARNING,
+        filename=data_dir / "tindexer.log",
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    chains = options.chains
+    with contextlib.ExitStack() as stack:
+        database_url = settings.database_url
+        if not database_url:
+            console.print(f"starting embedded PostgreSQL in {data_dir / 'postgres'} …")
+            database_url = stack.enter_context(embedded_postgres(data_dir / "postgres"))
+        temporal_address = settings.temporal_address
+        if not temporal_address:
+            console.print(
+                f"starting Temporal dev server on 127.0.0.1:{options.temporal_port}"
+                f" (UI http://127.0.0.1:{options.temporal_ui_port}) …"
+            )
+            stack.enter_context(
+                child_process(
+                    temporal_dev_server_args(
+                        options.temporal_port,
+                        options.temporal_ui_port,
+                        data_dir / "temporal.db",
+                    ),
+                    "127.0.0.1",
+                    options.temporal_port,
+                    log_path=data_dir / "temporal.log",
+                )
+            )
+            temporal_address = f"127.0.0.1:{options.temporal_port}"
+        if not chains:
+            console.print(
+                f"starting simulated chain on 127.0.0.1:{options.sim_port}: backlog"
+                f" {options.backlog:,} blocks, one more every {options.block_time:g}s …"
+            )
+            stack.enter_context(
+                child_process(
+                    sim_chain_args(
+                        options.sim_port,
+                        backlog=options.backlog,
+                        block_time=options.block_time,
+                    ),
+                    "127.0.0.1",
+                    options.sim_port,
+                    log_path=data_dir / "sim-chain.log",
+                )
+            )
+            chains = [ChainConfig(name="sim", rpc_url=f"http://127.0.0.1:{options.sim_port}")]
+        asyncio.run(
+            index(settings, chains, database_url, temporal_address, console, options.exit_when_live)
+        )
+    return 0
+
+
+async def run_worker_process(settings: Settings, max_concurrent_activities: int) -> None:
+    """A worker on its own, for more capacity; stops (draining) on Ctrl-C or SIGTERM."""
+    assert settings.database_url and settings.temporal_address
+    pool = await create_pool(settings.database_url)
+    try:
+        client = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+        async with running_worker(
+            client, pool, settings.task_queue, max_concurrent_activities=max_concurrent_activities
+        ):
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            import signal
+
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+            await stop.wait()
+    finally:
+        await pool.close()
+
+
+async def print_status(settings: Settings, console: Console) -> int:
+    """The `tindexer status` table; reads PostgreSQL only."""
+    with contextlib.ExitStack() as stack:
+        database_url = settings.database_url or stack.enter_context(
+            embedded_postgres(Path(settings.data_dir) / "postgres")
+        )
+        conn = await asyncpg.connect(database_url)
+        try:
+            rows = await list_chains(conn)
+            statuses = [await chain_status(conn, row) for row in rows]
+        finally:
+            await conn.close()
+    table = Table("chain", "head", "last indexed", "missing blocks", "gap ranges", "largest gap",
+                  "live sync")
+    for s in statuses:
+        gap = f"{s.largest_gap[0]:,}..{s.largest_gap[1]:,}" if s.largest_gap else "-"
+        table.add_row(
+            s.chain,
+            f"{s.head:,}" if s.head is not None else "-",
+            f"{s.last_indexed:,}" if s.last_indexed is not None else "-",
+            f"{s.missing_blocks:,}",
+            str(s.gap_ranges),
+            gap,
+            "yes" if s.is_live_sync else "no",
+        )
+    console.print(table)
+    return 0

@@ -1,0 +1,72 @@
+"""Wiring: the Temporal client, the worker with every workflow and activity, and chain start-up."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.worker import Worker
+
+from exporter.metrics import Metrics, default_metrics
+from indexer.activities.blocks import BlockActivities
+from indexer.activities.directory import ChainDirectory
+from indexer.activities.scheduling import SchedulingActivities
+from indexer.workflows.headscan import HeadScan
+from indexer.workflows.index_range import IndexRange
+from indexer.workflows.inputs import HeadScanInput
+from indexer.workflows.scheduler import Scheduler
+
+DRAIN_TIMEOUT = timedelta(seconds=20)  # on shutdown, in-flight activities get this long to finish
+
+
+async def connect_temporal(address: str, namespace: str = "default") -> Client:
+    return await Client.connect(address, namespace=namespace)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    client: Client,
+    pool: asyncpg.Pool,
+    task_queue: str,
+    metrics: Metrics | None = None,
+    max_concurrent_activities: int = 32,
+) -> AsyncIterator[Worker]:
+    """A worker polling `task_queue` until the block exits; then it drains and stops."""
+    directory = ChainDirectory(pool, metrics or default_metrics())
+    blocks = BlockActivities(directory)
+    scheduling = SchedulingActivities(client, directory, task_queue)
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[HeadScan, Scheduler, IndexRange],
+        activities=[
+            blocks.index_range,
+            blocks.scan_head,
+            scheduling.start_ranges,
+            scheduling.scheduler_tick,
+            scheduling.start_scheduler,
+        ],
+        max_concurrent_activities=max_concurrent_activities,
+        graceful_shutdown_timeout=DRAIN_TIMEOUT,
+    )
+    try:
+        async with worker:
+            yield worker
+    finally:
+        await directory.close()
+
+
+async def start_head_scan(client: Client, chain: str, task_queue: str) -> None:
+    """Start the chain's HeadScan unless it is already running."""
+    await client.start_workflow(
+        HeadScan.run,
+        HeadScanInput(chain),
+        id=f"headscan:{chain}",
+        task_queue=task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )

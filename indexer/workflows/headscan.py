@@ -1,0 +1,70 @@
+"""HeadScan: per chain, forever — find the head, repair reorgs, hand the backlog to scheduling."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from indexer.workflows.inputs import (
+        HeadScanInput,
+        ScanResult,
+        SchedulerInput,
+        StartRangesInput,
+        StartRangesResult,
+    )
+    from indexer.workflows.ranges import aligned_ranges, clip
+
+SCANS_PER_RUN = 500  # ContinueAsNew after this many scans keeps the history small
+PATIENT = RetryPolicy(maximum_interval=timedelta(seconds=30))  # retry forever, backing off
+
+@workflow.defn(name="HeadScan")
+class HeadScan:
+    @workflow.run
+    async def run(self, request: HeadScanInput) -> None:
+        for _ in range(SCANS_PER_RUN):
+            scan = await workflow.execute_activity(
+                "scan_head",
+                request.chain,
+                result_type=ScanResult,
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=PATIENT,
+            )
+            if scan.gaps:
+                await self._schedule(request.chain, scan)
+            await workflow.sleep(timedelta(seconds=scan.knobs.head_poll_interval_seconds))
+        workflow.continue_as_new(HeadScanInput(request.chain, request.scans + SCANS_PER_RUN))
+
+    async def _schedule(self, chain: str, scan: ScanResult) -> None:
+        """Small backlogs, and the live edge of big ones, go direct; the rest to the Scheduler."""
+        knobs = scan.knobs
+        if scan.missing_blocks < knobs.catchup_threshold:
+            direct, historical = scan.gaps, []
+        else:
+            edge = scan.head - knobs.catchup_threshold + 1
+            direct = clip(scan.gaps, edge, scan.head)
+            historical = clip(scan.gaps, 0, edge - 1)
+        if direct:
+            newest_first = sorted(
+                aligned_ranges(direct, knobs.blocks_per_workflow), key=lambda r: -r.start
+            )
+            await workflow.execute_activity(
+                "start_ranges",
+                StartRangesInput(
+                    chain, newest_first, "direct", knobs.parallelism, knobs.index_max_attempts
+                ),
+                result_type=StartRangesResult,
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=PATIENT,
+            )
+        if historical:
+            await workflow.execute_activity(
+                "start_scheduler",
+                SchedulerInput(chain, historical),
+                result_type=bool,
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=PATIENT,
+            )

@@ -1,0 +1,90 @@
+"""The one-dataclass inputs and results of every workflow and activity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Range:
+    """Blocks start..end, inclusive."""
+
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start + 1
+
+
+@dataclass
+class Knobs:
+    """The scheduling knobs of a chain, read from its stored configuration on every scan."""
+
+    blocks_per_workflow: int
+    scheduler_batch_size: int
+    parallelism: int
+    continue_as_new_threshold: int
+    catchup_threshold: int
+    max_inflight_ranges: int
+    head_poll_interval_seconds: float
+    index_max_attempts: int
+
+
+@dataclass
+class IndexRangeInput:
+    chain: str
+    start: int
+    end: int
+    max_attempts: int = 10
+
+
+@dataclass
+class IndexRangeResult:
+    blocks: int
+    transactions: int
+    skipped: bool = False
+
+
+@dataclass
+class HeadScanInput:
+    chain: str
+    scans: int = 0
+
+
+@dataclass
+class ScanResult:
+    head: int
+    missing_blocks: int
+    gaps: list[Range]
+    knobs: Knobs
+    reorg_depth: int = 0
+
+
+@dataclass
+class StartRangesInput:
+    chain: str
+    ranges: list[Range]
+    mode: str  # "direct" or "scheduler"
+    parallelism: int
+    max_attempts: int = 10
+
+
+@dataclass
+class StartRangesResult:
+    started: int
+
+
+@dataclass
+class SchedulerInput:
+    """Also the state carried across ContinueAsNew: the backlog not yet started."""
+
+    chain: str
+    gaps: list[Range]
+    runs: int = 0
+
+
+@dataclass
+class SchedulerTick:
+    inflight: int
+    knobs: Knobs

@@ -1,0 +1,61 @@
+"""Scheduler: starts a large backlog as IndexRange workflows in batches, bounded in flight."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from indexer.workflows.inputs import (
+        SchedulerInput,
+        SchedulerTick,
+        StartRangesInput,
+        StartRangesResult,
+    )
+    from indexer.workflows.ranges import take_ranges
+
+PATIENT = RetryPolicy(maximum_interval=timedelta(seconds=30))
+FULL_WAIT = timedelta(seconds=1)  # how long to wait when max_inflight_ranges are unfinished
+
+
+@workflow.defn(name="Scheduler")
+class Scheduler:
+    @workflow.run
+    async def run(self, request: SchedulerInput) -> int:
+        """Returns the ranges started by this run; the rest go on in the next run."""
+        gaps = request.gaps
+        started = 0
+        while gaps:
+            tick = await workflow.execute_activity(
+                "scheduler_tick",
+                request.chain,
+                result_type=SchedulerTick,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PATIENT,
+            )
+            knobs = tick.knobs
+            if started >= knobs.continue_as_new_threshold:
+                workflow.continue_as_new(SchedulerInput(request.chain, gaps, request.runs + 1))
+            room = min(
+                knobs.max_inflight_ranges - tick.inflight,
+                knobs.scheduler_batch_size,
+                knobs.continue_as_new_threshold - started,
+            )
+            if room <= 0:
+                await workflow.sleep(FULL_WAIT)
+                continue
+            batch, gaps = take_ranges(gaps, knobs.blocks_per_workflow, room)
+            await workflow.execute_activity(
+                "start_ranges",
+                StartRangesInput(
+                    request.chain, batch, "scheduler", knobs.parallelism, knobs.index_max_attempts
+                ),
+                result_type=StartRangesResult,
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=PATIENT,
+            )
+            started += len(batch)
+        return started

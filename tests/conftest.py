@@ -1,0 +1,125 @@
+"""Real services for the tests: a Temporal dev server, PostgreSQL, the simulated chain, anvil."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from temporalio.client import Client
+
+from indexer.runtime import (
+    child_process,
+    embedded_postgres,
+    free_port,
+    sim_chain_args,
+    temporal_dev_server_args,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
+
+
+# --- process exit -----------------------------------------------------------------------------
+# The Temporal SDK's runtime can segfault during interpreter teardown after every test passed.
+# Exit with pytest's own status before teardown, so only real failures turn the build red.
+_exit_status: int | None = None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _exit_status is not None and not hasattr(config, "workerinput"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status)
+
+
+# --- services ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An in-memory Temporal dev server for the whole session."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("temporal") / "temporal.log"
+    with child_process(temporal_dev_server_args(port), "127.0.0.1", port, log_path=log):
+        yield f"127.0.0.1:{port}"
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def temporal_client(temporal_address: str) -> Client:
+    return await Client.connect(temporal_address)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DATABASE_URL when set, else an embedded PostgreSQL (pgserver) for the session."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    with embedded_postgres(tmp_path_factory.mktemp("pg") / "data") as url:
+        yield url
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def database_url(postgres_admin_url: str) -> AsyncIterator[str]:
+    """A fresh, empty database per test, dropped afterwards."""
+    name = f"tindexer_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield with_database(postgres_admin_url, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+def sim_chain(tmp_path: Path) -> Iterator[SimChainFactory]:
+    """Start simulated chains as real child processes: `url = sim_chain(backlog=1000, ...)`."""
+    with contextlib.ExitStack() as stack:
+        yield SimChainFactory(stack, tmp_path)
+
+
+class SimChainFactory:
+    def __init__(self, stack: contextlib.ExitStack, tmp_path: Path) -> None:
+        self.stack = stack
+        self.tmp_path = tmp_path
+
+    def __call__(self, **options: object) -> str:
+        port = free_port()
+        options.setdefault("block_time", 0)
+        args = sim_chain_args(port, **options)
+        self.stack.enter_context(
+            child_process(args, "127.0.0.1", port, log_path=self.tmp_path / f"sim-{port}.log")
+        )
+        return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def anvil(tmp_path: Path) -> Iterator[str]:
+    """A real anvil node (npm @foundry-rs/anvil) on a free port."""
+    if not ANVIL.exists():
+        pytest.fail(f"anvil is not installed at {ANVIL}: run `make install`")
+    port = free_port()
+    args = [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"]
+    with child_process(args, "127.0.0.1", port, log_path=tmp_path / "anvil.log"):
+        yield f"http://127.0.0.1:{port}"
