@@ -13,6 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from exporter.metrics import Metrics
 from indexer.activities.directory import ChainDirectory, knobs
+from indexer.store.ranges import uncovered
 from indexer.workflows.inputs import (
     IndexRangeInput,
     Range,
@@ -82,9 +83,15 @@ class SchedulingActivities:
     @activity.defn(name="start_ranges")
     async def start_ranges(self, request: StartRangesInput) -> StartRangesResult:
         """Start every range with at most `parallelism` starts in flight, in the given order."""
+        chain = await self.directory.chain(request.chain)
+        # Ranges indexed since the caller listed its gaps need no new run.
+        todo = await uncovered(
+            self.directory.pool, chain.id, [(r.start, r.end) for r in request.ranges]
+        )
         queue: asyncio.Queue[Range] = asyncio.Queue()
         for block_range in request.ranges:
-            queue.put_nowait(block_range)
+            if (block_range.start, block_range.end) in todo:
+                queue.put_nowait(block_range)
         self.metrics.scheduler_parallelism.labels(request.chain).set(request.parallelism)
 
         started = 0
@@ -101,7 +108,7 @@ class SchedulingActivities:
                     )
                 activity.heartbeat()
 
-        workers = min(request.parallelism, len(request.ranges))
+        workers = min(request.parallelism, queue.qsize())
         await asyncio.gather(*(starter() for _ in range(workers)))
         return StartRangesResult(started=started)
 

@@ -89,6 +89,23 @@ async def is_covered(
     )
 
 
+async def uncovered(
+    conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, ranges: list[tuple[int, int]]
+) -> set[tuple[int, int]]:
+    """Those of `ranges` that no indexed range holds entirely."""
+    records = await conn.fetch(
+        """
+        SELECT r.s, r.e FROM unnest($2::bigint[], $3::bigint[]) AS r (s, e)
+         WHERE NOT EXISTS (SELECT 1 FROM indexed_ranges i
+                            WHERE i.chain_id = $1 AND i.start_block <= r.s AND i.end_block >= r.e)
+        """,
+        chain_id,
+        [s for s, _ in ranges],
+        [e for _, e in ranges],
+    )
+    return {(r["s"], r["e"]) for r in records}
+
+
 async def coverage(
     conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, first: int, head: int
 ) -> Coverage:

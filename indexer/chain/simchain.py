@@ -1,0 +1,331 @@
+"""A deterministic EVM JSON-RPC server: the built-in test and demo chain source.
+
+It serves `eth_chainId`, `eth_blockNumber`, `eth_getBlockByNumber` and `net_version`,
+single and batched, grows by one block every `block_time` seconds, reorgs on request,
+and injects the faults a real provider shows (429 with Retry-After, timeouts, malformed
+bodies, errors, null blocks, broken parent links) so the client's handling of each can
+be tested. Responses are rendered as text (see `simchain_render`), never via dicts,
+because it must serve 50,000 blocks/s on one core and never be a benchmark's bottleneck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import dataclasses
+import functools
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from indexer.chain.simchain_render import BlockRenderer, block_hash
+
+RATE_LIMITED_BODY = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32005,"message":"rate limited"}}'
+PARSE_ERROR_BODY = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}'
+SIMULATED_ERROR = '{"code":-32000,"message":"simulated internal error"}'
+RENDER_CACHE_SIZE = 2048  # covers the head region that many pollers ask for repeatedly
+
+
+@dataclass
+class Faults:
+    """Injected faults. Ratios are probabilities in [0, 1], drawn per HTTP request (a
+    batch is one request) unless noted, from a `random.Random` seeded by the chain seed.
+    """
+
+    rate_limit_ratio: float = 0.0  # HTTP 429 + Retry-After, JSON-RPC error -32005
+    retry_after_seconds: float = 1.0  # the Retry-After value, written with str()
+    timeout_ratio: float = 0.0  # sleep timeout_sleep_seconds, then answer normally
+    timeout_sleep_seconds: float = 30.0
+    malformed_ratio: float = 0.0  # 200 with the real body cut in half
+    error_ratio: float = 0.0  # every call answered with JSON-RPC error -32000
+    null_block_ratio: float = 0.0  # per call: an existing block is answered with null
+    bad_parent_ratio: float = 0.0  # per call: the block's parentHash is garbage
+    latency_seconds: float = 0.0  # added to every request
+
+
+@dataclass
+class SimChainConfig:
+    """How the simulated chain looks. Every block has exactly `txs_per_block` transactions."""
+
+    chain_id: int = 1337
+    backlog: int = 100_000  # blocks 0..backlog-1 exist at start
+    block_time: float = 1.0  # seconds per new block; 0 = a static chain
+    txs_per_block: int = 3
+    seed: int = 0
+    announce_ahead: bool = False  # eth_blockNumber says head+1, which is not served yet
+    faults: Faults = field(default_factory=Faults)
+
+
+class SimChain:
+    """The chain's state: deterministic blocks, growth over time, reorgs."""
+
+    def __init__(
+        self, config: SimChainConfig, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if config.backlog < 1:
+            raise ValueError("backlog must be at least 1 (the genesis block)")
+        if config.txs_per_block < 0 or config.block_time < 0:
+            raise ValueError("txs_per_block and block_time must not be negative")
+        self.config = config
+        self._clock = clock
+        self._started = clock()
+        self._mined = 0
+        # First replaced block of every reorg, sorted: the fork version of block n is the
+        # number of entries <= n, so versions never decrease along the chain and
+        # parentHash(n) == block_hash(n - 1) always holds.
+        self._reorg_starts: list[int] = []
+        self._renderer = BlockRenderer(config.seed, config.chain_id, config.txs_per_block)
+        self._render_cached = functools.lru_cache(maxsize=RENDER_CACHE_SIZE)(self._render)
+
+    def head(self) -> int:
+        """The current latest block number."""
+        grown = 0
+        if self.config.block_time > 0:
+            grown = int((self._clock() - self._started) / self.config.block_time)
+        return self.config.backlog - 1 + self._mined + grown
+
+    @property
+    def reorgs(self) -> int:
+        """How many reorgs have happened."""
+        return len(self._reorg_starts)
+
+    def fork_version(self, number: int) -> int:
+        """How many reorgs have replaced block `number`."""
+        return bisect.bisect_right(self._reorg_starts, number)
+
+    def block_hash(self, number: int) -> str:
+        """The block's current hash (the zero hash for number -1, genesis's parent)."""
+        return block_hash(self.config.seed, number, self.fork_version(number))
+
+    def block_text(self, number: int, full: bool, head: int | None = None) -> str | None:
+        """The block as JSON-RPC result text, or None above head (or below genesis)."""
+        if number < 0 or number > (self.head() if head is None else head):
+            return None
+        return self._render_cached(number, self.fork_version(number), full)
+
+    def block(self, number: int, full: bool) -> dict[str, Any] | None:
+        """The block as JSON-RPC would return it (hex strings), None above head."""
+        text = self.block_text(number, full)
+        return None if text is None else json.loads(text)
+
+    def reorg(self, depth: int) -> None:
+        """Replace the newest `depth` blocks with another fork of the same height."""
+        head = self.head()
+        if not 1 <= depth <= head:
+            raise ValueError(f"reorg depth must be in 1..{head} (genesis stays)")
+        bisect.insort(self._reorg_starts, head - depth + 1)
+
+    def mine(self, blocks: int) -> None:
+        """Add `blocks` blocks immediately."""
+        if blocks < 0:
+            raise ValueError("cannot mine a negative number of blocks")
+        self._mined += blocks
+
+    def _render(self, number: int, fork: int, full: bool) -> str:
+        parent = block_hash(self.config.seed, number - 1, self.fork_version(number - 1))
+        return self._renderer.render(number, fork, parent, full)
+
+
+class _RpcServer:
+    """Request handling: faults, JSON-RPC dispatch and the /_sim admin endpoints."""
+
+    def __init__(self, chain: SimChain) -> None:
+        self.chain = chain
+        self.faults = dataclasses.replace(chain.config.faults)
+        self.random = random.Random(chain.config.seed)
+        self.requests = 0
+
+    def _roll(self, ratio: float) -> bool:
+        # No draw for a disabled fault, so enabling one fault does not shift the others.
+        return ratio > 0 and self.random.random() < ratio
+
+    async def rpc(self, request: web.Request) -> web.StreamResponse:
+        """One HTTP request: a single JSON-RPC call or a batch."""
+        self.requests += 1
+        faults = self.faults
+        if faults.latency_seconds > 0:
+            await asyncio.sleep(faults.latency_seconds)
+        if self._roll(faults.rate_limit_ratio):
+            return web.Response(
+                status=429,
+                body=RATE_LIMITED_BODY,
+                content_type="application/json",
+                headers={"Retry-After": str(faults.retry_after_seconds)},
+            )
+        if self._roll(faults.timeout_ratio):
+            await asyncio.sleep(faults.timeout_sleep_seconds)
+        failing = self._roll(faults.error_ratio)
+        malformed = self._roll(faults.malformed_ratio)
+        try:
+            payload = json.loads(await request.read())
+        except ValueError:
+            return web.Response(body=PARSE_ERROR_BODY, content_type="application/json")
+        head = self.chain.head()
+        parts: list[str] = []
+        if isinstance(payload, list) and payload:
+            parts.append("[")
+            for call in payload:
+                self._answer(call, head, failing, parts)
+                parts.append(",")
+            parts[-1] = "]"
+        else:
+            self._answer(payload, head, failing, parts)
+        text = "".join(parts)
+        if malformed:
+            text = text[: len(text) // 2]
+        return web.Response(body=text.encode(), content_type="application/json")
+
+    def _answer(self, call: Any, head: int, failing: bool, out: list[str]) -> None:
+        """Append the response to one call to `out`, as JSON text."""
+        if not isinstance(call, dict):
+            out.append(_error("null", -32600, "invalid request"))
+            return
+        call_id = call.get("id")
+        id_text = str(call_id) if type(call_id) is int else json.dumps(call_id)
+        if failing:
+            out.append('{"jsonrpc":"2.0","id":%s,"error":%s}' % (id_text, SIMULATED_ERROR))
+            return
+        method = call.get("method")
+        params = call.get("params") or []
+        if method == "eth_getBlockByNumber":
+            result = self._get_block(params, head)
+            if result is None:
+                out.append(_error(id_text, -32602, "invalid params"))
+                return
+        elif method == "eth_blockNumber":
+            result = '"%s"' % hex(head + 1 if self.chain.config.announce_ahead else head)
+        elif method == "eth_chainId":
+            result = '"%s"' % hex(self.chain.config.chain_id)
+        elif method == "net_version":
+            result = '"%d"' % self.chain.config.chain_id
+        else:
+            out.append(_error(id_text, -32601, f"the method {method} does not exist"))
+            return
+        out += ('{"jsonrpc":"2.0","id":', id_text, ',"result":', result, "}")
+
+    def _get_block(self, params: Any, head: int) -> str | None:
+        """The result text of eth_getBlockByNumber, or None if the params are invalid."""
+        if not isinstance(params, list) or not params or not isinstance(params[0], str):
+            return None
+        tag = params[0]
+        full = len(params) > 1 and params[1] is True
+        if tag in ("latest", "pending", "safe", "finalized"):
+            number = head
+        elif tag == "earliest":
+            number = 0
+        else:
+            try:
+                number = int(tag, 16)
+            except ValueError:
+                return None
+        faults = self.faults
+        if number > head or number < 0 or self._roll(faults.null_block_ratio):
+            return "null"
+        text = self.chain.block_text(number, full, head)
+        assert text is not None
+        if self._roll(faults.bad_parent_ratio):
+            real = self.chain.block_hash(number - 1)
+            garbage = "0x" + ("%064x" % self.random.getrandbits(256))
+            text = text.replace('"parentHash":"%s"' % real, '"parentHash":"%s"' % garbage, 1)
+        return text
+
+    async def set_faults(self, request: web.Request) -> web.Response:
+        """POST /_sim/faults: replace the given Faults fields."""
+        body = await _json_object(request)
+        names = {f.name for f in dataclasses.fields(Faults)}
+        for key, value in body.items():
+            if key not in names:
+                raise _bad_request(f"unknown fault field {key!r}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise _bad_request(f"{key} must be a non-negative number")
+            if key.endswith("_ratio") and value > 1:
+                raise _bad_request(f"{key} must be in [0, 1]")
+        self.faults = dataclasses.replace(self.faults, **body)
+        return web.json_response({"faults": dataclasses.asdict(self.faults)})
+
+    async def reorg(self, request: web.Request) -> web.Response:
+        """POST /_sim/reorg {"depth": n}."""
+        depth = _positive_int(await _json_object(request), "depth")
+        try:
+            self.chain.reorg(depth)
+        except ValueError as exc:
+            raise _bad_request(str(exc)) from exc
+        return web.json_response({"head": self.chain.head(), "reorgs": self.chain.reorgs})
+
+    async def mine(self, request: web.Request) -> web.Response:
+        """POST /_sim/mine {"blocks": n}."""
+        self.chain.mine(_positive_int(await _json_object(request), "blocks"))
+        return web.json_response({"head": self.chain.head()})
+
+    async def state(self, request: web.Request) -> web.Response:
+        """GET /_sim/state; render_cache shows whether a benchmark only hit the cache."""
+        cache = self.chain._render_cached.cache_info()
+        return web.json_response(
+            {
+                "head": self.chain.head(),
+                "reorgs": self.chain.reorgs,
+                "requests": self.requests,
+                "faults": dataclasses.asdict(self.faults),
+                "render_cache": {"hits": cache.hits, "misses": cache.misses},
+            }
+        )
+
+
+def _error(id_text: str, code: int, message: str) -> str:
+    return '{"jsonrpc":"2.0","id":%s,"error":{"code":%d,"message":%s}}' % (
+        id_text,
+        code,
+        json.dumps(message),
+    )
+
+
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(
+        text=json.dumps({"error": message}), content_type="application/json"
+    )
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise _bad_request("body must be JSON") from exc
+    if not isinstance(body, dict):
+        raise _bad_request("body must be a JSON object")
+    return body
+
+
+def _positive_int(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _bad_request(f"{key} must be a positive integer")
+    return value
+
+
+def build_app(chain: SimChain) -> web.Application:
+    """The aiohttp application serving `chain` on / plus the /_sim admin endpoints."""
+    server = _RpcServer(chain)
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.router.add_post("/", server.rpc)
+    app.router.add_post("/_sim/faults", server.set_faults)
+    app.router.add_post("/_sim/reorg", server.reorg)
+    app.router.add_post("/_sim/mine", server.mine)
+    app.router.add_get("/_sim/state", server.state)
+    return app
+
+
+async def serve(config: SimChainConfig, host: str, port: int) -> None:
+    """Serve a new chain on host:port until cancelled."""
+    # No access log: formatting a line per request would cost more than a batch's blocks.
+    runner = web.AppRunner(build_app(SimChain(config)), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
