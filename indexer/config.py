@@ -116,7 +116,9 @@ def format_validation_error(error: ValidationError) -> str:
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Read the TOML file (or TINDEXER_CONFIG), then the environment, then explicit overrides."""
     raw: dict[str, Any] = {}
-    path = path or (Path(os.environ["TINDEXER_CONFIG"]) if os.environ.get("TINDEXER_CONFIG") else None)
+    path = path or (
+        Path(os.environ["TINDEXER_CONFIG"]) if os.environ.get("TINDEXER_CONFIG") else None
+    )
     if path is not None:
         try:
             raw = tomllib.loads(path.read_text())
@@ -133,4 +135,6 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         return Settings.model_validate(raw)
     except ValidationError as exc:
         source = f"{path}" if path else "settings"
-        raise ConfigError(f"{source}: invalid configuration\n{format_validation_error(exc)}") from exc
+        raise ConfigError(
+            f"{source}: invalid configuration\n{format_validation_error(exc)}"
+        ) from exc

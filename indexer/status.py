@@ -1,4 +1,4 @@
-"""A chain's state computed from the indexed-range set: live sync and backlog, never one percentage."""
+"""A chain's state from the indexed-range set: live sync and backlog, never one percentage."""
 
 from __future__ import annotations
 
@@ -22,6 +22,13 @@ class ChainStatus:
     is_live_sync: bool
 
     @property
+    def backfilled(self) -> bool:
+        """Live, and nothing missing below the newest indexed block: the backfill is done."""
+        if not self.is_live_sync or self.head is None or self.last_indexed is None:
+            return False
+        return self.missing_blocks == self.head - self.last_indexed
+
+    @property
     def historical_progress(self) -> float:
         """Indexed blocks over blocks that exist (first block to head)."""
         total = self.indexed_blocks + self.missing_blocks
@@ -34,7 +41,9 @@ async def chain_status(pool: asyncpg.Pool | asyncpg.Connection, row: ChainRow) -
     if row.head is None:
         return ChainStatus(config.name, None, None, 0, 0, 0, None, False)
     covered = await coverage(pool, row.id, config.start_block, row.head)
-    live = covered.last_indexed is not None and row.head - covered.last_indexed <= config.live_sync_lag
+    live = (
+        covered.last_indexed is not None and row.head - covered.last_indexed <= config.live_sync_lag
+    )
     return ChainStatus(
         chain=config.name,
         head=row.head,

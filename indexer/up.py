@@ -1,18 +1,21 @@
-"""`tindexer up`, `worker` and `status`: embedded services, the worker, and the live progress view."""
+"""`tindexer up`, `worker` and `status`: embedded services, the worker, the progress view."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from indexer.config import ChainConfig, Settings
@@ -81,7 +84,7 @@ async def _statuses(pool: asyncpg.Pool) -> list[ChainStatus]:
 
 
 async def show_progress(pool: asyncpg.Pool, console: Console, exit_when_live: bool) -> None:
-    """A progress bar per chain until it is live, then a live-sync line every few seconds."""
+    """A progress bar per chain until its backfill is done, then a live-sync line now and then."""
     meters: dict[str, RateMeter] = {}
     columns = (
         TextColumn("{task.description}"),
@@ -90,7 +93,7 @@ async def show_progress(pool: asyncpg.Pool, console: Console, exit_when_live: bo
         TextColumn("{task.fields[rate]:>8,.0f} blocks/s · ETA {task.fields[eta]}"),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
         while True:
             statuses = [s for s in await _statuses(pool) if s.head is not None]
             for s in statuses:
@@ -104,7 +107,7 @@ async def show_progress(pool: asyncpg.Pool, console: Console, exit_when_live: bo
                     rate=rate,
                     eta=_eta(s.missing_blocks, rate),
                 )
-            if statuses and all(s.is_live_sync for s in statuses):
+            if statuses and all(s.backfilled for s in statuses):
                 break
             await asyncio.sleep(REFRESH_SECONDS)
     while True:
@@ -117,8 +120,12 @@ async def show_progress(pool: asyncpg.Pool, console: Console, exit_when_live: bo
 
 
 async def index(
-    settings: Settings, chains: list[ChainConfig], database_url: str, temporal_address: str,
-    console: Console, exit_when_live: bool,
+    settings: Settings,
+    chains: list[ChainConfig],
+    database_url: str,
+    temporal_address: str,
+    console: Console,
+    exit_when_live: bool,
 ) -> None:
     pool = await create_pool(database_url)
     try:
@@ -128,9 +135,38 @@ async def index(
         async with running_worker(client, pool, settings.task_queue):
             for chain in chains:
                 await start_head_scan(client, chain.name, settings.task_queue)
-            await show_progress(pool, console, exit_when_live)
+            await until_stopped(show_progress(pool, console, exit_when_live))
+            console.print("stopping: draining the worker …")
     finally:
-        await pool.close()
+        await close_pool(pool)
+
+
+async def until_stopped(work: Coroutine[Any, Any, object]) -> None:
+    """Run `work` until it ends or SIGINT/SIGTERM arrives, then return normally for cleanup."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    task = asyncio.create_task(work)
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        for pending in (task, stopper):
+            pending.cancel()
+        await asyncio.gather(task, stopper, return_exceptions=True)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
+
+
+async def close_pool(pool: asyncpg.Pool, timeout: float = 10.0) -> None:
+    """Close gracefully, but never hang on a connection an interrupted task still holds."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout)
+    except TimeoutError:
+        pool.terminate()
 
 
 def run_up(options: UpOptions, console: Console) -> int:
@@ -201,14 +237,9 @@ async def run_worker_process(settings: Settings, max_concurrent_activities: int)
         async with running_worker(
             client, pool, settings.task_queue, max_concurrent_activities=max_concurrent_activities
         ):
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            import signal
-
-            loop.add_signal_handler(signal.SIGTERM, stop.set)
-            await stop.wait()
+            await until_stopped(asyncio.Event().wait())
     finally:
-        await pool.close()
+        await close_pool(pool)
 
 
 async def print_status(settings: Settings, console: Console) -> int:
@@ -223,8 +254,9 @@ async def print_status(settings: Settings, console: Console) -> int:
             statuses = [await chain_status(conn, row) for row in rows]
         finally:
             await conn.close()
-    table = Table("chain", "head", "last indexed", "missing blocks", "gap ranges", "largest gap",
-                  "live sync")
+    table = Table(
+        "chain", "head", "last indexed", "missing blocks", "gap ranges", "largest gap", "live sync"
+    )
     for s in statuses:
         gap = f"{s.largest_gap[0]:,}..{s.largest_gap[1]:,}" if s.largest_gap else "-"
         table.add_row(

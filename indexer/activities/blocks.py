@@ -86,7 +86,9 @@ class BlockActivities:
         rpc = self.directory.rpc(config)
         try:
             head = await rpc.latest_available_block()
-            depth = await self._repair_reorg(chain.id, config.name, rpc, head, config.max_reorg_depth)
+            depth = await self._repair_reorg(
+                chain.id, config.name, rpc, head, config.max_reorg_depth
+            )
         except (BadChainData, RpcUnavailable, RpcError) as exc:
             raise _chain_failure(exc) from exc
         await set_head(self.pool, chain.id, head)

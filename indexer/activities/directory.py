@@ -1,4 +1,4 @@
-"""Chain configuration as activities see it: read from Postgres, cached briefly, with RPC clients."""
+"""Chain configuration as activities see it: from Postgres, cached briefly, with RPC clients."""
 
 from __future__ import annotations
 
@@ -53,7 +53,9 @@ class ChainDirectory:
             return cached[1]
         row = await get_chain(self.pool, name)
         if row is None:
-            raise ApplicationError(f"unknown chain {name!r}", type="UnknownChain", non_retryable=True)
+            raise ApplicationError(
+                f"unknown chain {name!r}", type="UnknownChain", non_retryable=True
+            )
         self._rows[name] = (time.monotonic(), row)
         return row
 

@@ -1,4 +1,4 @@
-"""An adaptive concurrency limit (AIMD): halve on overload, grow by one after a window of successes."""
+"""Adaptive concurrency limit (AIMD): halve on overload, grow by one after a run of successes."""
 
 from __future__ import annotations
 

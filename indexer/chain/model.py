@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,7 +125,7 @@ def parse_block(raw: Any, expected_number: int) -> Block:
 
 def check_links(blocks: list[Block]) -> None:
     """Consecutive blocks must chain through parentHash; a break means a reorg or bad data."""
-    for previous, block in zip(blocks, blocks[1:], strict=False):
+    for previous, block in itertools.pairwise(blocks):
         if block.parent_hash != previous.hash:
             raise BadChainData(
                 f"block {block.number}: parentHash 0x{block.parent_hash.hex()} does not match "

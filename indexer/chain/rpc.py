@@ -155,7 +155,9 @@ class RpcClient:
 
     def _backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff, so many clients do not retry in lockstep."""
-        ceiling = min(self.settings.backoff_max_seconds, self.settings.backoff_base_seconds * 2**attempt)
+        ceiling = min(
+            self.settings.backoff_max_seconds, self.settings.backoff_base_seconds * 2**attempt
+        )
         return random.uniform(0, ceiling)
 
     async def request(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
@@ -216,7 +218,7 @@ class RpcClient:
         return int(await self.call("eth_chainId"), 16)
 
     async def latest_available_block(self) -> int:
-        """The head-1 rule: if block N from eth_blockNumber cannot be fetched yet, the head is N-1."""
+        """The head-1 rule: if block N (eth_blockNumber) cannot be fetched yet, the head is N-1."""
         announced = int(await self.call("eth_blockNumber"), 16)
         block = await self.call("eth_getBlockByNumber", hex(announced), False)
         return announced if block is not None else announced - 1
@@ -232,10 +234,12 @@ class RpcClient:
                 return raws
             last_error = BadChainData(f"block {missing[0]}: the provider returned null")
             await asyncio.sleep(self._backoff(attempt))
-        raise BadChainData(f"{self.chain}: {last_error} (after {self.settings.max_retries + 1} tries)")
+        raise BadChainData(
+            f"{self.chain}: {last_error} (after {self.settings.max_retries + 1} tries)"
+        )
 
     async def get_blocks(self, start: int, end: int) -> list[Block]:
-        """Blocks start..end inclusive with full transactions, checked to chain through parentHash."""
+        """Blocks start..end with full transactions, checked to chain through parentHash."""
         numbers = list(range(start, end + 1))
         size = self.settings.batch_size
         batches = [numbers[i : i + size] for i in range(0, len(numbers), size)]

@@ -1,4 +1,4 @@
-"""Bulk writes of blocks and transactions: COPY into staging, upsert, record the range — one commit."""
+"""Bulk writes: COPY into staging, upsert, record the range — all in one commit."""
 
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ async def _check_neighbours(conn: asyncpg.Connection, chain_id: int, blocks: lis
 
 
 async def store_range(conn: asyncpg.Connection, chain_id: int, blocks: list[Block]) -> None:
-    """Write consecutive blocks and mark their range indexed, atomically; re-running changes nothing."""
+    """Write consecutive blocks and mark their range indexed atomically; re-runs change nothing."""
     if not blocks:
         return
     start, end = blocks[0].number, blocks[-1].number
@@ -138,7 +138,7 @@ async def store_range(conn: asyncpg.Connection, chain_id: int, blocks: list[Bloc
 
 
 async def delete_from(conn: asyncpg.Connection, chain_id: int, start: int, end: int) -> int:
-    """Forget blocks start..end (a reorg's orphans) and their transactions; returns blocks deleted."""
+    """Forget blocks start..end (a reorg's orphans) and their transactions; returns the count."""
     # Rows before the range lock, in the same order as store_range, so the two cannot deadlock.
     async with conn.transaction():
         await conn.execute(

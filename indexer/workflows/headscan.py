@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
 SCANS_PER_RUN = 500  # ContinueAsNew after this many scans keeps the history small
 PATIENT = RetryPolicy(maximum_interval=timedelta(seconds=30))  # retry forever, backing off
 
+
 @workflow.defn(name="HeadScan")
 class HeadScan:
     @workflow.run

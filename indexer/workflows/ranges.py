@@ -31,9 +31,7 @@ def take_ranges(gaps: list[Range], size: int, count: int) -> tuple[list[Range], 
     if not taken:
         return [], []
     last = taken[-1].end
-    remaining = [
-        Range(max(gap.start, last + 1), gap.end) for gap in gaps if gap.end > last
-    ]
+    remaining = [Range(max(gap.start, last + 1), gap.end) for gap in gaps if gap.end > last]
     return taken, remaining
 
 

@@ -31,7 +31,12 @@ async def expected_blocks(url: str, start: int, end: int) -> dict[int, ExpectedB
         for low in range(start, end + 1, 200):
             numbers = range(low, min(low + 200, end + 1))
             body = [
-                {"jsonrpc": "2.0", "id": n, "method": "eth_getBlockByNumber", "params": [hex(n), True]}
+                {
+                    "jsonrpc": "2.0",
+                    "id": n,
+                    "method": "eth_getBlockByNumber",
+                    "params": [hex(n), True],
+                }
                 for n in numbers
             ]
             async with session.post(url, json=body) as response:

@@ -18,8 +18,8 @@ from temporalio.client import (
 
 from indexer.store.chains import ChainRow
 from tests.integration.chaindata import expected_blocks
-from tests.integration.test_pipeline import fully_indexed
 from tests.integration.conftest import Harness, wait_until
+from tests.integration.test_pipeline import fully_indexed
 
 
 async def executions(client: Client, query: str) -> list[WorkflowExecution]:
@@ -32,7 +32,9 @@ async def index_range_runs(harness: Harness, chain: str) -> list[WorkflowExecuti
     )
 
 
-async def index_everything(harness: Harness, row: ChainRow, head: int, timeout: float = 120) -> None:
+async def index_everything(
+    harness: Harness, row: ChainRow, head: int, timeout: float = 120
+) -> None:
     await harness.start(row.config.name)
     await wait_until(lambda: fully_indexed(harness, row.config.name, head), timeout, "backfill")
 

@@ -40,7 +40,11 @@ async def seed_anvil(url: str, blocks_with_txs: int, txs_per_block: int, empty_b
         for i in range(txs_per_block):
             sender = accounts[(block + i) % len(accounts)]
             receiver = accounts[(block + i + 1) % len(accounts)]
-            await rpc(url, "eth_sendTransaction", {"from": sender, "to": receiver, "value": hex(10**15 + i)})
+            await rpc(
+                url,
+                "eth_sendTransaction",
+                {"from": sender, "to": receiver, "value": hex(10**15 + i)},
+            )
         await rpc(url, "evm_mine")
     await rpc(url, "anvil_mine", hex(empty_blocks))
     return int(await rpc(url, "eth_blockNumber"), 16)
@@ -51,7 +55,9 @@ async def test_anvil_chain_is_indexed_exactly(harness: Harness, anvil: str) -> N
     row = await harness.add_chain(anvil, blocks_per_workflow=16, catchup_threshold=50)
     async with harness.worker():
         await harness.start(row.config.name)
-        await wait_until(lambda: fully_indexed(harness, row.config.name, head), 90, "anvil backfill")
+        await wait_until(
+            lambda: fully_indexed(harness, row.config.name, head), 90, "anvil backfill"
+        )
     expected = await expected_blocks(anvil, 0, head)
     stored = await harness.stored_blocks(row.id)
     assert sorted(stored) == list(range(head + 1))

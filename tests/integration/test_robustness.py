@@ -35,9 +35,11 @@ async def index_range(harness: Harness, chain: str, start: int, end: int, attemp
 
 
 async def set_faults(url: str, **faults: float) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{url}/_sim/faults", json=faults) as response:
-            assert response.status == 200, await response.text()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/_sim/faults", json=faults) as response,
+    ):
+        assert response.status == 200, await response.text()
 
 
 async def block_count(harness: Harness, chain_id: int) -> tuple[int, int]:
@@ -193,9 +195,11 @@ async def test_reorg_of_depth_five_is_detected_and_repaired(
         await harness.start(chain)
         await wait_until(lambda: fully_indexed(harness, chain, 199), 60, "backfill")
         before = await harness.stored_blocks(row.id)
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"{url}/_sim/reorg", json={"depth": 5}) as response:
-                assert response.status == 200
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{url}/_sim/reorg", json={"depth": 5}) as response,
+        ):
+            assert response.status == 200
         after_reorg = await expected_blocks(url, 0, 199)
 
         async def repaired() -> bool:

@@ -1,0 +1,112 @@
+"""Status handlers: one chain, every chain (concurrently, bounded), and a chain's gaps, paged."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from indexer.api.errors import not_found
+from indexer.api.rates import RateTracker
+from indexer.api.state import ApiState, state_of
+from indexer.api.validation import gaps_query
+from indexer.status import ChainStatus, chain_status
+from indexer.store.admin import gaps_page
+from indexer.store.chains import ChainRow, get_chain, list_chains
+
+STATUS_CONCURRENCY = 8  # chains computed at once: enough to overlap round trips, few connections
+
+
+def status_document(status: ChainStatus, rates: RateTracker) -> dict[str, Any]:
+    """The status JSON: live sync and the backlog side by side, never one blended percentage."""
+    rate = rates.observe(status.chain, status.indexed_blocks) if status.head is not None else None
+    if status.head is None:
+        eta: float | None = None
+    elif status.missing_blocks == 0:
+        eta = 0.0
+    elif rate is not None and rate > 0:
+        eta = round(status.missing_blocks / rate, 1)
+    else:
+        eta = None
+    gap = status.largest_gap
+    return {
+        "chain": status.chain,
+        "head": status.head,
+        "last_indexed": status.last_indexed,
+        "is_live_sync": status.is_live_sync,
+        "indexed_blocks": status.indexed_blocks,
+        "missing_blocks_count": status.missing_blocks,
+        "gap_ranges_count": status.gap_ranges,
+        "largest_gap_start": gap[0] if gap else None,
+        "largest_gap_end": gap[1] if gap else None,
+        "historical_progress": (
+            round(status.historical_progress, 6) if status.head is not None else None
+        ),
+        "blocks_per_second": round(max(rate, 0.0), 1) if rate is not None else None,
+        "eta_seconds": eta,
+    }
+
+
+async def all_statuses(state: ApiState) -> list[dict[str, Any]]:
+    """Every chain's status, at most STATUS_CONCURRENCY computed at a time."""
+    rows = await list_chains(state.pool)
+    state.rates.forget({row.config.name for row in rows})
+    limit = asyncio.Semaphore(STATUS_CONCURRENCY)
+
+    async def one(row: ChainRow) -> dict[str, Any]:
+        async with limit:
+            return status_document(await chain_status(state.pool, row), state.rates)
+
+    return list(await asyncio.gather(*(one(row) for row in rows)))
+
+
+async def chains_status(request: web.Request) -> web.Response:
+    return web.json_response({"chains": await all_statuses(state_of(request))})
+
+
+async def _chain(state: ApiState, name: str) -> ChainRow:
+    row = await get_chain(state.pool, name)
+    if row is None:
+        raise not_found(name)
+    return row
+
+
+async def chain_status_handler(request: web.Request) -> web.Response:
+    state = state_of(request)
+    row = await _chain(state, request.match_info["name"])
+    return web.json_response(status_document(await chain_status(state.pool, row), state.rates))
+
+
+async def chain_gaps(request: web.Request) -> web.Response:
+    """Missing ranges between the chain's start_block and head, oldest first, `limit` a page."""
+    state = state_of(request)
+    limit, after = gaps_query(request.query)
+    row = await _chain(state, request.match_info["name"])
+    if row.head is None:
+        gaps: list[tuple[int, int]] = []
+        more = False
+    else:
+        gaps, more = await gaps_page(
+            state.pool, row.id, row.config.start_block, row.head, after, limit
+        )
+    return web.json_response(
+        {
+            "chain": row.config.name,
+            "head": row.head,
+            "gaps": [{"start": s, "end": e, "size": e - s + 1} for s, e in gaps],
+            "next_after": gaps[-1][0] if more and gaps else None,
+        }
+    )
+
+
+async def sample_rates(state: ApiState, interval: float) -> None:
+    """Keep the throughput samples fresh even when nobody asks for a status."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await all_statuses(state)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Postgres away or busy: try again next time
+            state.log.warning("rate sampling failed: %s", exc)
