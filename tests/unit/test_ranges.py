@@ -1,0 +1,37 @@
+"""Range arithmetic used by the workflows: aligned, complete, never overlapping."""
+
+from __future__ import annotations
+
+from indexer.workflows.inputs import Range
+from indexer.workflows.ranges import aligned_ranges, clip, take_ranges, workflow_id
+
+
+def test_aligned_ranges_cut_at_multiples_of_the_size() -> None:
+    gaps = [Range(5, 23), Range(40, 41)]
+    assert list(aligned_ranges(gaps, 10)) == [
+        Range(5, 9),
+        Range(10, 19),
+        Range(20, 23),
+        Range(40, 41),
+    ]
+
+
+def test_the_same_block_always_lands_in_the_same_workflow_id() -> None:
+    whole = {workflow_id("c", r) for r in aligned_ranges([Range(0, 99)], 10)}
+    assert workflow_id("c", Range(30, 39)) in whole
+    assert len(whole) == 10
+
+
+def test_take_ranges_returns_the_rest_of_the_backlog_without_loss() -> None:
+    gaps = [Range(0, 24), Range(30, 34)]
+    taken, rest = take_ranges(gaps, 10, 2)
+    assert taken == [Range(0, 9), Range(10, 19)]
+    assert rest == [Range(20, 24), Range(30, 34)]
+    taken, rest = take_ranges(rest, 10, 5)
+    assert taken == [Range(20, 24), Range(30, 34)]
+    assert rest == []
+
+
+def test_clip_keeps_only_the_window() -> None:
+    assert clip([Range(0, 9), Range(20, 29)], 5, 22) == [Range(5, 9), Range(20, 22)]
+    assert clip([Range(0, 9)], 10, 20) == []

@@ -1,0 +1,108 @@
+"""The RPC client against the simulated chain served in-process: head-1, retries, rate limits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestServer
+from prometheus_client import CollectorRegistry
+
+from exporter.metrics import Metrics
+from indexer.chain.limiter import AdaptiveLimiter
+from indexer.chain.rpc import RpcClient, RpcSettings, RpcUnavailable, parse_retry_after
+from indexer.chain.simchain import SimChain, SimChainConfig, build_app
+
+
+class Chain:
+    def __init__(self, sim: SimChain, client: RpcClient, metrics: Metrics) -> None:
+        self.sim, self.client, self.metrics = sim, client, metrics
+
+    async def set_faults(self, **faults: float) -> None:
+        """Through the chain's own admin endpoint, as the integration tests do."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{self.client.url}_sim/faults", json=faults) as response,
+        ):
+            assert response.status == 200
+
+    def count(self, outcome: str, method: str = "eth_getBlockByNumber") -> float:
+        value = self.metrics.registry.get_sample_value(
+            "tindexer_rpc_requests_total", {"chain": "t", "method": method, "outcome": outcome}
+        )
+        return value or 0.0
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def chain(request: pytest.FixtureRequest) -> AsyncIterator[Chain]:
+    config: SimChainConfig = getattr(request, "param", SimChainConfig(backlog=500, block_time=0))
+    sim = SimChain(config)
+    server = TestServer(build_app(sim))
+    await server.start_server()
+    metrics = Metrics(CollectorRegistry())
+    settings = RpcSettings(batch_size=20, max_concurrency=4, timeout_seconds=1, max_retries=3)
+    client = RpcClient(str(server.make_url("/")), "t", settings, metrics)
+    try:
+        yield Chain(sim, client, metrics)
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_blocks_come_back_parsed_linked_and_complete(chain: Chain) -> None:
+    blocks = await chain.client.get_blocks(10, 109)
+    assert [b.number for b in blocks] == list(range(10, 110))
+    assert blocks[5].hash.hex() == chain.sim.block_hash(15)[2:]
+    assert all(len(b.transactions) == 3 for b in blocks)
+    assert chain.count("ok") == 5  # 100 blocks in batches of 20
+
+
+@pytest.mark.parametrize(
+    "chain", [SimChainConfig(backlog=50, block_time=0, announce_ahead=True)], indirect=True
+)
+async def test_head_minus_one_when_the_announced_head_is_not_served(chain: Chain) -> None:
+    assert await chain.client.latest_available_block() == 49
+
+
+async def test_retry_after_is_honoured_and_counted(chain: Chain) -> None:
+    await chain.set_faults(rate_limit_ratio=1.0, retry_after_seconds=0.3)
+    started = time.monotonic()
+    with pytest.raises(RpcUnavailable, match="HTTP 429"):
+        await chain.client.get_blocks(0, 9)
+    # Four attempts, each after the provider's Retry-After of 0.3 s.
+    assert time.monotonic() - started >= 0.9
+    assert chain.count("rate_limited") == 4
+    assert (
+        chain.metrics.registry.get_sample_value("tindexer_rate_limited_total", {"source": "rpc"})
+        == 4
+    )
+    assert chain.client.limiter.limit < 4  # overload cut the concurrency
+
+
+async def test_transient_faults_are_retried_to_success(chain: Chain) -> None:
+    await chain.set_faults(malformed_ratio=0.3, error_ratio=0.2, null_block_ratio=0.02)
+    chain.client.settings = RpcSettings(batch_size=20, max_concurrency=4, max_retries=30)
+    blocks = await chain.client.get_blocks(0, 199)
+    assert [b.number for b in blocks] == list(range(200))
+    assert chain.count("error") > 0
+
+
+def test_retry_after_parsing() -> None:
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after("0.25") == 0.25
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("garbage") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+
+
+def test_limiter_halves_on_overload_once_per_cooldown_and_grows_back() -> None:
+    limiter = AdaptiveLimiter(8, cooldown_seconds=60)
+    limiter.on_overload()
+    limiter.on_overload()
+    assert limiter.limit == 4
+    for _ in range(4):
+        limiter.on_success()
+    assert limiter.limit == 5
