@@ -33,6 +33,8 @@ SIMULATED_ERROR = '{"code":-32000,"message":"simulated internal error"}'
 class Faults:
     """Injected faults. Ratios are probabilities in [0, 1], drawn per HTTP request (a
     batch is one request) unless noted, from a `random.Random` seeded by the chain seed.
+    A request meets them in this order: latency, rate limit (answered at once), timeout
+    (sleeps, then answers), error, malformed; then per call null block and bad parent.
     """
 
     rate_limit_ratio: float = 0.0  # HTTP 429 + Retry-After, JSON-RPC error -32005
@@ -62,9 +64,7 @@ class SimChainConfig:
 class SimChain:
     """The chain's state: deterministic blocks, growth over time, reorgs."""
 
-    def __init__(
-        self, config: SimChainConfig, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, config: SimChainConfig, clock: Callable[[], float] = time.monotonic) -> None:
         if config.backlog < 1:
             raise ValueError("backlog must be at least 1 (the genesis block)")
         if config.txs_per_block < 0 or config.block_time < 0:
@@ -198,11 +198,11 @@ class _RpcServer:
                 out.append(_error(id_text, -32602, "invalid params"))
                 return
         elif method == "eth_blockNumber":
-            result = '"%s"' % hex(head + 1 if self.chain.config.announce_ahead else head)
+            result = f'"{hex(head + 1 if self.chain.config.announce_ahead else head)}"'
         elif method == "eth_chainId":
-            result = '"%s"' % hex(self.chain.config.chain_id)
+            result = f'"{hex(self.chain.config.chain_id)}"'
         elif method == "net_version":
-            result = '"%d"' % self.chain.config.chain_id
+            result = f'"{self.chain.config.chain_id}"'
         else:
             out.append(_error(id_text, -32601, f"the method {method} does not exist"))
             return
@@ -233,8 +233,8 @@ class _RpcServer:
             return "null"
         if faults.bad_parent_ratio and self._roll(faults.bad_parent_ratio):
             real = self.chain.block_hash(number - 1)
-            garbage = "0x%064x" % self.random.getrandbits(256)
-            text = text.replace('"parentHash":"%s"' % real, '"parentHash":"%s"' % garbage, 1)
+            garbage = f"0x{self.random.getrandbits(256):064x}"
+            text = text.replace(f'"parentHash":"{real}"', f'"parentHash":"{garbage}"', 1)
         return text
 
     async def set_faults(self, request: web.Request) -> web.Response:
@@ -278,17 +278,12 @@ class _RpcServer:
 
 
 def _error(id_text: str, code: int, message: str) -> str:
-    return '{"jsonrpc":"2.0","id":%s,"error":{"code":%d,"message":%s}}' % (
-        id_text,
-        code,
-        json.dumps(message),
-    )
+    error = json.dumps({"code": code, "message": message}, separators=(",", ":"))
+    return f'{{"jsonrpc":"2.0","id":{id_text},"error":{error}}}'
 
 
 def _bad_request(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(
-        text=json.dumps({"error": message}), content_type="application/json"
-    )
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:

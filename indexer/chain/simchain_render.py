@@ -48,17 +48,6 @@ def block_hash(seed: int, number: int, fork: int) -> str:
     return "0x" + _block_digest(seed, number, fork)[0]
 
 
-def _tx_digest(seed: int, number: int, fork: int, pair: int) -> str:
-    """Bare hex of transactions 2*pair and 2*pair+1: one blake2b call yields two hashes."""
-    return blake2b(b"txs:%d:%d:%d:%d" % (seed, number, fork, pair)).hexdigest()
-
-
-def tx_hash(seed: int, number: int, index: int, fork: int) -> str:
-    """The hash of transaction `index` of block `number` in fork version `fork`."""
-    pair, half = divmod(index, 2)
-    return "0x" + _tx_digest(seed, number, fork, pair)[64 * half : 64 * half + 64]
-
-
 def _random_hex(seed: int, label: bytes, slot: int) -> str:
     return blake2b(b"%s:%d:%d" % (label, seed, slot)).hexdigest()
 
@@ -147,6 +136,7 @@ class BlockRenderer:
             self._block_fragments[slot],
             hex(GENESIS_TIMESTAMP + number * SECONDS_PER_BLOCK),
         ]
+        # Transaction hashes: one blake2b call yields the hashes of two transactions.
         hashes: list[str] = []
         for pair in range(self._tx_pairs):
             digest = blake2b(b"txs:%d:%d:%d:%d" % (seed, number, fork, pair)).hexdigest()
