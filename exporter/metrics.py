@@ -1,94 +1,401 @@
-"""Every metric the indexer exports, declared once. Labels stay bounded: never a block or hash."""
+"""Every metric the indexer exports, declared once. Labels stay bounded: never a block or hash.
+
+Each family's help text is its docstring: one full sentence, the unit in the name. Code that
+records a metric takes a `Metrics`; tests pass `Metrics(CollectorRegistry())` and assert exact
+values with `registry.get_sample_value(...)`. `docs/metrics.md` is generated from here.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Iterable, Iterator, Sequence
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class ObservedCounter(Collector):
+    """A counter whose value is read from elsewhere (e.g. pg_stat_database), not incremented.
+
+    prometheus_client's Counter can only be incremented; this one is set to the source's
+    cumulative value, and still exposes the `counter` type with the `_total` suffix.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        registry: CollectorRegistry | None = REGISTRY,
+    ) -> None:
+        self.name = name.removesuffix("_total")
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self._values: dict[tuple[str, ...], float] = {}
+        if registry is not None:
+            registry.register(self)
+
+    def set(self, value: float, *labelvalues: str) -> None:
+        self._values[tuple(labelvalues)] = value
+
+    def clear(self) -> None:
+        self._values.clear()
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labelvalues, value in self._values.items():
+            family.add_metric(list(labelvalues), value)
+        yield family
+
+    def describe(self) -> Iterable[Metric]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)]
 
 
 class Metrics:
-    """The indexer's metric families; pass a fresh registry in tests to assert exact values."""
+    """The indexer's metric families."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.registry = registry
-        # RPC provider
+        r = registry
+
+        # --- Scheduling ---------------------------------------------------------------------
+        self.blocks_scheduled = Counter(
+            "tindexer_blocks_scheduled_total",
+            "Blocks covered by IndexRange workflows the indexer started, by scheduling mode.",
+            ["chain", "mode"],
+            registry=r,
+        )
+        self.workflows_started = Counter(
+            "tindexer_workflows_started_total",
+            "Workflows the indexer started (new runs only, not reused running ones), by type.",
+            ["chain", "workflow"],
+            registry=r,
+        )
+        self.workflow_start_failures = Counter(
+            "tindexer_workflow_start_failures_total",
+            "Workflow starts that failed after the SDK's own retries (then retried), by reason.",
+            ["chain", "reason"],
+            registry=r,
+        )
+        self.schedule_batch_duration = Histogram(
+            "tindexer_schedule_batch_duration_seconds",
+            "Time to start one batch of IndexRange workflows through the start pool.",
+            ["chain"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.scheduler_continue_as_new = Counter(
+            "tindexer_scheduler_continue_as_new_total",
+            "Times a Scheduler workflow continued as new after continue_as_new_threshold starts.",
+            ["chain"],
+            registry=r,
+        )
+        self.scheduler_parallelism = Gauge(
+            "tindexer_scheduler_parallelism",
+            "Size of the worker pool that starts IndexRange workflows (multiplier × CPU or set).",
+            ["chain"],
+            registry=r,
+        )
+        self.inflight_ranges = Gauge(
+            "tindexer_inflight_ranges",
+            "IndexRange workflows started and not yet finished, as the Scheduler last counted.",
+            ["chain"],
+            registry=r,
+        )
+
+        # --- Temporal task queues (DescribeTaskQueue with report_stats) ----------------------
+        queue_labels = ["task_queue", "type"]
+        self.task_queue_backlog = Gauge(
+            "tindexer_task_queue_backlog",
+            "Approximate tasks waiting in a Temporal task queue for a worker to poll them.",
+            queue_labels,
+            registry=r,
+        )
+        self.task_queue_backlog_age = Gauge(
+            "tindexer_task_queue_backlog_age_seconds",
+            "Age of the oldest task waiting in a Temporal task queue.",
+            queue_labels,
+            registry=r,
+        )
+        self.task_queue_pollers = Gauge(
+            "tindexer_task_queue_pollers",
+            "Workers that polled a Temporal task queue recently.",
+            queue_labels,
+            registry=r,
+        )
+        self.task_queue_add_rate = Gauge(
+            "tindexer_task_queue_add_rate",
+            "Tasks added to a Temporal task queue per second, as the server estimates it.",
+            queue_labels,
+            registry=r,
+        )
+        self.task_queue_dispatch_rate = Gauge(
+            "tindexer_task_queue_dispatch_rate",
+            "Tasks dispatched from a Temporal task queue per second, as the server estimates it.",
+            queue_labels,
+            registry=r,
+        )
+
+        # --- Rate limits and errors ---------------------------------------------------------
+        self.rate_limited = Counter(
+            "tindexer_rate_limited_total",
+            "Requests refused for rate limiting, by who refused them (temporal or rpc).",
+            ["source"],
+            registry=r,
+        )
         self.rpc_requests = Counter(
             "tindexer_rpc_requests_total",
             "JSON-RPC HTTP requests sent to a chain's provider, by outcome.",
             ["chain", "method", "outcome"],
-            registry=registry,
+            registry=r,
         )
         self.rpc_request_duration = Histogram(
             "tindexer_rpc_request_duration_seconds",
             "Time from sending a JSON-RPC HTTP request to reading its whole answer.",
             ["chain", "method"],
             buckets=LATENCY_BUCKETS,
-            registry=registry,
+            registry=r,
         )
         self.rpc_concurrency_limit = Gauge(
             "tindexer_rpc_concurrency_limit",
             "Current adaptive limit on JSON-RPC requests in flight to a chain's provider.",
             ["chain"],
-            registry=registry,
+            registry=r,
         )
-        self.rate_limited = Counter(
-            "tindexer_rate_limited_total",
-            "Requests refused for rate limiting, by who refused them (temporal or rpc).",
-            ["source"],
-            registry=registry,
+        self.temporal_request_errors = Counter(
+            "tindexer_temporal_request_errors_total",
+            "Temporal client calls made by the indexer that failed, by operation and status.",
+            ["operation", "status"],
+            registry=r,
         )
-        # Scheduling
-        self.blocks_scheduled = Counter(
-            "tindexer_blocks_scheduled_total",
-            "Blocks covered by IndexRange workflows the indexer started, by scheduling mode.",
-            ["chain", "mode"],
-            registry=registry,
-        )
-        self.workflows_started = Counter(
-            "tindexer_workflows_started_total",
-            "Workflows started by the indexer, by workflow type.",
-            ["chain", "workflow"],
-            registry=registry,
-        )
-        self.workflow_start_failures = Counter(
-            "tindexer_workflow_start_failures_total",
-            "Workflow starts that failed after the client's own retries, by reason.",
-            ["chain", "reason"],
-            registry=registry,
-        )
-        self.scheduler_parallelism = Gauge(
-            "tindexer_scheduler_parallelism",
-            "Size of the worker pool that starts IndexRange workflows.",
+
+        # --- Progress -----------------------------------------------------------------------
+        self.chain_head = Gauge(
+            "tindexer_chain_head",
+            "Latest available block of the chain (head-1 rule applied).",
             ["chain"],
-            registry=registry,
+            registry=r,
         )
-        # Progress
+        self.chain_last_indexed = Gauge(
+            "tindexer_chain_last_indexed",
+            "Newest block stored for the chain.",
+            ["chain"],
+            registry=r,
+        )
+        self.chain_missing_blocks = Gauge(
+            "tindexer_chain_missing_blocks",
+            "Blocks between the chain's first block and its head that are not stored yet.",
+            ["chain"],
+            registry=r,
+        )
+        self.chain_gap_ranges = Gauge(
+            "tindexer_chain_gap_ranges",
+            "Contiguous runs of missing blocks between the first block and the head.",
+            ["chain"],
+            registry=r,
+        )
+        self.chain_live_sync = Gauge(
+            "tindexer_chain_live_sync",
+            "1 when the newest stored block is within live_sync_lag of the head, else 0.",
+            ["chain"],
+            registry=r,
+        )
+        self.backfill_eta = Gauge(
+            "tindexer_backfill_eta_seconds",
+            "Estimated seconds until no block is missing, at the recent indexing rate.",
+            ["chain"],
+            registry=r,
+        )
         self.blocks_indexed = Counter(
             "tindexer_blocks_indexed_total",
-            "Blocks written to PostgreSQL by IndexRange activities (re-writes included).",
+            "Blocks written to PostgreSQL by IndexRange activities.",
             ["chain"],
-            registry=registry,
+            registry=r,
         )
         self.reorgs = Counter(
             "tindexer_reorgs_total",
             "Chain reorganisations detected and repaired near the head.",
             ["chain"],
-            registry=registry,
+            registry=r,
         )
         self.reorg_depth = Histogram(
             "tindexer_reorg_depth",
             "Depth in blocks of each repaired reorganisation.",
             ["chain"],
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
-            registry=registry,
+            registry=r,
         )
         self.index_range_duration = Histogram(
             "tindexer_index_range_duration_seconds",
             "Time an IndexRange activity spends per phase (fetch from RPC, store to PostgreSQL).",
             ["chain", "phase"],
             buckets=LATENCY_BUCKETS,
-            registry=registry,
+            registry=r,
+        )
+
+        # --- Activities ---------------------------------------------------------------------
+        self.activity_duration = Histogram(
+            "tindexer_activity_duration_seconds",
+            "Time an activity attempt took on this worker, by activity and outcome.",
+            ["activity", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.activity_timeouts = Counter(
+            "tindexer_activity_timeouts_total",
+            "Activity attempts that ended in a timeout (start-to-close or heartbeat).",
+            ["activity"],
+            registry=r,
+        )
+
+        # --- Replica autoscaling (the `tindexer workers --autoscale` supervisor) ------------
+        self.replicas_desired = Gauge(
+            "tindexer_replicas_desired",
+            "Worker replicas the autoscaler wants for a chain's backlog, within its bounds.",
+            ["chain"],
+            registry=r,
+        )
+        self.replicas_current = Gauge(
+            "tindexer_replicas_current",
+            "Worker replicas running for a chain, not counting those draining to stop.",
+            ["chain"],
+            registry=r,
+        )
+        self.replicas_min = Gauge(
+            "tindexer_replicas_min",
+            "The chain's configured min_replicas, as the autoscaler last read it.",
+            ["chain"],
+            registry=r,
+        )
+        self.replicas_max = Gauge(
+            "tindexer_replicas_max",
+            "The chain's configured max_replicas, as the autoscaler last read it.",
+            ["chain"],
+            registry=r,
+        )
+
+        # --- PostgreSQL health (collected on an interval, never on the scrape path) ---------
+        self.pg_up = Gauge(
+            "tindexer_pg_up",
+            "1 when the last PostgreSQL health collection connected and ran, else 0.",
+            registry=r,
+        )
+        self.pg_connections = Gauge(
+            "tindexer_pg_connections",
+            "Server connections by state (active, idle, idle in transaction, …).",
+            ["state"],
+            registry=r,
+        )
+        self.pg_max_connections = Gauge(
+            "tindexer_pg_max_connections",
+            "The server's max_connections setting.",
+            registry=r,
+        )
+        self.pg_connection_utilization = Gauge(
+            "tindexer_pg_connection_utilization_ratio",
+            "Server connections in use over max_connections.",
+            registry=r,
+        )
+        self.pg_locks_waiting = Gauge(
+            "tindexer_pg_locks_waiting",
+            "Lock requests waiting to be granted (not merely held).",
+            registry=r,
+        )
+        self.pg_lock_wait_oldest = Gauge(
+            "tindexer_pg_lock_wait_oldest_seconds",
+            "How long the longest-waiting lock request has waited.",
+            registry=r,
+        )
+        self.pg_deadlocks = ObservedCounter(
+            "tindexer_pg_deadlocks_total",
+            "Deadlocks detected in the indexer's database since statistics were reset.",
+            registry=r,
+        )
+        self.pg_longest_transaction = Gauge(
+            "tindexer_pg_longest_transaction_seconds",
+            "Age of the oldest open transaction on the server.",
+            registry=r,
+        )
+        self.pg_database_size = Gauge(
+            "tindexer_pg_database_size_bytes",
+            "Size of the indexer's database on disk.",
+            registry=r,
+        )
+        self.pg_cache_hit_ratio = Gauge(
+            "tindexer_pg_cache_hit_ratio",
+            "Share of block reads in the indexer's database served from shared buffers.",
+            registry=r,
+        )
+        self.pg_probe_latency = Histogram(
+            "tindexer_pg_probe_latency_seconds",
+            "Round trip of an active `SELECT 1` probe on the health connection.",
+            buckets=FAST_BUCKETS,
+            registry=r,
+        )
+        self.pg_query_duration = Histogram(
+            "tindexer_pg_query_duration_seconds",
+            "Duration of the indexer's own queries, by a fixed query name.",
+            ["query"],
+            buckets=FAST_BUCKETS,
+            registry=r,
+        )
+        self.pg_pool_connections = Gauge(
+            "tindexer_pg_pool_connections",
+            "Connections of this process's asyncpg pool, by state (in_use, idle, max).",
+            ["state"],
+            registry=r,
+        )
+        self.pg_statement_calls = ObservedCounter(
+            "tindexer_pg_statement_calls_total",
+            "Calls of the top statements by total time (pg_stat_statements), by rank.",
+            ["rank", "query"],
+            registry=r,
+        )
+        self.pg_statement_time = ObservedCounter(
+            "tindexer_pg_statement_seconds_total",
+            "Total execution time of the top statements (pg_stat_statements), by rank.",
+            ["rank", "query"],
+            registry=r,
+        )
+
+        # --- Collectors' own health ----------------------------------------------------------
+        self.collector_duration = Gauge(
+            "tindexer_collector_duration_seconds",
+            "How long a background collector's last refresh took.",
+            ["collector"],
+            registry=r,
+        )
+        self.collector_last_success = Gauge(
+            "tindexer_collector_last_success_timestamp_seconds",
+            "Unix time of a background collector's last successful refresh.",
+            ["collector"],
+            registry=r,
+        )
+        self.collector_errors = Counter(
+            "tindexer_collector_errors_total",
+            "Refreshes of a background collector that failed.",
+            ["collector"],
+            registry=r,
+        )
+
+        # --- Temporal health and build --------------------------------------------------------
+        self.temporal_up = Gauge(
+            "tindexer_temporal_up",
+            "1 when the last Temporal health check answered, else 0.",
+            registry=r,
+        )
+        self.temporal_health_latency = Gauge(
+            "tindexer_temporal_health_latency_seconds",
+            "Round trip of the last Temporal health check.",
+            registry=r,
+        )
+        self.build_info = Info(
+            "tindexer_build",
+            "Version of the running indexer.",
+            registry=r,
         )
 
 

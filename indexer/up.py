@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
-from collections import deque
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +15,14 @@ import asyncpg
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 from rich.table import Table
+from temporalio.client import Client
 
+from exporter.metrics import Metrics, default_metrics
+from exporter.temporal_sdk import SdkMetrics
+from exporter.tracing import configure_tracing
+from exporter.wiring import observed
 from indexer.config import ChainConfig, Settings
+from indexer.rates import RateTracker
 from indexer.runtime import (
     child_process,
     embedded_postgres,
@@ -46,22 +50,6 @@ class UpOptions:
     exit_when_live: bool = False
 
 
-class RateMeter:
-    """Blocks per second over a sliding window, for the progress bar and the ETA."""
-
-    def __init__(self, window_seconds: float = 15.0) -> None:
-        self.window = window_seconds
-        self.samples: deque[tuple[float, int]] = deque()
-
-    def add(self, indexed: int) -> float:
-        now = time.monotonic()
-        self.samples.append((now, indexed))
-        while self.samples and now - self.samples[0][0] > self.window:
-            self.samples.popleft()
-        (t0, n0), (t1, n1) = self.samples[0], self.samples[-1]
-        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
-
-
 def _eta(missing: int, rate: float) -> str:
     if missing == 0:
         return "0s"
@@ -85,7 +73,7 @@ async def _statuses(pool: asyncpg.Pool) -> list[ChainStatus]:
 
 async def show_progress(pool: asyncpg.Pool, console: Console, exit_when_live: bool) -> None:
     """A progress bar per chain until its backfill is done, then a live-sync line now and then."""
-    meters: dict[str, RateMeter] = {}
+    rates = RateTracker(window_seconds=15.0)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -97,7 +85,7 @@ async def show_progress(pool: asyncpg.Pool, console: Console, exit_when_live: bo
         while True:
             statuses = [s for s in await _statuses(pool) if s.head is not None]
             for s in statuses:
-                rate = meters.setdefault(s.chain, RateMeter()).add(s.indexed_blocks)
+                rate = rates.observe(s.chain, s.indexed_blocks) or 0.0
                 if s.chain not in tasks:
                     tasks[s.chain] = progress.add_task(f"backfill {s.chain}", rate=0.0, eta="?")
                 progress.update(
@@ -119,6 +107,35 @@ async def show_progress(pool: asyncpg.Pool, console: Console, exit_when_live: bo
         await asyncio.sleep(LIVE_LINE_SECONDS)
 
 
+@contextlib.asynccontextmanager
+async def observed_services(
+    settings: Settings, database_url: str, temporal_address: str, *, progress: bool
+) -> AsyncIterator[tuple[asyncpg.Pool, Client, Metrics]]:
+    """The pool, a traced client with SDK metrics, and /metrics with its collectors."""
+    configure_tracing("tindexer")
+    metrics = default_metrics()
+    sdk = SdkMetrics(metrics)
+    pool = await create_pool(database_url)
+    try:
+        client = await connect_temporal(
+            temporal_address, settings.temporal_namespace, runtime=sdk.runtime
+        )
+        async with observed(
+            metrics,
+            settings.metrics_host,
+            settings.metrics_port,
+            pool=pool,
+            database_url=database_url,
+            client=client,
+            sdk=sdk,
+            task_queues=[settings.task_queue],
+            progress=progress,
+        ):
+            yield pool, client, metrics
+    finally:
+        await close_pool(pool)
+
+
 async def index(
     settings: Settings,
     chains: list[ChainConfig],
@@ -127,18 +144,19 @@ async def index(
     console: Console,
     exit_when_live: bool,
 ) -> None:
-    pool = await create_pool(database_url)
-    try:
+    async with observed_services(settings, database_url, temporal_address, progress=True) as (
+        pool,
+        client,
+        metrics,
+    ):
         for chain in chains:
             await upsert_chain(pool, chain)
-        client = await connect_temporal(temporal_address, settings.temporal_namespace)
-        async with running_worker(client, pool, settings.task_queue):
+        console.print(f"metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
+        async with running_worker(client, pool, settings.task_queue, metrics=metrics):
             for chain in chains:
                 await start_head_scan(client, chain.name, settings.task_queue)
             await until_stopped(show_progress(pool, console, exit_when_live))
             console.print("stopping: draining the worker …")
-    finally:
-        await close_pool(pool)
 
 
 async def until_stopped(work: Coroutine[Any, Any, object]) -> None:
@@ -231,15 +249,16 @@ def run_up(options: UpOptions, console: Console) -> int:
 async def run_worker_process(settings: Settings, max_concurrent_activities: int) -> None:
     """A worker on its own, for more capacity; stops (draining) on Ctrl-C or SIGTERM."""
     assert settings.database_url and settings.temporal_address
-    pool = await create_pool(settings.database_url)
-    try:
-        client = await connect_temporal(settings.temporal_address, settings.temporal_namespace)
-        async with running_worker(
-            client, pool, settings.task_queue, max_concurrent_activities=max_concurrent_activities
-        ):
-            await until_stopped(asyncio.Event().wait())
-    finally:
-        await close_pool(pool)
+    async with observed_services(
+        settings, settings.database_url, settings.temporal_address, progress=False
+    ) as (pool, client, metrics), running_worker(
+        client,
+        pool,
+        settings.task_queue,
+        metrics=metrics,
+        max_concurrent_activities=max_concurrent_activities,
+    ):
+        await until_stopped(asyncio.Event().wait())
 
 
 async def print_status(settings: Settings, console: Console) -> int:

@@ -9,9 +9,12 @@ from datetime import timedelta
 import asyncpg
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+from exporter.activity_metrics import ActivityMetricsInterceptor
 from exporter.metrics import Metrics, default_metrics
+from exporter.tracing import temporal_interceptor
 from indexer.activities.blocks import BlockActivities
 from indexer.activities.directory import ChainDirectory
 from indexer.activities.scheduling import SchedulingActivities
@@ -23,8 +26,13 @@ from indexer.workflows.scheduler import Scheduler
 DRAIN_TIMEOUT = timedelta(seconds=20)  # on shutdown, in-flight activities get this long to finish
 
 
-async def connect_temporal(address: str, namespace: str = "default") -> Client:
-    return await Client.connect(address, namespace=namespace)
+async def connect_temporal(
+    address: str, namespace: str = "default", runtime: Runtime | None = None
+) -> Client:
+    """A client whose calls carry trace context into workflows and activities."""
+    return await Client.connect(
+        address, namespace=namespace, runtime=runtime, interceptors=[temporal_interceptor()]
+    )
 
 
 @contextlib.asynccontextmanager
@@ -36,7 +44,8 @@ async def running_worker(
     max_concurrent_activities: int = 32,
 ) -> AsyncIterator[Worker]:
     """A worker polling `task_queue` until the block exits; then it drains and stops."""
-    directory = ChainDirectory(pool, metrics or default_metrics())
+    metrics = metrics or default_metrics()
+    directory = ChainDirectory(pool, metrics)
     blocks = BlockActivities(directory)
     scheduling = SchedulingActivities(client, directory, task_queue)
     worker = Worker(
@@ -51,6 +60,7 @@ async def running_worker(
             scheduling.start_scheduler,
         ],
         max_concurrent_activities=max_concurrent_activities,
+        interceptors=[ActivityMetricsInterceptor(metrics)],
         graceful_shutdown_timeout=DRAIN_TIMEOUT,
     )
     try:

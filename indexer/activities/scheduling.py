@@ -19,6 +19,7 @@ from indexer.workflows.inputs import (
     Range,
     SchedulerInput,
     SchedulerTick,
+    SchedulerTickInput,
     StartRangesInput,
     StartRangesResult,
 )
@@ -68,6 +69,7 @@ class SchedulingActivities:
                 # The SDK already retried; never drop a range — wait and try again.
                 reason = exc.status.name.lower() if exc.status else "unknown"
                 self.metrics.workflow_start_failures.labels(request.chain, reason).inc()
+                self.metrics.temporal_request_errors.labels("start_workflow", reason).inc()
                 if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
                     self.metrics.rate_limited.labels("temporal").inc()
                 attempt += 1
@@ -109,14 +111,23 @@ class SchedulingActivities:
                 activity.heartbeat()
 
         workers = min(request.parallelism, queue.qsize())
-        await asyncio.gather(*(starter() for _ in range(workers)))
+        with self.metrics.schedule_batch_duration.labels(request.chain).time():
+            await asyncio.gather(*(starter() for _ in range(workers)))
         return StartRangesResult(started=started)
 
     @activity.defn(name="scheduler_tick")
-    async def scheduler_tick(self, chain_name: str) -> SchedulerTick:
+    async def scheduler_tick(self, request: SchedulerTickInput) -> SchedulerTick:
         """Unfinished IndexRange workflows of the chain, and its current knobs."""
-        chain = await self.directory.chain(chain_name)
-        count = await self.client.count_workflows(inflight_query(chain_name))
+        chain = await self.directory.chain(request.chain)
+        if request.first_of_continued_run:
+            self.metrics.scheduler_continue_as_new.labels(request.chain).inc()
+        try:
+            count = await self.client.count_workflows(inflight_query(request.chain))
+        except RPCError as exc:
+            status = exc.status.name.lower() if exc.status else "unknown"
+            self.metrics.temporal_request_errors.labels("count_workflows", status).inc()
+            raise
+        self.metrics.inflight_ranges.labels(request.chain).set(count.count)
         return SchedulerTick(inflight=count.count, knobs=knobs(chain.config))
 
     @activity.defn(name="start_scheduler")

@@ -9,7 +9,7 @@ import asyncpg
 from aiohttp import web
 from temporalio.client import Client
 
-from indexer.api.rates import RateTracker
+from indexer.rates import RateTracker
 
 log = logging.getLogger("indexer.api")
 

@@ -9,9 +9,9 @@ import asyncpg
 from aiohttp import web
 
 from indexer.api.errors import not_found
-from indexer.api.rates import RateTracker
 from indexer.api.state import ApiState, state_of
 from indexer.api.validation import gaps_query
+from indexer.rates import RateTracker
 from indexer.status import ChainStatus, chain_status
 from indexer.store.admin import gaps_page
 from indexer.store.chains import ChainRow, get_chain, list_chains

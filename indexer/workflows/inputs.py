@@ -85,6 +85,12 @@ class SchedulerInput:
 
 
 @dataclass
+class SchedulerTickInput:
+    chain: str
+    first_of_continued_run: bool = False
+
+
+@dataclass
 class SchedulerTick:
     inflight: int
     knobs: Knobs

@@ -11,6 +11,7 @@ with workflow.unsafe.imports_passed_through():
     from indexer.workflows.inputs import (
         SchedulerInput,
         SchedulerTick,
+        SchedulerTickInput,
         StartRangesInput,
         StartRangesResult,
     )
@@ -27,10 +28,13 @@ class Scheduler:
         """Returns the ranges started by this run; the rest go on in the next run."""
         gaps = request.gaps
         started = 0
+        ticked = False
         while gaps:
+            first_tick = not ticked
+            ticked = True
             tick = await workflow.execute_activity(
                 "scheduler_tick",
-                request.chain,
+                SchedulerTickInput(request.chain, first_tick and request.runs > 0),
                 result_type=SchedulerTick,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=PATIENT,

@@ -1,0 +1,66 @@
+"""Background collectors: refresh on an interval into metrics, so a scrape only reads a cache.
+
+A slow or dead dependency then never slows `/metrics`; each collector's duration, last success
+and errors are metrics of their own, and one failing refresh never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from abc import ABC, abstractmethod
+
+from exporter.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class PeriodicCollector(ABC):
+    """Subclasses implement `refresh()`; `run()` calls it every `interval` seconds."""
+
+    name: str = "collector"
+
+    def __init__(self, metrics: Metrics, interval: float = 5.0, timeout: float | None = None):
+        self.metrics = metrics
+        self.interval = interval
+        self.timeout = timeout if timeout is not None else max(1.0, interval)
+
+    @abstractmethod
+    async def refresh(self) -> None:
+        """Read the source and set this collector's metrics."""
+
+    async def on_failure(self, error: BaseException) -> None:  # noqa: B027 (optional hook)
+        """Called after a failed refresh (e.g. to set an `up` gauge to 0)."""
+
+    async def refresh_once(self) -> bool:
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(self.refresh(), self.timeout)
+        except Exception as error:  # one collector's failure must not stop the others
+            self.metrics.collector_errors.labels(self.name).inc()
+            log.warning("collector %s failed: %s: %s", self.name, type(error).__name__, error)
+            await self.on_failure(error)
+            return False
+        finally:
+            self.metrics.collector_duration.labels(self.name).set(time.perf_counter() - started)
+        self.metrics.collector_last_success.labels(self.name).set(time.time())
+        return True
+
+    async def run(self) -> None:
+        while True:
+            await self.refresh_once()
+            await asyncio.sleep(self.interval)
+
+
+@contextlib.asynccontextmanager
+async def running(*collectors: PeriodicCollector):  # type: ignore[no-untyped-def]
+    """Run collectors in the background for the duration of the block."""
+    tasks = [asyncio.create_task(c.run(), name=f"collector:{c.name}") for c in collectors]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
