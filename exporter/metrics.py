@@ -199,7 +199,7 @@ class Metrics:
         )
         self.chain_live_sync = Gauge(
             "tindexer_chain_live_sync",
-            "1 when the newest stored block is within live_sync_lag of the head, else 0.",
+            "Whether the newest stored block is within live_sync_lag of the head (1) or not (0).",
             ["chain"],
             registry=r,
         )
@@ -280,7 +280,7 @@ class Metrics:
         # --- PostgreSQL health (collected on an interval, never on the scrape path) ---------
         self.pg_up = Gauge(
             "tindexer_pg_up",
-            "1 when the last PostgreSQL health collection connected and ran, else 0.",
+            "Whether the last PostgreSQL health collection connected and ran (1) or not (0).",
             registry=r,
         )
         self.pg_connections = Gauge(
@@ -384,7 +384,7 @@ class Metrics:
         # --- Temporal health and build --------------------------------------------------------
         self.temporal_up = Gauge(
             "tindexer_temporal_up",
-            "1 when the last Temporal health check answered, else 0.",
+            "Whether the last Temporal health check answered (1) or not (0).",
             registry=r,
         )
         self.temporal_health_latency = Gauge(
@@ -394,7 +394,7 @@ class Metrics:
         )
         self.build_info = Info(
             "tindexer_build",
-            "Version of the running indexer.",
+            "Version of the running indexer, in its `version` label.",
             registry=r,
         )
 

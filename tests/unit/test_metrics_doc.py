@@ -1,0 +1,31 @@
+"""docs/metrics.md is generated from exporter/metrics.py and must not go stale."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from exporter.docs import DOC_PATH, render
+from exporter.metrics import Metrics
+
+
+def test_metrics_doc_is_current() -> None:
+    assert DOC_PATH.read_text() == render(), "run `tindexer metrics-doc` (or `make generate`)"
+
+
+def test_every_family_has_a_sentence_and_a_bounded_prefix() -> None:
+    registry = CollectorRegistry()
+    Metrics(registry)
+    families = list(registry.collect())
+    assert len(families) >= 50
+    for family in families:
+        assert family.name.startswith("tindexer_"), family.name
+        assert family.documentation.endswith("."), family.name
+        assert family.documentation[0].isupper(), family.name
+
+
+def test_no_label_can_carry_a_block_hash_or_workflow_id() -> None:
+    metrics = Metrics(CollectorRegistry())
+    forbidden = {"block", "number", "hash", "workflow_id", "run_id", "range"}
+    for value in vars(metrics).values():
+        labels = set(getattr(value, "_labelnames", ()) or getattr(value, "labelnames", ()))
+        assert not labels & forbidden, labels
