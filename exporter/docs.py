@@ -32,9 +32,8 @@ def render() -> str:
         label_text = ", ".join(f"`{label}`" for label in labels) or "—"
         for family in value.describe():
             suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
-            rows.append(
-                f"| `{family.name}{suffix}` | {family.type} | {label_text} | {family.documentation} |"
-            )
+            name = f"`{family.name}{suffix}`"
+            rows.append(f"| {name} | {family.type} | {label_text} | {family.documentation} |")
     return HEADER + "\n".join(rows) + "\n"
 
 
