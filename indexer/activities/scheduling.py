@@ -6,12 +6,15 @@ import asyncio
 import random
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from exporter.metrics import Metrics
+from exporter.tracing import tracer
 from indexer.activities.directory import ChainDirectory, knobs
 from indexer.store.ranges import uncovered
 from indexer.workflows.inputs import (
@@ -111,7 +114,18 @@ class SchedulingActivities:
                 activity.heartbeat()
 
         workers = min(request.parallelism, queue.qsize())
-        with self.metrics.schedule_batch_duration.labels(request.chain).time():
+        # Each batch roots its own trace (linked to the caller's), so a trace runs from the
+        # batch through IndexRange to fetch and store instead of spanning HeadScan's lifetime.
+        caller = trace.get_current_span().get_span_context()
+        with (
+            tracer().start_as_current_span(
+                "schedule_batch",
+                context=otel_context.Context(),
+                links=[trace.Link(caller)] if caller.is_valid else [],
+                attributes={"chain": request.chain, "mode": request.mode, "ranges": workers},
+            ),
+            self.metrics.schedule_batch_duration.labels(request.chain).time(),
+        ):
             await asyncio.gather(*(starter() for _ in range(workers)))
         return StartRangesResult(started=started)
 
