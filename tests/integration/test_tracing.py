@@ -1,4 +1,4 @@
-"""One connected trace from a scheduler batch through IndexRange to fetch and store; logs share it."""
+"""One trace from a scheduler batch through IndexRange to fetch and store; logs carry it."""
 
 from __future__ import annotations
 
