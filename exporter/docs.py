@@ -28,7 +28,7 @@ def render() -> str:
     for value in vars(metrics).values():
         if not hasattr(value, "describe") or value is metrics.registry:
             continue
-        labels: tuple[str, ...] = getattr(value, "_labelnames", None) or getattr(
+        labels = tuple(getattr(value, "_labelnames", None) or getattr(value, "labelnames", ()))
             value, "labelnames", ()
         )
         label_text = ", ".join(f"`{label}`" for label in labels) or "—"
