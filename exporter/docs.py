@@ -29,8 +29,6 @@ def render() -> str:
         if not hasattr(value, "describe") or value is metrics.registry:
             continue
         labels = tuple(getattr(value, "_labelnames", None) or getattr(value, "labelnames", ()))
-            value, "labelnames", ()
-        )
         label_text = ", ".join(f"`{label}`" for label in labels) or "—"
         for family in value.describe():
             suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
