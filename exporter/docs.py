@@ -28,7 +28,7 @@ def render() -> str:
     for value in vars(metrics).values():
         if not hasattr(value, "describe") or value is metrics.registry:
             continue
-        labels = tuple(getattr(value, "_labelnames", None) or getattr(value, "labelnames", ()))
+        labels = getattr(value, "_labelnames", None) or getattr(value, "labelnames", None) or ()
         label_text = ", ".join(f"`{label}`" for label in labels) or "—"
         for family in value.describe():
             suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
