@@ -34,3 +34,15 @@ unit: $(STAMP)
 
 clean:
 	rm -rf $(VENV) node_modules .tindexer
+
+# Our PostgreSQL health endpoint vs Debian's prometheus-postgres-exporter under pgbench load
+# (needs `apt-get install -y prometheus-postgres-exporter` and a PostgreSQL on 127.0.0.1:5432).
+.PHONY: bench-pg-health
+bench-pg-health: $(STAMP)
+	$(PYTHON) bench/pg_exporter_compare.py
+
+# GET /chains/status p95 for a chain with 10M indexed blocks and 1,000 gaps (limit 20 ms);
+# PostgreSQL from DATABASE_URL or embedded. Writes bench/results/status.json.
+.PHONY: bench-status
+bench-status: $(STAMP)
+	$(PYTHON) bench/status.py

@@ -9,6 +9,8 @@ import asyncpg
 from temporalio.client import Client
 
 from exporter.collectors.base import PeriodicCollector, running
+from exporter.collectors.pool import PoolCollector
+from exporter.collectors.postgres import PostgresHealthCollector
 from exporter.collectors.progress import ProgressCollector
 from exporter.collectors.temporal import (
     SdkMetricsCollector,
@@ -45,9 +47,11 @@ async def observed(
         if task_queues:
             collectors.append(TaskQueueCollector(metrics, client, task_queues))
     if pool is not None:
-        collectors += _postgres_collectors(metrics, pool, database_url)
+        collectors.append(PoolCollector(metrics, pool))
         if progress:
             collectors.append(ProgressCollector(metrics, pool))
+    if database_url is not None:
+        collectors.append(PostgresHealthCollector(metrics, database_url))
     runner = await start_metrics_server(metrics.registry, host, port)
     try:
         async with running(*collectors):
@@ -55,21 +59,3 @@ async def observed(
     finally:
         await runner.cleanup()
 
-
-def _postgres_collectors(
-    metrics: Metrics, pool: asyncpg.Pool, database_url: str | None
-) -> list[PeriodicCollector]:
-    """The PostgreSQL health and pool collectors, when their modules are present."""
-    found: list[PeriodicCollector] = []
-    with contextlib.suppress(ImportError):
-        from exporter.collectors.pool import PoolCollector  # type: ignore[import-not-found]
-
-        found.append(PoolCollector(metrics, pool))
-    if database_url:
-        with contextlib.suppress(ImportError):
-            from exporter.collectors.postgres import (  # type: ignore[import-not-found]
-                PostgresHealthCollector,
-            )
-
-            found.append(PostgresHealthCollector(metrics, database_url))
-    return found

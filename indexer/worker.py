@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -23,16 +25,27 @@ from indexer.workflows.index_range import IndexRange
 from indexer.workflows.inputs import HeadScanInput
 from indexer.workflows.scheduler import Scheduler
 
+CONNECT_PATIENCE_SECONDS = 30.0  # a dev server started with us answers within a few seconds
 DRAIN_TIMEOUT = timedelta(seconds=20)  # on shutdown, in-flight activities get this long to finish
 
 
 async def connect_temporal(
     address: str, namespace: str = "default", runtime: Runtime | None = None
 ) -> Client:
-    """A client whose calls carry trace context into workflows and activities."""
-    return await Client.connect(
-        address, namespace=namespace, runtime=runtime, interceptors=[temporal_interceptor()]
-    )
+    """A client whose calls carry trace context; waits out a server that is still starting."""
+    deadline = time.monotonic() + CONNECT_PATIENCE_SECONDS
+    while True:
+        try:
+            return await Client.connect(
+                address,
+                namespace=namespace,
+                runtime=runtime,
+                interceptors=[temporal_interceptor()],
+            )
+        except RuntimeError as exc:  # the SDK reports connect failures as RuntimeError
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Temporal at {address} is not reachable: {exc}") from exc
+            await asyncio.sleep(0.5)
 
 
 @contextlib.asynccontextmanager

@@ -22,6 +22,7 @@ from indexer.runtime import (
     sim_chain_args,
     temporal_dev_server_args,
 )
+from indexer.worker import connect_temporal
 
 ROOT = Path(__file__).resolve().parent.parent
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
@@ -61,7 +62,7 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def temporal_client(temporal_address: str) -> Client:
-    return await Client.connect(temporal_address)
+    return await connect_temporal(temporal_address)
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,9 @@ class PeriodicCollector(ABC):
     async def on_failure(self, error: BaseException) -> None:  # noqa: B027 (optional hook)
         """Called after a failed refresh (e.g. to set an `up` gauge to 0)."""
 
+    async def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release what the collector holds (connections); called when it stops."""
+
     async def refresh_once(self) -> bool:
         started = time.perf_counter()
         try:
@@ -64,3 +67,4 @@ async def running(*collectors: PeriodicCollector):  # type: ignore[no-untyped-de
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in collectors), return_exceptions=True)

@@ -183,7 +183,8 @@ class PostgresHealthCollector(PeriodicCollector):
         await conn.fetchval(PROBE_SQL)
         probe_seconds = time.perf_counter() - started
 
-        connections = {row["state"]: row["connections"] for row in await conn.fetch(CONNECTIONS_SQL)}
+        rows = await conn.fetch(CONNECTIONS_SQL)
+        connections = {row["state"]: row["connections"] for row in rows}
         max_connections = await conn.fetchval(MAX_CONNECTIONS_SQL)
         locks_sql = LOCKS_SQL if conn.get_server_version().major >= 14 else LOCKS_SQL_BEFORE_14
         locks = await conn.fetchrow(locks_sql)

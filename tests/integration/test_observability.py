@@ -152,6 +152,16 @@ async def test_metrics_during_a_real_run_agree_with_the_database(
     assert sum(during.matching("temporal_request_total")) > 0
     assert "temporal_workflow_task_schedule_to_start_latency" in during.families
     assert during.matching("tindexer_build_info") == [1.0]
+    # PostgreSQL health and this process's pool.
+    assert during.value("tindexer_pg_up") == 1
+    assert sum(during.matching("tindexer_pg_connections")) >= 1
+    assert during.value("tindexer_pg_max_connections") > 0
+    assert during.value("tindexer_pg_database_size_bytes") > 0
+    assert during.value("tindexer_pg_pool_connections", state="max") == 20
+    assert during.matching("tindexer_collector_errors_total", collector="postgres") == []
+    assert (
+        during.value("tindexer_collector_last_success_timestamp_seconds", collector="postgres") > 0
+    )
     assert (
         during.value("tindexer_collector_last_success_timestamp_seconds", collector="progress") > 0
     )
