@@ -76,7 +76,7 @@ class Metrics:
         )
         self.workflow_start_failures = Counter(
             "tindexer_workflow_start_failures_total",
-            "Workflow starts that failed after the SDK's own retries (then retried), by reason.",
+            "Workflow start attempts refused for a reason other than rate limiting (then retried).",
             ["chain", "reason"],
             registry=r,
         )

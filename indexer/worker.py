@@ -12,6 +12,7 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.runtime import Runtime
+from temporalio.service import RetryConfig
 from temporalio.worker import Worker
 
 from exporter.activity_metrics import ActivityMetricsInterceptor
@@ -48,6 +49,22 @@ async def connect_temporal(
             await asyncio.sleep(0.5)
 
 
+async def fail_fast_client(client: Client) -> Client:
+    """A second connection without the SDK's silent retries, used to start workflows.
+
+    The SDK retries RESOURCE_EXHAUSTED inside its core and reports nothing; starting through
+    this client, the scheduler sees each refusal, counts it and backs off itself.
+    """
+    config = client.service_client.config
+    return await Client.connect(
+        config.target_host,
+        namespace=client.namespace,
+        runtime=config.runtime,
+        interceptors=client.config()["interceptors"],
+        retry_config=RetryConfig(max_retries=0),
+    )
+
+
 @contextlib.asynccontextmanager
 async def running_worker(
     client: Client,
@@ -60,7 +77,9 @@ async def running_worker(
     metrics = metrics or default_metrics()
     directory = ChainDirectory(pool, metrics)
     blocks = BlockActivities(directory)
-    scheduling = SchedulingActivities(client, directory, task_queue)
+    scheduling = SchedulingActivities(
+        client, directory, task_queue, starter=await fail_fast_client(client)
+    )
     worker = Worker(
         client,
         task_queue=task_queue,

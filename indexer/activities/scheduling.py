@@ -46,8 +46,15 @@ def inflight_query(chain: str) -> str:
 
 
 class SchedulingActivities:
-    def __init__(self, client: Client, directory: ChainDirectory, task_queue: str) -> None:
+    def __init__(
+        self,
+        client: Client,
+        directory: ChainDirectory,
+        task_queue: str,
+        starter: Client | None = None,
+    ) -> None:
         self.client = client
+        self.starter = starter or client  # starts go through a client that fails fast
         self.directory = directory
         self.task_queue = task_queue
         self.metrics: Metrics = directory.metrics
@@ -57,7 +64,7 @@ class SchedulingActivities:
         attempt = 0
         while True:
             try:
-                handle = await self.client.start_workflow(
+                handle = await self.starter.start_workflow(
                     INDEX_RANGE,
                     IndexRangeInput(
                         request.chain, block_range.start, block_range.end, request.max_attempts
@@ -69,19 +76,22 @@ class SchedulingActivities:
                 )
                 return was_started(handle)
             except RPCError as exc:
-                # The SDK already retried; never drop a range — wait and try again.
+                # Never drop a range: count the refusal, back off with jitter, try again.
                 reason = exc.status.name.lower() if exc.status else "unknown"
-                self.metrics.workflow_start_failures.labels(request.chain, reason).inc()
                 self.metrics.temporal_request_errors.labels("start_workflow", reason).inc()
-                if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:
+                rate_limited = exc.status == RPCStatusCode.RESOURCE_EXHAUSTED
+                if rate_limited:
                     self.metrics.rate_limited.labels("temporal").inc()
+                else:
+                    self.metrics.workflow_start_failures.labels(request.chain, reason).inc()
                 attempt += 1
                 delay = random.uniform(0, min(10.0, 0.2 * 2**attempt))
                 activity.logger.warning(
-                    "start of %s failed (%s), retrying in %.2fs",
+                    "%s starting %s, retrying in %.2fs",
+                    "rate limited by temporal" if rate_limited else f"{reason} error",
                     workflow_id(request.chain, block_range),
-                    reason,
                     delay,
+                    extra={"source": "temporal", "chain": request.chain, "wait_seconds": delay},
                 )
                 await asyncio.sleep(delay)
 
