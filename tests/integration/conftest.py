@@ -7,6 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -15,10 +16,13 @@ from prometheus_client import CollectorRegistry
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from exporter.metrics import Metrics
+from exporter.temporal_sdk import SdkMetrics
+from exporter.wiring import observed
 from indexer.config import ChainConfig
+from indexer.runtime import free_port
 from indexer.store.chains import ChainRow, get_chain, upsert_chain
 from indexer.store.db import create_pool
-from indexer.worker import running_worker, start_head_scan
+from indexer.worker import connect_temporal, running_worker, start_head_scan
 from tests.integration.chaindata import ExpectedBlock
 
 
@@ -119,3 +123,38 @@ async def harness(database_url: str, temporal_client: Client) -> AsyncIterator[H
     finally:
         await harness.terminate_chain_workflows()
         await pool.close()
+
+
+@dataclass
+class ObservedIndexer:
+    harness: Harness
+    metrics: Metrics
+    client: Client
+    url: str
+    database_url: str
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def observed_indexer(
+    harness: Harness, temporal_address: str, database_url: str
+) -> AsyncIterator[ObservedIndexer]:
+    """The harness's pool, plus a traced client with SDK metrics and a real /metrics endpoint."""
+    metrics = Metrics(CollectorRegistry())
+    sdk = SdkMetrics(metrics)
+    client = await connect_temporal(temporal_address, runtime=sdk.runtime)
+    harness.metrics = metrics
+    port = free_port()
+    async with observed(
+        metrics,
+        "127.0.0.1",
+        port,
+        pool=harness.pool,
+        database_url=database_url,
+        client=client,
+        sdk=sdk,
+        task_queues=[harness.task_queue],
+        progress=True,
+    ):
+        yield ObservedIndexer(
+            harness, metrics, client, f"http://127.0.0.1:{port}/metrics", database_url
+        )

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
-import pytest_asyncio
-from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
-from temporalio.client import Client
 
-from exporter.metrics import Metrics
-from exporter.temporal_sdk import SdkMetrics
-from exporter.wiring import observed
-from indexer.runtime import free_port
 from indexer.store.blocks import delete_from
 from indexer.store.ranges import coverage
-from indexer.worker import connect_temporal, running_worker
-from tests.integration.conftest import Harness, wait_until
+from indexer.worker import running_worker
+from tests.integration.conftest import ObservedIndexer, wait_until
 from tests.integration.test_pipeline import fully_indexed
 
 
@@ -46,41 +39,6 @@ async def scrape(url: str) -> Scrape:
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return Scrape(samples, families)
-
-
-@dataclass
-class ObservedIndexer:
-    harness: Harness
-    metrics: Metrics
-    client: Client
-    url: str
-    database_url: str
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def observed_indexer(
-    harness: Harness, temporal_address: str, database_url: str
-) -> AsyncIterator[ObservedIndexer]:
-    """The harness's pool, plus a traced client with SDK metrics and a real /metrics endpoint."""
-    metrics = Metrics(CollectorRegistry())
-    sdk = SdkMetrics(metrics)
-    client = await connect_temporal(temporal_address, runtime=sdk.runtime)
-    harness.metrics = metrics
-    port = free_port()
-    async with observed(
-        metrics,
-        "127.0.0.1",
-        port,
-        pool=harness.pool,
-        database_url=database_url,
-        client=client,
-        sdk=sdk,
-        task_queues=[harness.task_queue],
-        progress=True,
-    ):
-        yield ObservedIndexer(
-            harness, metrics, client, f"http://127.0.0.1:{port}/metrics", database_url
-        )
 
 
 async def test_metrics_during_a_real_run_agree_with_the_database(
