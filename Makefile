@@ -4,7 +4,7 @@ PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 ANVIL   := node_modules/.bin/anvil
 
-.PHONY: install run test lint unit integration clean
+.PHONY: install run test lint unit integration clean generate prometheus-tools
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,7 +16,28 @@ $(ANVIL): package.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(STAMP) $(ANVIL)
+# Debian's prometheus and prometheus-alertmanager: promtool, amtool and the two servers the
+# alerting tests start on loopback. Installed only when missing; the packages' own daemons are
+# then stopped and disabled, so nothing is left listening on 9090/9093.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PROMETHEUS_BINARIES := promtool amtool prometheus prometheus-alertmanager
+
+prometheus-tools:
+	@for bin in $(PROMETHEUS_BINARIES); do command -v $$bin >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+			prometheus prometheus-alertmanager >/dev/null; \
+	fi
+	@for svc in prometheus prometheus-alertmanager; do \
+		if [ -d /run/systemd/system ] && systemctl is-enabled --quiet $$svc 2>/dev/null; then \
+			$(SUDO) systemctl disable --now --quiet $$svc; \
+		elif [ -x /etc/init.d/$$svc ] && /etc/init.d/$$svc status >/dev/null 2>&1; then \
+			$(SUDO) /etc/init.d/$$svc stop >/dev/null; \
+		fi; \
+	done
+
+install: $(STAMP) $(ANVIL) prometheus-tools
 
 run: $(STAMP)
 	$(VENV)/bin/tindexer up
@@ -32,6 +53,11 @@ test: install lint
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
 
+# Regenerate the committed dashboards, rules, promtool tests and Alertmanager example.
+generate: $(STAMP)
+	$(VENV)/bin/tindexer dashboards build
+	$(VENV)/bin/tindexer alerts build
+
 clean:
 	rm -rf $(VENV) node_modules .tindexer
 
@@ -46,3 +72,8 @@ bench-pg-health: $(STAMP)
 .PHONY: bench-status
 bench-status: $(STAMP)
 	$(PYTHON) bench/status.py
+
+# Indexing throughput with observability on vs off, in one run. Writes bench/results/overhead.json.
+.PHONY: bench-overhead
+bench-overhead: $(STAMP)
+	$(PYTHON) bench/overhead.py

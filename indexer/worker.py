@@ -31,7 +31,10 @@ DRAIN_TIMEOUT = timedelta(seconds=20)  # on shutdown, in-flight activities get t
 
 
 async def connect_temporal(
-    address: str, namespace: str = "default", runtime: Runtime | None = None
+    address: str,
+    namespace: str = "default",
+    runtime: Runtime | None = None,
+    tracing: bool = True,
 ) -> Client:
     """A client whose calls carry trace context; waits out a server that is still starting."""
     deadline = time.monotonic() + CONNECT_PATIENCE_SECONDS
@@ -41,7 +44,7 @@ async def connect_temporal(
                 address,
                 namespace=namespace,
                 runtime=runtime,
-                interceptors=[temporal_interceptor()],
+                interceptors=[temporal_interceptor()] if tracing else [],
             )
         except RuntimeError as exc:  # the SDK reports connect failures as RuntimeError
             if time.monotonic() > deadline:
