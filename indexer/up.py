@@ -249,14 +249,17 @@ def run_up(options: UpOptions, console: Console) -> int:
 async def run_worker_process(settings: Settings, max_concurrent_activities: int) -> None:
     """A worker on its own, for more capacity; stops (draining) on Ctrl-C or SIGTERM."""
     assert settings.database_url and settings.temporal_address
-    async with observed_services(
-        settings, settings.database_url, settings.temporal_address, progress=False
-    ) as (pool, client, metrics), running_worker(
-        client,
-        pool,
-        settings.task_queue,
-        metrics=metrics,
-        max_concurrent_activities=max_concurrent_activities,
+    async with (
+        observed_services(
+            settings, settings.database_url, settings.temporal_address, progress=False
+        ) as (pool, client, metrics),
+        running_worker(
+            client,
+            pool,
+            settings.task_queue,
+            metrics=metrics,
+            max_concurrent_activities=max_concurrent_activities,
+        ),
     ):
         await until_stopped(asyncio.Event().wait())
 

@@ -6,8 +6,8 @@ import asyncpg
 
 from indexer.store.schema import migrate
 
-# Staging tables live per connection (TEMP) and empty themselves at commit. Their column types
-# never change: asyncpg caches COPY column types by table name.
+# Staging tables live per connection (TEMP) and empty themselves at commit, so each bulk write
+# is COPY into staging + one INSERT … ON CONFLICT, without creating a table per write.
 STAGING_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS staging_blocks
     (LIKE blocks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;

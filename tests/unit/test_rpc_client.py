@@ -55,7 +55,7 @@ async def chain(request: pytest.FixtureRequest) -> AsyncIterator[Chain]:
 async def test_blocks_come_back_parsed_linked_and_complete(chain: Chain) -> None:
     blocks = await chain.client.get_blocks(10, 109)
     assert [b.number for b in blocks] == list(range(10, 110))
-    assert blocks[5].hash.hex() == chain.sim.block_hash(15)[2:]
+    assert blocks[5].hash == chain.sim.block_hash(15)[2:]
     assert all(len(b.transactions) == 3 for b in blocks)
     assert chain.count("ok") == 5  # 100 blocks in batches of 20
 
