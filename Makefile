@@ -77,3 +77,8 @@ bench-status: $(STAMP)
 .PHONY: bench-overhead
 bench-overhead: $(STAMP)
 	$(PYTHON) bench/overhead.py
+
+# Scheduling: per-block baseline vs ranges on the real dev server, plus the knob sweep.
+.PHONY: bench-schedule
+bench-schedule: $(STAMP)
+	$(PYTHON) bench/schedule.py
