@@ -1,4 +1,4 @@
-"""Observability overhead: the same backlog indexed with metrics, tracing and collectors on, and off.
+"""Observability overhead: one backlog indexed with metrics, tracing and collectors on, then off.
 
 Runs alternate (off, on, off, on, …) against one Temporal dev server, one PostgreSQL and one
 simulated chain; each run indexes the whole backlog under a fresh chain name in a fresh worker
@@ -90,7 +90,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, float]:
     async with stack, running_worker(client, pool, task_queue, metrics=metrics):
         started = time.perf_counter()
         await start_head_scan(client, args.chain, task_queue)
-        while (await coverage(pool, row.id, 0, last)).missing_blocks:  # noqa: ASYNC110 (polls Postgres)
+        while (await coverage(pool, row.id, 0, last)).missing_blocks:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         seconds = time.perf_counter() - started
         if scraper:
