@@ -1,4 +1,4 @@
-"""The `tindexer` command: up, worker, status, sim-chain."""
+"""The `tindexer` command: up, worker, workers, api, status, sim-chain, dashboards, alerts."""
 
 from __future__ import annotations
 
@@ -6,16 +6,22 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
+from alerts.cli import app as alerts_app
+from dashboards.cli import app as dashboards_app
 from indexer.config import ChainConfig, ConfigError, Settings, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(alerts_app, name="alerts")
 console = Console()
 
 ConfigOption = Annotated[
@@ -40,6 +46,14 @@ def _finish(code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _stop_before_start(signum: int, frame: object) -> None:
+    """SIGTERM before the worker's loop took the signal over: nothing runs yet, so just go.
+
+    (Raising into a half-started asyncio.run can hang its teardown on the SDK's threads.)
+    """
+    _finish(0)
 
 
 @app.command()
@@ -88,16 +102,23 @@ def up(
 def worker(
     config: ConfigOption = None,
     max_concurrent_activities: Annotated[int, typer.Option(min=1)] = 32,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve /metrics here (default: settings, 9464).")
+    ] = None,
 ) -> None:
     """Run one worker against $TEMPORAL_ADDRESS and $DATABASE_URL (for scaling out)."""
     from indexer.up import run_worker_process
 
-    settings = _settings(config)
+    settings = _settings(config, metrics_port=metrics_port)
     if not settings.database_url or not settings.temporal_address:
         console.print("[red]error:[/red] `tindexer worker` needs DATABASE_URL and TEMPORAL_ADDRESS")
         raise typer.Exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
+        # A SIGTERM before the loop's drain handler exists stops cleanly too; `tindexer
+        # workers` starts workers with SIGTERM blocked, so one sent while importing waits here.
+        signal.signal(signal.SIGTERM, _stop_before_start)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         asyncio.run(run_worker_process(settings, max_concurrent_activities))
     _finish(0)
 
@@ -109,6 +130,112 @@ def status(config: ConfigOption = None, data_dir: DataDirOption = Path(".tindexe
 
     settings = _settings(config, data_dir=data_dir)
     _finish(asyncio.run(print_status(settings, console)))
+
+
+@app.command()
+def api(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8088; 0 picks one).")] = None,
+) -> None:
+    """Serve the admin API (chains, status, gaps, backfill) against the configured services."""
+    from indexer.api.app import serve
+    from indexer.api.auth import generate_token
+
+    settings = _settings(config)
+    if not settings.database_url or not settings.temporal_address:
+        console.print("[red]error:[/red] `tindexer api` needs DATABASE_URL and TEMPORAL_ADDRESS")
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    token = settings.api_token
+    if not token:
+        token = generate_token()
+        console.print(f"API token (shown once; set TINDEXER_API_TOKEN to choose one): {token}")
+    bind_host = host or settings.api_host
+
+    def ready(bound: int) -> None:
+        console.print(f"admin API on http://{bind_host}:{bound}")
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            serve(
+                settings.database_url,
+                settings.temporal_address,
+                settings.temporal_namespace,
+                settings.task_queue,
+                token,
+                bind_host,
+                settings.api_port if port is None else port,
+                ready,
+            )
+        )
+    _finish(0)
+
+
+@app.command()
+def workers(
+    config: ConfigOption = None,
+    autoscale: Annotated[
+        bool, typer.Option(help="Follow each chain's backlog within its min/max replicas.")
+    ] = False,
+    replicas: Annotated[int, typer.Option(min=0, help="Without --autoscale: run this many.")] = 1,
+    blocks_per_replica: Annotated[
+        int, typer.Option(min=1, help="Backlog blocks one replica is expected to carry.")
+    ] = 50_000,
+    scale_down_window: Annotated[
+        float, typer.Option(min=0, help="Seconds of lower recommendations before shrinking.")
+    ] = 300.0,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between reconciles.")] = 5.0,
+    recommend_only: Annotated[
+        bool, typer.Option(help="Export tindexer_replicas_* only; start nothing (for KEDA).")
+    ] = False,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve /metrics here (default: settings, 9464).")
+    ] = None,
+    max_concurrent_activities: Annotated[int, typer.Option(min=1)] = 32,
+    log_dir: Annotated[Path | None, typer.Option(help="One log file per worker here.")] = None,
+    worker_metrics_port_base: Annotated[
+        int | None,
+        typer.Option(help="Worker n serves /metrics on this + n (default: metrics port + 1)."),
+    ] = None,
+) -> None:
+    """Supervise `tindexer worker` processes: a fixed number, or as the backlog needs."""
+    from prometheus_client import start_http_server
+
+    from exporter.metrics import default_metrics
+    from indexer.supervisor import SupervisorOptions, run_supervisor
+
+    settings = _settings(config)
+    if not settings.database_url or not settings.temporal_address:
+        console.print(
+            "[red]error:[/red] `tindexer workers` needs DATABASE_URL and TEMPORAL_ADDRESS"
+        )
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    worker_args = ["--max-concurrent-activities", str(max_concurrent_activities)]
+    if config is not None:
+        worker_args += ["--config", str(config)]
+    options = SupervisorOptions(
+        autoscale=autoscale or recommend_only,
+        replicas=replicas,
+        blocks_per_replica=blocks_per_replica,
+        scale_down_window_seconds=scale_down_window,
+        interval_seconds=interval,
+        recommend_only=recommend_only,
+        worker_args=worker_args,
+        log_dir=log_dir,
+    )
+    port = settings.metrics_port if metrics_port is None else metrics_port
+    options.worker_metrics_port_base = (
+        port + 1 if worker_metrics_port_base is None else worker_metrics_port_base
+    )
+    metrics = default_metrics()
+    start_http_server(port, addr=settings.metrics_host, registry=metrics.registry)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_supervisor(settings.database_url, settings.temporal_address, options, metrics)
+        )
+    _finish(0)
 
 
 @app.command("sim-chain")
@@ -154,6 +281,32 @@ def sim_chain(
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(sim, host, port))
+
+
+@app.command("metrics-doc")
+def metrics_doc() -> None:
+    """Regenerate docs/metrics.md from exporter/metrics.py."""
+    from exporter.docs import write
+
+    console.print(f"wrote {write()}")
+
+
+@app.command()
+def loadtest(
+    blocks: Annotated[int, typer.Option(min=1, help="Backlog to index end to end.")] = 750_000,
+    txs_per_block: Annotated[int, typer.Option(min=0)] = 3,
+) -> None:
+    """Index a simulated backlog end to end on fresh embedded services and report the timings."""
+    from indexer.loadtest import run_loadtest
+
+    result = asyncio.run(run_loadtest(blocks, txs_per_block))
+    table = Table("measure", "value")
+    for name, value in vars(result).items():
+        if name != "series":
+            table.add_row(name, f"{value:,}" if isinstance(value, int | float) else str(value))
+    table.add_row("activity_timeout_rate", f"{result.activity_timeout_rate:.4%}")
+    console.print(table)
+    _finish(0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,238 @@
+"""`tindexer loadtest`: a backlog indexed end to end on real parts, measured from the outside.
+
+Starts a Temporal dev server (SQLite + WAL, as `up` does), PostgreSQL (DATABASE_URL or embedded),
+the simulated chain with the whole backlog already mined, an OTLP sink for traces, and one
+`tindexer worker` process with metrics and tracing on. This process then starts the chain's
+HeadScan and watches: every second it scrapes the worker's /metrics, reads coverage from
+PostgreSQL and samples each process's RSS, until every block is stored. It checks the result
+(blocks 0..N-1, once each) and returns the timings and the series for plots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from indexer.config import ChainConfig
+from indexer.runtime import (
+    child_process,
+    embedded_postgres,
+    free_port,
+    sim_chain_args,
+    temporal_dev_server_args,
+)
+from indexer.store.chains import upsert_chain
+from indexer.store.db import create_pool
+from indexer.store.ranges import coverage
+from indexer.worker import connect_temporal, start_head_scan
+
+OTLP_SINK = """
+from aiohttp import web
+async def accept(request):
+    await request.read()
+    return web.Response(status=200)
+app = web.Application(client_max_size=256 * 1024 * 1024)
+app.router.add_post("/v1/traces", accept)
+web.run_app(app, host="127.0.0.1", port={port}, print=None, access_log=None)
+"""
+
+
+@dataclass
+class LoadtestResult:
+    blocks: int
+    txs_per_block: int
+    schedule_seconds: float
+    index_seconds: float
+    blocks_per_second: float
+    failed_starts: float
+    rate_limited: float
+    activity_timeouts: float
+    activity_attempts: float
+    lost_blocks: int
+    duplicate_blocks: int
+    peak_rss_bytes: dict[str, int]
+    series: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def activity_timeout_rate(self) -> float:
+        return self.activity_timeouts / self.activity_attempts if self.activity_attempts else 0.0
+
+
+def _sum_samples(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def _rss(process: psutil.Process, with_children: bool = False) -> int:
+    """Resident memory of a process (and its children: PostgreSQL's backends)."""
+    try:
+        processes = [process, *process.children(recursive=True)] if with_children else [process]
+        return sum(p.memory_info().rss for p in processes if p.is_running())
+    except psutil.Error:
+        return 0
+
+
+async def _postgres_root(pool: asyncpg.Pool) -> psutil.Process:
+    """The postmaster: the parent of the backend serving us (PostgreSQL forks one per client)."""
+    backend = await pool.fetchval("SELECT pg_backend_pid()")
+    parent = psutil.Process(backend).parent()
+    assert parent is not None
+    return parent
+
+
+async def run_loadtest(
+    blocks: int,
+    txs_per_block: int = 3,
+    chain_knobs: dict[str, Any] | None = None,
+    worker_options: list[str] | None = None,
+    log=print,  # type: ignore[no-untyped-def]
+) -> LoadtestResult:
+    """Index `blocks` blocks end to end and measure it."""
+    work = Path(tempfile.mkdtemp(prefix="tindexer-loadtest-"))
+    ports = {name: free_port() for name in ("temporal", "sim", "sink", "metrics")}
+    with contextlib.ExitStack() as stack:
+        database_url = os.environ.get("DATABASE_URL") or stack.enter_context(
+            embedded_postgres(work / "pg")
+        )
+        temporal = stack.enter_context(
+            child_process(
+                temporal_dev_server_args(ports["temporal"], db_file=work / "temporal.db"),
+                "127.0.0.1",
+                ports["temporal"],
+                log_path=work / "temporal.log",
+            )
+        )
+        sim = stack.enter_context(
+            child_process(
+                sim_chain_args(
+                    ports["sim"], backlog=blocks, block_time=0, txs_per_block=txs_per_block
+                ),
+                "127.0.0.1",
+                ports["sim"],
+                log_path=work / "sim.log",
+            )
+        )
+        stack.enter_context(
+            child_process(
+                [sys.executable, "-c", OTLP_SINK.format(port=ports["sink"])],
+                "127.0.0.1",
+                ports["sink"],
+            )
+        )
+        task_queue = f"loadtest-{uuid.uuid4().hex[:6]}"
+        (work / "worker.toml").write_text(f'task_queue = "{task_queue}"\n')
+        worker_env = {
+            "DATABASE_URL": database_url,
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports['sink']}",
+        }
+        worker = stack.enter_context(
+            child_process(
+                [
+                    sys.executable,
+                    "-m",
+                    "indexer.cli",
+                    "worker",
+                    "--config",
+                    str(work / "worker.toml"),
+                    "--metrics-port",
+                    str(ports["metrics"]),
+                    *(worker_options or []),
+                ],
+                "127.0.0.1",
+                ports["metrics"],
+                log_path=work / "worker.log",
+                env=worker_env,
+            )
+        )
+        pool = await create_pool(database_url, max_size=2)
+        processes = {
+            "worker": (psutil.Process(worker.pid), False),
+            "temporal": (psutil.Process(temporal.pid), False),
+            "simulated_chain": (psutil.Process(sim.pid), False),
+            "postgres": (await _postgres_root(pool), True),
+        }
+        chain = ChainConfig(
+            name=f"load{uuid.uuid4().hex[:6]}",
+            rpc_url=f"http://127.0.0.1:{ports['sim']}",
+            **(chain_knobs or {}),
+        )
+        row = await upsert_chain(pool, chain)
+        client = await connect_temporal(f"127.0.0.1:{ports['temporal']}", tracing=False)
+        metrics_url = f"http://127.0.0.1:{ports['metrics']}/metrics"
+        peak = dict.fromkeys(processes, 0)
+        series: list[dict[str, float]] = []
+        schedule_seconds = None
+        last = blocks - 1
+        async with aiohttp.ClientSession() as http:
+            started = time.perf_counter()
+            await start_head_scan(client, chain.name, task_queue)
+            while True:
+                now = time.perf_counter() - started
+                async with http.get(metrics_url) as response:
+                    text = await response.text()
+                covered = await coverage(pool, row.id, 0, last)
+                indexed = blocks - covered.missing_blocks
+                scheduled = _sum_samples(text, "tindexer_blocks_scheduled_total", chain=chain.name)
+                if schedule_seconds is None and scheduled >= blocks:
+                    schedule_seconds = now
+                for name, (process, children) in processes.items():
+                    peak[name] = max(peak[name], _rss(process, children))
+                series.append(
+                    {
+                        "seconds": round(now, 2),
+                        "indexed": indexed,
+                        "backlog": covered.missing_blocks,
+                    }
+                )
+                if covered.missing_blocks == 0:
+                    break
+                await asyncio.sleep(1.0)
+            index_seconds = time.perf_counter() - started
+            async with http.get(metrics_url) as response:
+                text = await response.text()
+        log(f"indexed {blocks:,} blocks in {index_seconds:.1f} s")
+        await client.get_workflow_handle(f"headscan:{chain.name}").terminate()
+        counts = await pool.fetchrow(
+            "SELECT count(*) AS n, count(DISTINCT number) AS d, min(number) AS lo,"
+            " max(number) AS hi FROM blocks WHERE chain_id = $1",
+            row.id,
+        )
+        await pool.close()
+    stored_distinct = counts["d"]
+    assert counts["lo"] == 0 and counts["hi"] == last, dict(counts)
+    return LoadtestResult(
+        blocks=blocks,
+        txs_per_block=txs_per_block,
+        schedule_seconds=round(schedule_seconds or index_seconds, 2),
+        index_seconds=round(index_seconds, 2),
+        blocks_per_second=round(blocks / index_seconds, 1),
+        failed_starts=_sum_samples(text, "tindexer_workflow_start_failures_total"),
+        rate_limited=_sum_samples(text, "tindexer_rate_limited_total"),
+        activity_timeouts=_sum_samples(text, "tindexer_activity_timeouts_total"),
+        activity_attempts=_sum_samples(
+            text, "tindexer_activity_duration_seconds_count", activity="index_range"
+        ),
+        lost_blocks=blocks - stored_distinct,
+        duplicate_blocks=counts["n"] - stored_distinct,
+        peak_rss_bytes=peak,
+        series=series,
+    )
