@@ -1,4 +1,4 @@
-"""Replica autoscaling: desired = ceil(backlog / per-replica target), clamped, stabilised on the way down.
+"""Replica autoscaling: desired = ceil(backlog / per-replica target), clamped, slow to shrink.
 
 The same rule as Kubernetes' HPA and KEDA (desired = ceil(metric / target)), with HPA's
 scale-down stabilisation: a chain scales up at once but down only to the highest

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from indexer.activities.scheduling import INDEX_RANGE, SCHEDULER, was_started
@@ -21,6 +22,7 @@ from indexer.workflows.inputs import IndexRangeInput, Range, SchedulerInput
 from indexer.workflows.ranges import aligned_ranges, workflow_id
 
 MAX_SCHEDULER_GAPS = 10_000  # the Scheduler's input carries the gaps: keep its payload small
+MAX_DIRECT_RANGES = 500  # started within one request; more go through a Scheduler
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def plan_backfill(
     count = count_aligned_ranges(gaps, size)
     if count == 0:
         return BackfillPlan(chain, gaps, size, 0, "none")
-    if count <= direct_limit:
+    if count <= min(direct_limit, MAX_DIRECT_RANGES):
         return BackfillPlan(chain, gaps, size, count, "direct")
     if len(gaps) > MAX_SCHEDULER_GAPS:
         raise ApiError(
@@ -60,7 +62,8 @@ async def start_backfill(
 ) -> int:
     """Start the plan's workflows; returns how many new runs started (running ones are kept)."""
     if plan.mode == "scheduler":
-        handle = await client.start_workflow(
+        assert plan.scheduler_id is not None
+        handle: WorkflowHandle[Any, Any] = await client.start_workflow(
             SCHEDULER,
             SchedulerInput(plan.chain, plan.gaps),
             id=plan.scheduler_id,
@@ -73,7 +76,7 @@ async def start_backfill(
 
     async def start(block_range: Range) -> bool:
         async with limit:
-            handle = await client.start_workflow(
+            started: WorkflowHandle[Any, Any] = await client.start_workflow(
                 INDEX_RANGE,
                 IndexRangeInput(plan.chain, block_range.start, block_range.end, max_attempts),
                 id=workflow_id(plan.chain, block_range),
@@ -81,7 +84,7 @@ async def start_backfill(
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             )
-            return was_started(handle)
+            return was_started(started)
 
     ranges = list(aligned_ranges(plan.gaps, plan.blocks_per_workflow))
     return sum(await asyncio.gather(*(start(block_range) for block_range in ranges)))

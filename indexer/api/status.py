@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from indexer.api.chains import chain_name
 from indexer.api.errors import not_found
 from indexer.api.state import ApiState, state_of
 from indexer.api.validation import gaps_query
@@ -66,7 +67,8 @@ async def chains_status(request: web.Request) -> web.Response:
     return web.json_response({"chains": await all_statuses(state_of(request))})
 
 
-async def _chain(state: ApiState, name: str) -> ChainRow:
+async def _chain(state: ApiState, request: web.Request) -> ChainRow:
+    name = chain_name(request)
     row = await get_chain(state.pool, name)
     if row is None:
         raise not_found(name)
@@ -75,7 +77,7 @@ async def _chain(state: ApiState, name: str) -> ChainRow:
 
 async def chain_status_handler(request: web.Request) -> web.Response:
     state = state_of(request)
-    row = await _chain(state, request.match_info["name"])
+    row = await _chain(state, request)
     return web.json_response(status_document(await chain_status(state.pool, row), state.rates))
 
 
@@ -83,7 +85,7 @@ async def chain_gaps(request: web.Request) -> web.Response:
     """Missing ranges between the chain's start_block and head, oldest first, `limit` a page."""
     state = state_of(request)
     limit, after = gaps_query(request.query)
-    row = await _chain(state, request.match_info["name"])
+    row = await _chain(state, request)
     if row.head is None:
         gaps: list[tuple[int, int]] = []
         more = False

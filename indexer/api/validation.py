@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,9 @@ RESERVED_NAMES = frozenset({"status"})  # `/chains/status` is every chain's stat
 GAPS_DEFAULT_LIMIT = 100
 GAPS_MAX_LIMIT = 1_000
 NAME_PATTERN = r"^(?!status$)[a-z0-9][a-z0-9_-]{0,62}$"
+# Printable ASCII only: a URL with spaces, control characters or NUL is a typo, not an endpoint.
+RPC_URL_PATTERN = r"^https?://[!-~]+$"
+RPC_URL_MAX_LENGTH = 2048
 # ChainConfig fields with no upper bound of their own: the API bounds them by bigint.
 UNBOUNDED_INTEGERS = ("start_block", "catchup_threshold", "live_sync_lag")
 
@@ -106,16 +110,26 @@ def _first_error(exc: ValidationError, known: Mapping[str, Any] | None = None) -
     return ApiError(400, message, field)
 
 
-def _check_int64(body: Mapping[str, Any]) -> None:
+def _check_api_rules(body: Mapping[str, Any]) -> None:
+    """The API's bounds beyond ChainConfig's own: bigint-sized integers, a printable URL."""
     for name in UNBOUNDED_INTEGERS:
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value > MAX_INT64:
             raise ApiError(400, f"Input should be less than or equal to {MAX_INT64}", name)
+    url = body.get("rpc_url")
+    if isinstance(url, str) and (
+        len(url) > RPC_URL_MAX_LENGTH or not re.fullmatch(RPC_URL_PATTERN, url)
+    ):
+        raise ApiError(
+            400,
+            f"must be an http(s) URL of printable ASCII, at most {RPC_URL_MAX_LENGTH} long",
+            "rpc_url",
+        )
 
 
 def new_chain(body: dict[str, Any]) -> ChainConfig:
     """A POSTed chain: every field checked, defaults for the knobs it leaves out."""
-    _check_int64(body)
+    _check_api_rules(body)
     try:
         config = ChainConfig.model_validate(body, strict=True)
     except ValidationError as exc:
@@ -129,7 +143,7 @@ def patched_chain(current: ChainConfig, body: dict[str, Any]) -> ChainConfig:
     """`current` with every field of a PATCH body applied, or the 400 naming the bad field."""
     if "name" in body and body["name"] != current.name:
         raise ApiError(400, "a chain cannot be renamed", "name")
-    _check_int64(body)
+    _check_api_rules(body)
     unknown = sorted(set(body) - set(ChainConfig.model_fields))
     if unknown:
         raise ApiError(400, "unknown field", unknown[0])

@@ -43,7 +43,9 @@ def _row(record: asyncpg.Record) -> ChainRow:
     )
 
 
-async def insert_chain(conn: asyncpg.Connection | asyncpg.Pool, config: ChainConfig) -> ChainRow | None:
+async def insert_chain(
+    conn: asyncpg.Connection | asyncpg.Pool, config: ChainConfig
+) -> ChainRow | None:
     """Create the chain; None if one of that name exists (nothing is changed then)."""
     record = await conn.fetchrow(INSERT_CHAIN, config.name, config.model_dump_json())
     return _row(record) if record else None

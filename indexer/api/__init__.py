@@ -1,0 +1,1 @@
+"""The admin HTTP API: chains, their configuration and status, gaps, backfills, health."""

@@ -1,0 +1,379 @@
+"""The admin API's OpenAPI 3.1 document, built from the same models and limits the API enforces.
+
+`python -m indexer.api.openapi` rewrites the committed `indexer/api/openapi.json`; a unit test
+fails when the two differ, so the document in the repository is always the one served.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from indexer.api.validation import (
+    GAPS_DEFAULT_LIMIT,
+    GAPS_MAX_LIMIT,
+    MAX_BODY_BYTES,
+    MAX_INT64,
+    NAME_PATTERN,
+    RPC_URL_MAX_LENGTH,
+    RPC_URL_PATTERN,
+    UNBOUNDED_INTEGERS,
+    BackfillRequest,
+)
+from indexer.config import ChainConfig
+
+DOCUMENT_PATH = Path(__file__).with_name("openapi.json")
+JSON = "application/json"
+NULLABLE_INT = {"type": ["integer", "null"]}
+BLOCK = {"type": "integer", "minimum": 0, "maximum": MAX_INT64}
+
+
+def _strip_titles(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _strip_titles(v) for k, v in schema.items() if k != "title"}
+    if isinstance(schema, list):
+        return [_strip_titles(item) for item in schema]
+    return schema
+
+
+def chain_properties() -> dict[str, Any]:
+    """ChainConfig's fields as JSON Schema, with the API's extra bounds."""
+    properties: dict[str, Any] = _strip_titles(ChainConfig.model_json_schema()["properties"])
+    properties["name"]["pattern"] = NAME_PATTERN
+    properties["name"]["description"] = "Chain name, a slug; `status` is reserved."
+    properties["rpc_url"].update(pattern=RPC_URL_PATTERN, maxLength=RPC_URL_MAX_LENGTH)
+    for name in UNBOUNDED_INTEGERS:
+        properties[name]["maximum"] = MAX_INT64
+    return properties
+
+
+def _object(properties: dict[str, Any], required: list[str], description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+def _without_defaults(properties: dict[str, Any]) -> dict[str, Any]:
+    stripped = copy.deepcopy(properties)
+    for schema in stripped.values():
+        schema.pop("default", None)
+    return stripped
+
+
+def schemas() -> dict[str, Any]:
+    chain = chain_properties()
+    status = {
+        "chain": {"type": "string"},
+        "head": {**NULLABLE_INT, "description": "Latest available block; null before a scan."},
+        "last_indexed": {**NULLABLE_INT, "description": "Newest indexed block."},
+        "is_live_sync": {
+            "type": "boolean",
+            "description": "The newest indexed block is within live_sync_lag of the head.",
+        },
+        "indexed_blocks": {"type": "integer", "minimum": 0},
+        "missing_blocks_count": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Blocks from start_block to head not indexed: the backlog.",
+        },
+        "gap_ranges_count": {"type": "integer", "minimum": 0},
+        "largest_gap_start": NULLABLE_INT,
+        "largest_gap_end": NULLABLE_INT,
+        "historical_progress": {
+            "type": ["number", "null"],
+            "minimum": 0,
+            "maximum": 1,
+            "description": "Indexed blocks / blocks from start_block to head (head + 1 when 0).",
+        },
+        "blocks_per_second": {
+            "type": ["number", "null"],
+            "minimum": 0,
+            "description": "Indexing throughput over the last minute; null until measured.",
+        },
+        "eta_seconds": {
+            "type": ["number", "null"],
+            "minimum": 0,
+            "description": "missing_blocks_count / blocks_per_second; null when unknown.",
+        },
+    }
+    backfill = _strip_titles(BackfillRequest.model_json_schema(by_alias=True))
+    return {
+        "Error": _object(
+            {"error": {"type": "string"}, "field": {"type": ["string", "null"]}},
+            ["error", "field"],
+            "What went wrong, and the request field it is about (null if none).",
+        ),
+        "Chain": _object(chain, sorted(chain), "A chain and every knob, as stored."),
+        "ChainCreate": _object(
+            chain, ["name", "rpc_url"], "A new chain; knobs left out take their defaults."
+        ),
+        "ChainPatch": _object(
+            _without_defaults(chain),
+            [],
+            "Fields to change; every given field is applied (name cannot change).",
+        ),
+        "ChainList": _object(
+            {"chains": {"type": "array", "items": {"$ref": "#/components/schemas/Chain"}}},
+            ["chains"],
+            "Every chain, by name.",
+        ),
+        "ChainStatus": _object(status, sorted(status), "A chain's state from its indexed ranges."),
+        "StatusList": _object(
+            {"chains": {"type": "array", "items": {"$ref": "#/components/schemas/ChainStatus"}}},
+            ["chains"],
+            "Every chain's status, by name.",
+        ),
+        "Gap": _object(
+            {"start": BLOCK, "end": BLOCK, "size": {"type": "integer", "minimum": 1}},
+            ["start", "end", "size"],
+            "Blocks start..end (inclusive) are not indexed.",
+        ),
+        "GapsPage": _object(
+            {
+                "chain": {"type": "string"},
+                "head": NULLABLE_INT,
+                "gaps": {"type": "array", "items": {"$ref": "#/components/schemas/Gap"}},
+                "next_after": {
+                    **NULLABLE_INT,
+                    "description": "Pass as `after` for the next page; null on the last.",
+                },
+            },
+            ["chain", "head", "gaps", "next_after"],
+            "A page of gaps, oldest first.",
+        ),
+        "BackfillRequest": backfill | {"additionalProperties": False},
+        "BackfillResult": _object(
+            {
+                "chain": {"type": "string"},
+                "from": BLOCK,
+                "to": BLOCK,
+                "missing_blocks": {"type": "integer", "minimum": 0},
+                "ranges": {"type": "integer", "minimum": 0},
+                "mode": {"type": "string", "enum": ["none", "direct", "scheduler"]},
+                "started": {"type": "integer", "minimum": 0},
+                "workflow_id": {"type": ["string", "null"]},
+            },
+            ["chain", "from", "to", "missing_blocks", "ranges", "mode", "started", "workflow_id"],
+            "What the backfill started: IndexRange workflows directly, or one Scheduler.",
+        ),
+        "Health": _object({"status": {"type": "string"}}, ["status"], "The process answers."),
+        "Ready": _object(
+            {
+                "status": {"type": "string", "enum": ["ready", "not ready"]},
+                "postgres": {"type": "string"},
+                "temporal": {"type": "string"},
+            },
+            ["status", "postgres", "temporal"],
+            "Whether PostgreSQL and Temporal answer.",
+        ),
+    }
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
+
+
+ERRORS = {
+    "400": "Invalid request; `field` names the offending field.",
+    "401": "Missing or wrong bearer token.",
+    "404": "No chain of that name.",
+    "409": "Conflicts with the current state.",
+    "413": f"Body larger than {MAX_BODY_BYTES} bytes.",
+    "415": "Body is not application/json.",
+    "503": "A backing service (Temporal) is unavailable.",
+}
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    return {code: _json(ERRORS[code], "Error") for code in codes}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {JSON: {"schema": _ref(schema)}}}
+
+
+NAME_PARAMETER = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": NAME_PATTERN},
+    "example": "mainnet",
+}
+SECURED: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+
+def paths() -> dict[str, Any]:
+    mutating = ("401", "413", "415")
+    return {
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "Liveness: the process answers.",
+                "responses": {"200": _json("Alive.", "Health")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Readiness: PostgreSQL and Temporal answer within 2 s.",
+                "responses": {
+                    "200": _json("Ready.", "Ready"),
+                    "503": _json("Not ready; says which is down.", "Ready"),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document.",
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI document.",
+                        "content": {JSON: {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+        "/chains": {
+            "get": {
+                "operationId": "listChains",
+                "summary": "Every chain and its configuration.",
+                "responses": {"200": _json("The chains.", "ChainList")},
+            },
+            "post": {
+                "operationId": "createChain",
+                "summary": "Add a chain and start indexing it.",
+                "security": SECURED,
+                "requestBody": _body("ChainCreate"),
+                "responses": {
+                    "201": {
+                        **_json("Created.", "Chain"),
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                    },
+                    **_errors("400", *mutating, "409"),
+                },
+            },
+        },
+        "/chains/status": {
+            "get": {
+                "operationId": "chainsStatus",
+                "summary": "Every chain's status, computed concurrently.",
+                "responses": {"200": _json("Statuses.", "StatusList")},
+            }
+        },
+        "/chains/{name}": {
+            "parameters": [NAME_PARAMETER],
+            "get": {
+                "operationId": "getChain",
+                "summary": "One chain's configuration.",
+                "responses": {"200": _json("The chain.", "Chain"), **_errors("404")},
+            },
+            "patch": {
+                "operationId": "patchChain",
+                "summary": "Change any fields, min_replicas and max_replicas included.",
+                "description": "Takes effect in running workers, the scheduler and the"
+                " autoscaler within one reconcile interval, without a restart.",
+                "security": SECURED,
+                "requestBody": _body("ChainPatch"),
+                "responses": {
+                    "200": _json("The chain as changed.", "Chain"),
+                    **_errors("400", *mutating, "404"),
+                },
+            },
+            "delete": {
+                "operationId": "deleteChain",
+                "summary": "Delete a chain and everything indexed for it.",
+                "security": SECURED,
+                "responses": {"204": {"description": "Deleted."}, **_errors("401", "404")},
+            },
+        },
+        "/chains/{name}/status": {
+            "parameters": [NAME_PARAMETER],
+            "get": {
+                "operationId": "chainStatus",
+                "summary": "One chain's status: live sync and backlog side by side.",
+                "responses": {"200": _json("The status.", "ChainStatus"), **_errors("404")},
+            },
+        },
+        "/chains/{name}/gaps": {
+            "parameters": [NAME_PARAMETER],
+            "get": {
+                "operationId": "chainGaps",
+                "summary": "Missing block ranges, oldest first, a page at a time.",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": GAPS_MAX_LIMIT,
+                            "default": GAPS_DEFAULT_LIMIT,
+                        },
+                    },
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "description": "Only gaps starting after this block (`next_after`).",
+                        "schema": BLOCK,
+                    },
+                ],
+                "responses": {"200": _json("A page.", "GapsPage"), **_errors("400", "404")},
+            },
+        },
+        "/chains/{name}/backfill": {
+            "parameters": [NAME_PARAMETER],
+            "post": {
+                "operationId": "backfill",
+                "summary": "Index the missing blocks of from..to (up to the head).",
+                "security": SECURED,
+                "requestBody": _body("BackfillRequest"),
+                "responses": {
+                    "202": _json("Started.", "BackfillResult"),
+                    **_errors("400", *mutating, "404", "409", "503"),
+                },
+            },
+        },
+    }
+
+
+def build_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Temporal Indexer admin API",
+            "version": "1.0.0",
+            "description": "Chains, their configuration and status. Mutating requests need"
+            " `Authorization: Bearer <token>` (TINDEXER_API_TOKEN).",
+        },
+        "paths": paths(),
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def render() -> str:
+    return json.dumps(build_document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def main() -> None:
+    """Write the document next to this module (or to the path given)."""
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else DOCUMENT_PATH
+    target.write_text(render())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Helpers and fixtures for the admin API tests (no tests here): in-process and real APIs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest_asyncio
+from aiohttp.test_utils import TestServer
+
+from indexer.api.app import create_app
+from indexer.api.state import ApiState
+from indexer.runtime import child_process, free_port
+from tests.integration.conftest import Harness
+
+TOKEN = "s3cret-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class ApiClient:
+    """JSON over real HTTP to an API at `base`; every call returns (status, body)."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = TOKEN,
+        headers: dict[str, str] | None = None,
+        data: bytes | str | None = None,
+    ) -> tuple[int, Any]:
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        kwargs: dict[str, Any] = {"headers": sent}
+        if data is not None:
+            kwargs["data"] = data
+        elif body is not None:
+            kwargs["json"] = body
+        async with self.session.request(method, self.base + path, **kwargs) as response:
+            text = await response.text()
+            return response.status, (json.loads(text) if text else None)
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        return await self.call("GET", path, token=None)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def api(harness: Harness) -> AsyncIterator[ApiClient]:
+    """The admin API in this process, on the harness's pool, client and task queue."""
+    state = ApiState(harness.pool, harness.client, TOKEN, task_queue=harness.task_queue)
+    server = TestServer(create_app(state, sample_rates=False), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield ApiClient(session, str(server.make_url("")).rstrip("/"))
+    finally:
+        await server.close()
+
+
+def settings_file(tmp_path: Path, task_queue: str) -> Path:
+    """A TOML config holding only the task queue; chains come from PostgreSQL."""
+    path = tmp_path / f"tindexer-{task_queue}.toml"
+    path.write_text(f'task_queue = "{task_queue}"\n')
+    return path
+
+
+def cli_env(database_url: str, temporal_address: str, token: str | None = TOKEN) -> dict[str, str]:
+    env = {"DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_address}
+    if token is not None:
+        env["TINDEXER_API_TOKEN"] = token
+    return env
+
+
+@contextlib.contextmanager
+def api_process(
+    database_url: str, temporal_address: str, task_queue: str, tmp_path: Path
+) -> Iterator[str]:
+    """`tindexer api` as a real child process; yields its base URL; always stopped."""
+    port = free_port()
+    args = [sys.executable, "-m", "indexer.cli", "api", "--port", str(port)]
+    args += ["--config", str(settings_file(tmp_path, task_queue))]
+    env = cli_env(database_url, temporal_address)
+    with child_process(args, "127.0.0.1", port, log_path=tmp_path / f"api-{port}.log", env=env):
+        yield f"http://127.0.0.1:{port}"
