@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+BIGINT_MAX = 2**63 - 1  # block numbers are PostgreSQL bigints
+
 
 class ConfigError(Exception):
     """A configuration that cannot be used; the message names the field and the reason."""
@@ -21,7 +23,7 @@ class ChainConfig(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Chain name, a slug.")
     rpc_url: str = Field(pattern=r"^https?://", description="JSON-RPC endpoint.")
-    start_block: int = Field(0, ge=0, description="First block to index.")
+    start_block: int = Field(0, ge=0, le=BIGINT_MAX, description="First block to index.")
     blocks_per_workflow: int = Field(
         500, ge=1, le=100_000, description="Blocks per IndexRange workflow."
     )
@@ -36,7 +38,7 @@ class ChainConfig(BaseModel):
         2_000, ge=1, le=100_000, description="Scheduler starts before ContinueAsNew."
     )
     catchup_threshold: int = Field(
-        5_000, ge=0, description="Backlogs below this many blocks are scheduled directly."
+        5_000, ge=0, le=BIGINT_MAX, description="Backlogs below this many blocks go direct."
     )
     max_inflight_ranges: int = Field(
         64, ge=1, le=100_000, description="Most IndexRange workflows unfinished at once."
@@ -46,7 +48,7 @@ class ChainConfig(BaseModel):
         1.0, gt=0, le=3600, description="How often HeadScan asks for the head."
     )
     live_sync_lag: int = Field(
-        2, ge=0, description="A chain within this many blocks of its head is live."
+        2, ge=0, le=BIGINT_MAX, description="A chain within this many blocks of its head is live."
     )
     rpc_batch_size: int = Field(50, ge=1, le=1_000, description="Calls per JSON-RPC batch.")
     rpc_max_concurrency: int = Field(

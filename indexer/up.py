@@ -21,6 +21,9 @@ from exporter.metrics import Metrics, default_metrics
 from exporter.temporal_sdk import SdkMetrics
 from exporter.tracing import configure_tracing
 from exporter.wiring import observed
+from indexer.api.app import serving_api
+from indexer.api.auth import generate_token
+from indexer.api.state import ApiState
 from indexer.config import ChainConfig, Settings
 from indexer.rates import RateTracker
 from indexer.runtime import (
@@ -152,7 +155,15 @@ async def index(
         for chain in chains:
             await upsert_chain(pool, chain)
         console.print(f"metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
-        async with running_worker(client, pool, settings.task_queue, metrics=metrics):
+        token = settings.api_token or generate_token()
+        api = ApiState(pool=pool, temporal=client, token=token, task_queue=settings.task_queue)
+        async with (
+            serving_api(api, settings.api_host, settings.api_port) as api_port,
+            running_worker(client, pool, settings.task_queue, metrics=metrics),
+        ):
+            console.print(f"admin API on http://{settings.api_host}:{api_port}")
+            if not settings.api_token:
+                console.print(f"API token (shown once; set TINDEXER_API_TOKEN to choose): {token}")
             for chain in chains:
                 await start_head_scan(client, chain.name, settings.task_queue)
             await until_stopped(show_progress(pool, console, exit_when_live))

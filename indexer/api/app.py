@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -88,6 +88,18 @@ async def _rate_sampler(app: web.Application) -> Any:
         await task
 
 
+@contextlib.asynccontextmanager
+async def serving_api(state: ApiState, host: str, port: int) -> AsyncIterator[int]:
+    """Serve the admin API for the duration of the block; yields the bound port."""
+    runner = web.AppRunner(create_app(state), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        yield runner.addresses[0][1] if runner.addresses else port
+    finally:
+        await runner.cleanup()
+
+
 async def serve(
     database_url: str,
     temporal_address: str,
@@ -106,12 +118,7 @@ async def serve(
         # Lazy: the API starts (and /readyz says why not ready) while Temporal is still down.
         temporal = await Client.connect(temporal_address, namespace=namespace, lazy=True)
         state = ApiState(pool=pool, temporal=temporal, token=token, task_queue=task_queue)
-        runner = web.AppRunner(create_app(state), access_log=None)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, host, port)
-            await site.start()
-            bound = runner.addresses[0][1] if runner.addresses else port
+        async with serving_api(state, host, port) as bound:
             if ready:
                 ready(bound)
             stop = asyncio.Event()
@@ -119,7 +126,5 @@ async def serve(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
             await stop.wait()
-        finally:
-            await runner.cleanup()
     finally:
         await pool.close()

@@ -17,10 +17,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from indexer.api.errors import ApiError
+from indexer.config import BIGINT_MAX as MAX_INT64
 from indexer.config import ChainConfig
 
 MAX_BODY_BYTES = 1024 * 1024  # 1 MiB: a chain config is under 2 KiB; anything bigger is abuse
-MAX_INT64 = 2**63 - 1  # block numbers are PostgreSQL bigint
 RESERVED_NAMES = frozenset({"status"})  # `/chains/status` is every chain's status
 GAPS_DEFAULT_LIMIT = 100
 GAPS_MAX_LIMIT = 1_000
