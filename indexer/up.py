@@ -163,7 +163,10 @@ async def index(
         ):
             console.print(f"admin API on http://{settings.api_host}:{api_port}")
             if not settings.api_token:
-                console.print(f"API token (shown once; set TINDEXER_API_TOKEN to choose): {token}")
+                console.print(
+                    f"API token (shown once; set TINDEXER_API_TOKEN to choose): {token}",
+                    soft_wrap=True,
+                )
             for chain in chains:
                 await start_head_scan(client, chain.name, settings.task_queue)
             await until_stopped(show_progress(pool, console, exit_when_live))
