@@ -82,3 +82,15 @@ bench-overhead: $(STAMP)
 .PHONY: bench-schedule
 bench-schedule: $(STAMP)
 	$(PYTHON) bench/schedule.py
+
+# End to end: 750,000 and 75,000 blocks, with the RPC and COPY ceilings and a plot.
+.PHONY: bench-backlog
+bench-backlog: $(STAMP)
+	$(PYTHON) -m pip install --quiet -e '.[bench]'
+	$(PYTHON) bench/backlog.py
+
+# Every benchmark, then bench/results/REPORT.md.
+.PHONY: bench
+bench: bench-schedule bench-backlog bench-overhead bench-status
+	$(PYTHON) bench/simchain_throughput.py
+	$(PYTHON) bench/report.py
