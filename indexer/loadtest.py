@@ -39,6 +39,8 @@ from indexer.store.db import create_pool
 from indexer.store.ranges import coverage
 from indexer.worker import connect_temporal, start_head_scan
 
+STALL_SECONDS = 120.0  # a run that indexes nothing for this long has failed, not slowed
+
 OTLP_SINK = """
 from aiohttp import web
 async def accept(request):
@@ -181,6 +183,7 @@ async def run_loadtest(
         peak = dict.fromkeys(processes, 0)
         series: list[dict[str, float]] = []
         schedule_seconds = None
+        progress_mark = (-1, 0.0)  # (indexed blocks, when that count was first seen)
         last = blocks - 1
         async with aiohttp.ClientSession() as http:
             started = time.perf_counter()
@@ -205,6 +208,13 @@ async def run_loadtest(
                 )
                 if covered.missing_blocks == 0:
                     break
+                if indexed > progress_mark[0]:
+                    progress_mark = (indexed, now)
+                elif now - progress_mark[1] > STALL_SECONDS:
+                    raise RuntimeError(
+                        f"no progress for {STALL_SECONDS:.0f} s at {indexed:,} of {blocks:,} "
+                        f"blocks; see the worker's log {work / 'worker.log'}"
+                    )
                 await asyncio.sleep(1.0)
             index_seconds = time.perf_counter() - started
             async with http.get(metrics_url) as response:
