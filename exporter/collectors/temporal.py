@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -67,7 +68,9 @@ class TemporalHealthCollector(PeriodicCollector):
 
     async def refresh(self) -> None:
         started = time.perf_counter()
-        healthy = await self.client.service_client.check_health(timeout=_seconds(self.timeout))
+        healthy = await self.client.service_client.check_health(
+            timeout=timedelta(seconds=self.timeout)
+        )
         self.metrics.temporal_health_latency.set(time.perf_counter() - started)
         self.metrics.temporal_up.set(1 if healthy else 0)
 
@@ -86,9 +89,3 @@ class SdkMetricsCollector(PeriodicCollector):
 
     async def refresh(self) -> None:
         self.sdk.drain()
-
-
-def _seconds(value: float):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
-    return timedelta(seconds=value)

@@ -46,6 +46,7 @@ class ChainDirectory:
         self.metrics = metrics
         self._rows: dict[str, tuple[float, ChainRow]] = {}
         self._clients: dict[str, tuple[str, RpcSettings, RpcClient]] = {}
+        self._retired: list[RpcClient] = []
 
     async def chain(self, name: str) -> ChainRow:
         cached = self._rows.get(name)
@@ -65,11 +66,14 @@ class ChainDirectory:
         cached = self._clients.get(config.name)
         if cached and cached[0] == config.rpc_url and cached[1] == settings:
             return cached[2]
+        if cached:
+            self._retired.append(cached[2])  # activities may still be using it
         client = RpcClient(config.rpc_url, config.name, settings, self.metrics)
         self._clients[config.name] = (config.rpc_url, settings, client)
         return client
 
     async def close(self) -> None:
-        for _, _, client in self._clients.values():
+        for client in [*(c for _, _, c in self._clients.values()), *self._retired]:
             await client.close()
         self._clients.clear()
+        self._retired.clear()
