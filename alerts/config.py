@@ -1,0 +1,121 @@
+"""Every threshold, window, selector and `for` duration of the alert rules, each with its reason.
+
+The committed `alerts/rules.yml` is built from `CONFIG`. Tests that need an alert to fire within
+seconds build their own rules with `dataclasses.replace(CONFIG, ...)`; the production values
+below are the ones the promtool unit tests in `alerts/tests/` check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    # Scopes every rule to the indexer's scrape job (the job name in deploy/prometheus.yml).
+    # Several deployments in one Prometheus: build one rule file per job.
+    job_selector: str = 'job="tindexer"'
+
+    # Where `runbook_url` points; the alert name's section is appended as an anchor. Relative,
+    # because where the docs are hosted is the user's choice: `tindexer alerts build
+    # --runbook-base-url https://…/docs/runbooks.md` writes absolute links.
+    runbook_base_url: str = "docs/runbooks.md"
+
+    # --- Availability ---------------------------------------------------------------------
+    # A restart or one lost scrape is seconds; five minutes without metrics means every other
+    # alert is blind, so it pages.
+    exporter_down_for: str = "5m"
+    # The health check runs every 5 s; 2 minutes of failures is an outage, not a leader
+    # election or a frontend restart (those take well under a minute).
+    temporal_unreachable_for: str = "2m"
+    # The health collector reconnects every few seconds; a minute of failures stops every
+    # IndexRange store, and nothing heals it but a human.
+    postgres_down_for: str = "1m"
+    # A collector refreshes every 2–5 s. Two minutes without one success is dozens of failed
+    # refreshes: its metrics are stale, and dashboards and other alerts read them.
+    collector_stale_seconds: int = 120
+    collector_failing_for: str = "5m"
+
+    # --- Progress -------------------------------------------------------------------------
+    # HeadScan polls every few seconds and schedules whatever is missing; a backlog with no
+    # block scheduled for 15 minutes is a stuck scheduler, not a slow one (a full
+    # max_inflight_ranges frees slots within minutes when ranges complete).
+    scheduling_stalled_window: str = "15m"
+    scheduling_stalled_for: str = "5m"
+    # Short outages of the provider or Temporal lose live sync for a minute or two and heal by
+    # themselves; 15 minutes behind is an outage users see, so it pages. The lag target itself
+    # is each chain's `live_sync_lag` (tindexer_chain_live_sync).
+    live_sync_lost_for: str = "15m"
+    # Below 10,000 blocks a backfill finishes in seconds to minutes at the measured 1.6–3k
+    # blocks/s, so "not shrinking" is only meaningful above it; an hour's window smooths the
+    # sawtooth of batch scheduling, and 30 more minutes rule out a single slow hour.
+    backlog_min_blocks: int = 10_000
+    backlog_window: str = "1h"
+    backlog_not_shrinking_for: str = "30m"
+    # Holes below the newest indexed block are normal during a backfill while they shrink; two
+    # hours without shrinking means ranges keep failing or were never scheduled.
+    gaps_window: str = "30m"
+    gaps_for: str = "2h"
+    # Deeper than this is rare on any EVM chain with finality, and the repair (delete and
+    # re-index) approaches max_reorg_depth (64 by default): a human should look at the provider.
+    deep_reorg_blocks: int = 8
+    deep_reorg_window: str = "1h"
+
+    # --- Rate limits and errors -----------------------------------------------------------
+    # The SDK retries RESOURCE_EXHAUSTED by itself; a few per minute are harmless, more than
+    # one every 10 s for 15 minutes means the namespace RPS limit throttles scheduling.
+    rate_limited_window: str = "5m"
+    temporal_rate_limited_per_second: float = 0.1
+    temporal_rate_limited_for: str = "15m"
+    # The adaptive limiter probes up to the provider's limit, so a few 429s per hundred
+    # requests are by design; 5 % sustained for 15 minutes means the plan's quota is too small.
+    rpc_rate_limited_ratio: float = 0.05
+    rpc_rate_limited_for: str = "15m"
+    # Any start failure is retried, but it means Temporal refused work: always worth a ticket.
+    # The window only decides how long the alert stays up after the last failure.
+    workflow_start_failures_window: str = "10m"
+    # 0.1 % of attempts timing out is the issue's bar; 15-minute windows keep one slow batch
+    # from firing it.
+    activity_timeout_ratio: float = 0.001
+    activity_timeout_window: str = "15m"
+    activity_timeout_for: str = "15m"
+
+    # --- PostgreSQL -----------------------------------------------------------------------
+    # Above 80 % of max_connections a burst of new workers or a migration fails to connect.
+    pg_connection_utilization: float = 0.8
+    pg_connections_for: str = "10m"
+    # The old plan's bar: the indexer's own queries stay below 50 ms at p95.
+    pg_query_p95_seconds: float = 0.05
+    pg_query_window: str = "10m"
+    pg_query_latency_for: str = "15m"
+
+    # --- Autoscaling ----------------------------------------------------------------------
+    # At max_replicas with a growing backlog for 30 minutes, capacity (or the bottleneck
+    # behind it) is the problem; shorter would fire during every scale-up.
+    replicas_window: str = "30m"
+    replicas_pinned_for: str = "30m"
+
+    # --- SLOs -----------------------------------------------------------------------------
+    # 99 % of the time live: 7.2 hours a month of budget for provider outages and upgrades.
+    live_sync_target: float = 0.99
+    # 99 % of JSON-RPC requests answered: the limiter's probing 429s fit well inside it.
+    rpc_success_target: float = 0.99
+    # The error budget's period, as in the SRE workbook.
+    slo_period: str = "30d"
+    # The 30-day ratio reads a month of samples per chain: once every 5 minutes is plenty for
+    # a budget panel. None = Prometheus' global evaluation_interval.
+    slo_budget_interval: str | None = "5m"
+
+
+# (burn factor, long window, short window, for, severity): the SRE workbook's multi-window,
+# multi-burn-rate table. 14.4× burns 2 % of a 30-day budget in an hour and 6× burns 5 % in six
+# hours: page. 3× and 1× spend 10 % in a day and in three days: ticket.
+BURN_RATES: tuple[tuple[float, str, str, str, str], ...] = (
+    (14.4, "1h", "5m", "2m", "critical"),
+    (6.0, "6h", "30m", "15m", "critical"),
+    (3.0, "1d", "2h", "1h", "warning"),
+    (1.0, "3d", "6h", "3h", "warning"),
+)
+SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+
+CONFIG = AlertConfig()

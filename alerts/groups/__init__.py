@@ -1,0 +1,25 @@
+"""One module per alert group; `all_groups(config)` lists them in the order of rules.yml."""
+
+from __future__ import annotations
+
+from alerts.config import AlertConfig
+from alerts.groups import (
+    availability,
+    errors,
+    postgres,
+    progress,
+    scaling,
+    slo,
+)
+from alerts.rules import Group
+
+
+def all_groups(config: AlertConfig) -> list[Group]:
+    return [
+        availability.group(config),
+        progress.group(config),
+        errors.group(config),
+        postgres.group(config),
+        scaling.group(config),
+        *slo.groups(config),
+    ]

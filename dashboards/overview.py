@@ -1,0 +1,195 @@
+"""Indexer overview: is every chain live, how big is the backlog, is scheduling keeping up."""
+
+from __future__ import annotations
+
+from alerts.config import CONFIG
+from dashboards.common import (
+    COUNT,
+    GREEN,
+    PER_SECOND,
+    PERCENT,
+    RED,
+    SECONDS,
+    YELLOW,
+    Query,
+    Rows,
+    stat,
+    steps,
+    timeseries,
+    value_mappings,
+)
+from dashboards.queries import overview as q
+
+TITLE = "Tindexer / Overview"
+DESCRIPTION = "Per chain: live sync, backlog and gaps, indexing and scheduling rates, SLOs."
+VARIABLES = ("chain",)
+
+LIVE = value_mappings({0: ("behind", RED), 1: ("live", GREEN)})
+
+ROWS: Rows = [
+    (
+        "Live sync",
+        [
+            stat(
+                "Live sync",
+                "Whether the newest indexed block is within the chain's live_sync_lag of its "
+                "head (head-1 rule applied: one block behind the announced head is live).",
+                COUNT,
+                Query(q.LIVE_SYNC, "{{chain}}"),
+                mappings=LIVE,
+                thresholds=steps((RED, None), (GREEN, 1)),
+            ),
+            stat(
+                "Blocks behind head",
+                "Head minus the newest indexed block. Above live_sync_lag the chain is not live.",
+                COUNT,
+                Query(q.BLOCKS_BEHIND, "{{chain}}"),
+                thresholds=steps((GREEN, None), (YELLOW, 5), (RED, 50)),
+            ),
+            timeseries(
+                "Head vs last indexed",
+                "The chain's latest available block and the newest block stored in PostgreSQL.",
+                COUNT,
+                Query(q.HEAD, "{{chain}} head"),
+                Query(q.LAST_INDEXED, "{{chain}} last indexed"),
+                width=16,
+                height=5,
+            ),
+        ],
+    ),
+    (
+        "Backlog",
+        [
+            stat(
+                "Missing blocks",
+                "Blocks between the chain's first block and its head that are not stored yet.",
+                COUNT,
+                Query(q.MISSING_BLOCKS, "{{chain}}"),
+                thresholds=steps((GREEN, None), (YELLOW, 1), (RED, CONFIG.backlog_min_blocks)),
+            ),
+            stat(
+                "Gap ranges",
+                "Contiguous runs of missing blocks; the live edge's own lag counts as one.",
+                COUNT,
+                Query(q.GAP_RANGES, "{{chain}}"),
+                thresholds=steps((GREEN, None), (YELLOW, 2)),
+            ),
+            stat(
+                "Backfill ETA",
+                "Seconds until no block is missing, at the recent indexing rate.",
+                SECONDS,
+                Query(q.BACKFILL_ETA, "{{chain}}"),
+                thresholds=steps((GREEN, None), (YELLOW, 3600), (RED, 86_400)),
+            ),
+            timeseries(
+                "Blocks indexed per second",
+                "Blocks written to PostgreSQL by IndexRange activities, per second.",
+                PER_SECOND,
+                Query(q.BLOCKS_INDEXED_RATE, "{{chain}}"),
+                width=12,
+                height=5,
+            ),
+            timeseries(
+                "Missing blocks over time",
+                "A shrinking line is a backfill making headway; a flat or growing one is not.",
+                COUNT,
+                Query(q.MISSING_BLOCKS, "{{chain}} missing"),
+                Query(q.GAP_RANGES, "{{chain}} gap ranges"),
+                width=12,
+            ),
+            timeseries(
+                "Reorgs since start",
+                "Reorganisations detected and repaired near the head since the indexer "
+                "started, and the deepest one's depth in blocks (its bucket's upper bound).",
+                COUNT,
+                Query(q.REORGS, "{{chain}} reorgs"),
+                Query(q.REORG_DEPTH_MAX, "{{chain}} max depth"),
+                width=12,
+            ),
+        ],
+    ),
+    (
+        "Scheduling",
+        [
+            timeseries(
+                "Blocks scheduled per second",
+                "Blocks covered by IndexRange workflows started, by mode: direct (small "
+                "backlogs and the live edge, newest first) or the Scheduler workflow.",
+                PER_SECOND,
+                Query(q.BLOCKS_SCHEDULED_RATE, "{{chain}} {{mode}}"),
+            ),
+            timeseries(
+                "Workflows started per second",
+                "New workflow runs started by the indexer, by workflow type.",
+                PER_SECOND,
+                Query(q.WORKFLOWS_STARTED_RATE, "{{chain}} {{workflow}}"),
+            ),
+            timeseries(
+                "In-flight ranges",
+                "IndexRange workflows started and not yet finished (capped by "
+                "max_inflight_ranges), and the start pool's parallelism.",
+                COUNT,
+                Query(q.INFLIGHT_RANGES, "{{chain}} in flight"),
+                Query(q.SCHEDULER_PARALLELISM, "{{chain}} parallelism"),
+            ),
+            timeseries(
+                "Workflow start failures per second",
+                "Starts Temporal refused after the SDK's own retries, by reason; the scheduler "
+                "retries them. Any is worth a look.",
+                PER_SECOND,
+                Query(q.START_FAILURES_RATE, "{{chain}} {{reason}}"),
+                thresholds=steps((GREEN, None), (RED, 0.001)),
+            ),
+            timeseries(
+                "Schedule batch duration p95",
+                "Time to start one batch of IndexRange workflows through the start pool.",
+                SECONDS,
+                Query(q.SCHEDULE_BATCH_P95, "{{chain}}"),
+            ),
+            timeseries(
+                "Scheduler continue-as-new",
+                "Times a Scheduler workflow continued as new after continue_as_new_threshold "
+                "starts, per interval.",
+                COUNT,
+                Query(q.CONTINUE_AS_NEW, "{{chain}}"),
+            ),
+        ],
+    ),
+    (
+        "SLOs and error budget",
+        [
+            stat(
+                f"Live-sync error budget left ({q.PERIOD})",
+                f"Share of the {q.PERIOD} error budget of the live-sync SLO not yet spent: the "
+                "time out of live sync allowed by the target, minus the time spent out of it.",
+                PERCENT,
+                Query(q.LIVE_SYNC_BUDGET, "{{chain}}"),
+                thresholds=steps((RED, None), (YELLOW, 0.25), (GREEN, 0.5)),
+                width=6,
+                height=6,
+            ),
+            stat(
+                f"RPC error budget left ({q.PERIOD})",
+                f"Share of the {q.PERIOD} error budget of the RPC success SLO not yet spent.",
+                PERCENT,
+                Query(q.RPC_BUDGET, "{{chain}}"),
+                thresholds=steps((RED, None), (YELLOW, 0.25), (GREEN, 0.5)),
+                width=6,
+                height=6,
+            ),
+            timeseries(
+                "Error budget burn rate",
+                "How many times faster than sustainable each SLO spends its budget over 1h and "
+                "6h; the page thresholds are 14.4 (1h) and 6 (6h).",
+                COUNT,
+                Query(q.LIVE_SYNC_BURN_1H, "{{chain}} live sync 1h"),
+                Query(q.LIVE_SYNC_BURN_6H, "{{chain}} live sync 6h"),
+                Query(q.RPC_BURN_1H, "{{chain}} rpc 1h"),
+                Query(q.RPC_BURN_6H, "{{chain}} rpc 6h"),
+                thresholds=steps((GREEN, None), (YELLOW, 6), (RED, 14.4)),
+                width=12,
+                height=6,
+            ),
+        ],
+    ),
+]

@@ -1,0 +1,1 @@
+"""PromQL of every dashboard, one module per dashboard, apart from the panel layout."""

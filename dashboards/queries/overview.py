@@ -1,0 +1,67 @@
+"""PromQL for the Indexer overview dashboard: per chain, live sync, backlog, scheduling, SLOs."""
+
+from __future__ import annotations
+
+from alerts.config import CONFIG
+from alerts.groups.slo import live_sync_slo, rpc_slo
+
+C = '{chain=~"$chain"}'
+MODE = 'mode=~".+"'
+
+# --- Live sync ---------------------------------------------------------------------------------
+LIVE_SYNC = f"max by (chain) (tindexer_chain_live_sync{C})"
+HEAD = f"max by (chain) (tindexer_chain_head{C})"
+LAST_INDEXED = f"max by (chain) (tindexer_chain_last_indexed{C})"
+BLOCKS_BEHIND = f"max by (chain) (tindexer_chain_head{C} - tindexer_chain_last_indexed{C})"
+
+# --- Backlog -----------------------------------------------------------------------------------
+MISSING_BLOCKS = f"max by (chain) (tindexer_chain_missing_blocks{C})"
+GAP_RANGES = f"max by (chain) (tindexer_chain_gap_ranges{C})"
+BACKFILL_ETA = f"max by (chain) (tindexer_backfill_eta_seconds{C})"
+BLOCKS_INDEXED_RATE = f"sum by (chain) (rate(tindexer_blocks_indexed_total{C}[$__rate_interval]))"
+# Reorgs are rare: a chain's first one creates its series, which rate() cannot see. Show the
+# counts since the process started instead, which always include it.
+REORGS = f"max by (chain) (tindexer_reorgs_total{C})"
+REORG_DEPTH_MAX = f"histogram_quantile(1, sum by (chain, le) (tindexer_reorg_depth_bucket{C}))"
+
+# --- Scheduling --------------------------------------------------------------------------------
+BLOCKS_SCHEDULED_RATE = (
+    f"sum by (chain, mode) (rate(tindexer_blocks_scheduled_total{C}[$__rate_interval]))"
+)
+WORKFLOWS_STARTED_RATE = (
+    f"sum by (chain, workflow) (rate(tindexer_workflows_started_total{C}[$__rate_interval]))"
+)
+INFLIGHT_RANGES = f"max by (chain) (tindexer_inflight_ranges{C})"
+START_FAILURES_RATE = (
+    f"sum by (chain, reason) (rate(tindexer_workflow_start_failures_total{C}[$__rate_interval]))"
+)
+SCHEDULER_PARALLELISM = f"max by (chain) (tindexer_scheduler_parallelism{C})"
+SCHEDULE_BATCH_P95 = (
+    "histogram_quantile(0.95, sum by (chain, le) "
+    f"(rate(tindexer_schedule_batch_duration_seconds_bucket{C}[$__rate_interval])))"
+)
+CONTINUE_AS_NEW = (
+    f"sum by (chain) (increase(tindexer_scheduler_continue_as_new_total{C}[$__rate_interval]))"
+)
+
+# --- SLOs --------------------------------------------------------------------------------------
+_LIVE, _RPC = live_sync_slo(CONFIG), rpc_slo(CONFIG)
+PERIOD = CONFIG.slo_period
+
+
+def budget_remaining(error_ratio_rule: str, target: float) -> str:
+    """Share of the period's error budget not yet spent (negative: overspent)."""
+    return f"1 - {error_ratio_rule}{C} / (1 - {target})"
+
+
+def burn_rate(error_ratio_rule: str, target: float) -> str:
+    """How many times faster than sustainable the budget burns (1 = spent exactly in time)."""
+    return f"{error_ratio_rule}{C} / (1 - {target})"
+
+
+LIVE_SYNC_BUDGET = budget_remaining(_LIVE.error_ratio(PERIOD), _LIVE.target)
+RPC_BUDGET = budget_remaining(_RPC.error_ratio(PERIOD), _RPC.target)
+LIVE_SYNC_BURN_1H = burn_rate(_LIVE.error_ratio("1h"), _LIVE.target)
+LIVE_SYNC_BURN_6H = burn_rate(_LIVE.error_ratio("6h"), _LIVE.target)
+RPC_BURN_1H = burn_rate(_RPC.error_ratio("1h"), _RPC.target)
+RPC_BURN_6H = burn_rate(_RPC.error_ratio("6h"), _RPC.target)

@@ -1,0 +1,44 @@
+"""PromQL for the RPC providers dashboard: requests by outcome, 429s, latency, concurrency."""
+
+from __future__ import annotations
+
+from alerts.config import CONFIG
+from alerts.groups.slo import rpc_slo
+
+C = '{chain=~"$chain"}'
+RATE_LIMITED = '{chain=~"$chain",outcome="rate_limited"}'
+
+REQUESTS_BY_OUTCOME = (
+    f"sum by (chain, outcome) (rate(tindexer_rpc_requests_total{C}[$__rate_interval]))"
+)
+REQUESTS_BY_METHOD = (
+    f"sum by (chain, method) (rate(tindexer_rpc_requests_total{C}[$__rate_interval]))"
+)
+RATE_LIMITED_RATE = (
+    f"sum by (chain) (rate(tindexer_rpc_requests_total{RATE_LIMITED}[$__rate_interval]))"
+)
+RATE_LIMITED_RATIO = (
+    f"{RATE_LIMITED_RATE}\n/\n"
+    f"sum by (chain) (rate(tindexer_rpc_requests_total{C}[$__rate_interval]))"
+)
+
+
+def latency(quantile: float) -> str:
+    return (
+        f"histogram_quantile({quantile}, sum by (chain, le) "
+        f"(rate(tindexer_rpc_request_duration_seconds_bucket{C}[$__rate_interval])))"
+    )
+
+
+LATENCY_P50, LATENCY_P95, LATENCY_P99 = latency(0.5), latency(0.95), latency(0.99)
+CONCURRENCY_LIMIT = f"max by (chain) (tindexer_rpc_concurrency_limit{C})"
+FETCH_P95 = (
+    "histogram_quantile(0.95, sum by (chain, le) (rate("
+    'tindexer_index_range_duration_seconds_bucket{chain=~"$chain",phase="fetch"}'
+    "[$__rate_interval])))"
+)
+# The SLI as the recording rules define it (alerts/groups/slo.py), over 5 minutes and an hour.
+_SLO = rpc_slo(CONFIG)
+SUCCESS_RATIO_5M = f"1 - {_SLO.error_ratio('5m')}{C}"
+SUCCESS_RATIO_1H = f"1 - {_SLO.error_ratio('1h')}{C}"
+SUCCESS_TARGET = _SLO.target

@@ -1,0 +1,116 @@
+"""RPC providers: is the chain's provider the bottleneck or rate-limiting us."""
+
+from __future__ import annotations
+
+from dashboards.common import (
+    COUNT,
+    GREEN,
+    PER_SECOND,
+    PERCENT,
+    RED,
+    SECONDS,
+    YELLOW,
+    Query,
+    Rows,
+    stat,
+    steps,
+    timeseries,
+)
+from dashboards.queries import rpc as q
+
+TITLE = "Tindexer / RPC providers"
+DESCRIPTION = (
+    "JSON-RPC requests to each chain's provider: outcomes, 429s, latency and the adaptive "
+    "concurrency limit."
+)
+VARIABLES = ("chain",)
+
+SUCCESS = steps((RED, None), (YELLOW, q.SUCCESS_TARGET), (GREEN, 0.999))
+
+ROWS: Rows = [
+    (
+        "Requests",
+        [
+            stat(
+                "Success ratio (5m)",
+                "Share of JSON-RPC requests answered OK over 5 minutes: the RPC SLO's "
+                f"indicator (target {q.SUCCESS_TARGET:.0%}).",
+                PERCENT,
+                Query(q.SUCCESS_RATIO_5M, "{{chain}}"),
+                thresholds=SUCCESS,
+            ),
+            stat(
+                "Success ratio (1h)",
+                "The same indicator over the last hour.",
+                PERCENT,
+                Query(q.SUCCESS_RATIO_1H, "{{chain}}"),
+                thresholds=SUCCESS,
+            ),
+            timeseries(
+                "Requests per second by outcome",
+                "HTTP requests to the provider (a JSON-RPC batch is one) by outcome: ok, "
+                "rate_limited (429), timeout or error.",
+                PER_SECOND,
+                Query(q.REQUESTS_BY_OUTCOME, "{{chain}} {{outcome}}"),
+                stacked=True,
+                width=16,
+                height=5,
+            ),
+            timeseries(
+                "Requests per second by method",
+                "HTTP requests to the provider by JSON-RPC method.",
+                PER_SECOND,
+                Query(q.REQUESTS_BY_METHOD, "{{chain}} {{method}}"),
+                width=24,
+            ),
+        ],
+    ),
+    (
+        "Rate limits",
+        [
+            timeseries(
+                "429s per second",
+                "Requests the provider refused with HTTP 429 Too Many Requests; the client "
+                "honours Retry-After and lowers its concurrency.",
+                PER_SECOND,
+                Query(q.RATE_LIMITED_RATE, "{{chain}}"),
+                thresholds=steps((GREEN, None), (RED, 0.1)),
+            ),
+            timeseries(
+                "429 ratio",
+                "Share of requests refused with 429; the alert fires at 5 % sustained.",
+                PERCENT,
+                Query(q.RATE_LIMITED_RATIO, "{{chain}}"),
+                thresholds=steps((GREEN, None), (YELLOW, 0.01), (RED, 0.05)),
+            ),
+            timeseries(
+                "Adaptive concurrency limit",
+                "Requests allowed in flight to the provider: cut on 429s and timeouts, grown "
+                "on success.",
+                COUNT,
+                Query(q.CONCURRENCY_LIMIT, "{{chain}}"),
+            ),
+        ],
+    ),
+    (
+        "Latency",
+        [
+            timeseries(
+                "Request latency percentiles",
+                "Time from sending a request to reading its whole answer: p50, p95 and p99.",
+                SECONDS,
+                Query(q.LATENCY_P50, "{{chain}} p50"),
+                Query(q.LATENCY_P95, "{{chain}} p95"),
+                Query(q.LATENCY_P99, "{{chain}} p99"),
+                width=12,
+            ),
+            timeseries(
+                "IndexRange fetch phase p95",
+                "Time an IndexRange activity spends fetching its blocks from the provider.",
+                SECONDS,
+                Query(q.FETCH_P95, "{{chain}}"),
+                width=12,
+            ),
+        ],
+    ),
+]
