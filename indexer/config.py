@@ -25,7 +25,7 @@ class ChainConfig(BaseModel):
     rpc_url: str = Field(pattern=r"^https?://", description="JSON-RPC endpoint.")
     start_block: int = Field(0, ge=0, le=BIGINT_MAX, description="First block to index.")
     blocks_per_workflow: int = Field(
-        500, ge=1, le=100_000, description="Blocks per IndexRange workflow."
+        1_000, ge=1, le=100_000, description="Blocks per IndexRange workflow."
     )
     scheduler_batch_size: int = Field(
         100, ge=1, le=10_000, description="Ranges started per start activity."
@@ -50,9 +50,9 @@ class ChainConfig(BaseModel):
     live_sync_lag: int = Field(
         2, ge=0, le=BIGINT_MAX, description="A chain within this many blocks of its head is live."
     )
-    rpc_batch_size: int = Field(50, ge=1, le=1_000, description="Calls per JSON-RPC batch.")
+    rpc_batch_size: int = Field(100, ge=1, le=1_000, description="Calls per JSON-RPC batch.")
     rpc_max_concurrency: int = Field(
-        8, ge=1, le=256, description="Most JSON-RPC requests in flight per chain."
+        16, ge=1, le=256, description="Most JSON-RPC requests in flight per chain."
     )
     rpc_timeout_seconds: float = Field(10.0, gt=0, le=300, description="Per-request timeout.")
     rpc_max_retries: int = Field(8, ge=0, le=100, description="Retries of one RPC request.")

@@ -98,7 +98,9 @@ async def test_metrics_during_a_real_run_agree_with_the_database(
         "tindexer_activity_duration_seconds_count", activity="index_range", outcome="ok"
     )
     assert ok >= fetches
-    assert during.value("tindexer_rpc_concurrency_limit", chain=chain) == 8
+    assert during.value("tindexer_rpc_concurrency_limit", chain=chain) == (
+        row.config.rpc_max_concurrency
+    )
     assert sum(during.matching("tindexer_rpc_requests_total", chain=chain, outcome="ok")) > 0
     # Temporal: queues, health, the SDK's own metrics.
     for kind in ("workflow", "activity"):
