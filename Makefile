@@ -91,6 +91,11 @@ bench-backlog: $(STAMP)
 
 # Every benchmark, then bench/results/REPORT.md.
 .PHONY: bench
-bench: bench-schedule bench-backlog bench-overhead bench-status
+bench: bench-schedule bench-backlog bench-overhead bench-status bench-tuning
 	$(PYTHON) bench/simchain_throughput.py
 	$(PYTHON) bench/report.py
+
+# Worker concurrency and RPC knobs, interleaved loadtests. Writes bench/results/tuning.json.
+.PHONY: bench-tuning
+bench-tuning: $(STAMP)
+	$(PYTHON) bench/tuning.py

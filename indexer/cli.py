@@ -102,12 +102,17 @@ def up(
 def worker(
     config: ConfigOption = None,
     max_concurrent_activities: Annotated[int, typer.Option(min=1)] = 32,
+    max_concurrent_workflow_tasks: Annotated[
+        int | None, typer.Option(min=2, help="Default: the Temporal SDK's.")
+    ] = None,
+    pollers: Annotated[int, typer.Option(min=1, help="Pollers per task type.")] = 5,
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve /metrics here (default: settings, 9464).")
     ] = None,
 ) -> None:
     """Run one worker against $TEMPORAL_ADDRESS and $DATABASE_URL (for scaling out)."""
     from indexer.up import run_worker_process
+    from indexer.worker import WorkerTuning
 
     settings = _settings(config, metrics_port=metrics_port)
     if not settings.database_url or not settings.temporal_address:
@@ -119,7 +124,8 @@ def worker(
         # workers` starts workers with SIGTERM blocked, so one sent while importing waits here.
         signal.signal(signal.SIGTERM, _stop_before_start)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-        asyncio.run(run_worker_process(settings, max_concurrent_activities))
+        tuning = WorkerTuning(max_concurrent_activities, max_concurrent_workflow_tasks, pollers)
+        asyncio.run(run_worker_process(settings, tuning))
     _finish(0)
 
 

@@ -35,7 +35,7 @@ from indexer.runtime import (
 from indexer.status import ChainStatus, chain_status
 from indexer.store.chains import list_chains, upsert_chain
 from indexer.store.db import create_pool
-from indexer.worker import connect_temporal, running_worker, start_head_scan
+from indexer.worker import WorkerTuning, connect_temporal, running_worker, start_head_scan
 
 REFRESH_SECONDS = 1.0
 LIVE_LINE_SECONDS = 10.0
@@ -260,7 +260,7 @@ def run_up(options: UpOptions, console: Console) -> int:
     return 0
 
 
-async def run_worker_process(settings: Settings, max_concurrent_activities: int) -> None:
+async def run_worker_process(settings: Settings, tuning: WorkerTuning) -> None:
     """A worker on its own, for more capacity; stops (draining) on Ctrl-C or SIGTERM."""
     assert settings.database_url and settings.temporal_address
     async with (
@@ -272,7 +272,7 @@ async def run_worker_process(settings: Settings, max_concurrent_activities: int)
             pool,
             settings.task_queue,
             metrics=metrics,
-            max_concurrent_activities=max_concurrent_activities,
+            tuning=tuning,
         ),
     ):
         await until_stopped(asyncio.Event().wait())

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
@@ -13,7 +14,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from exporter.activity_metrics import ActivityMetricsInterceptor
 from exporter.metrics import Metrics, default_metrics
@@ -68,16 +69,26 @@ async def fail_fast_client(client: Client) -> Client:
     )
 
 
+@dataclass(frozen=True)
+class WorkerTuning:
+    """Worker concurrency; the defaults are what bench/tuning.py measured best on 2 cores."""
+
+    max_concurrent_activities: int = 32
+    max_concurrent_workflow_tasks: int | None = None  # None: the SDK's default
+    pollers: int = 5  # per task type
+
+
 @contextlib.asynccontextmanager
 async def running_worker(
     client: Client,
     pool: asyncpg.Pool,
     task_queue: str,
     metrics: Metrics | None = None,
-    max_concurrent_activities: int = 32,
+    tuning: WorkerTuning | None = None,
 ) -> AsyncIterator[Worker]:
     """A worker polling `task_queue` until the block exits; then it drains and stops."""
     metrics = metrics or default_metrics()
+    tuning = tuning or WorkerTuning()
     directory = ChainDirectory(pool, metrics)
     blocks = BlockActivities(directory)
     scheduling = SchedulingActivities(
@@ -94,7 +105,10 @@ async def running_worker(
             scheduling.scheduler_tick,
             scheduling.start_scheduler,
         ],
-        max_concurrent_activities=max_concurrent_activities,
+        max_concurrent_activities=tuning.max_concurrent_activities,
+        max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.pollers),
+        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.pollers),
         interceptors=[ActivityMetricsInterceptor(metrics)],
         graceful_shutdown_timeout=DRAIN_TIMEOUT,
     )
