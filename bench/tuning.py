@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import provenance, write_result  # noqa: E402
+from bench.common import provenance, write_result
 
 CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "defaults": {},
