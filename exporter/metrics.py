@@ -392,11 +392,22 @@ class Metrics:
             "Round trip of the last Temporal health check.",
             registry=r,
         )
+        for source in ("temporal", "rpc"):
+            self.rate_limited.labels(source)
         self.build_info = Info(
             "tindexer_build",
             "Version of the running indexer, in its `version` label.",
             registry=r,
         )
+
+    def touch_chain(self, chain: str) -> None:
+        """Create a chain's counters at zero, so rate() and increase() see their first event."""
+        self.reorgs.labels(chain)
+        self.blocks_indexed.labels(chain)
+        for mode in ("direct", "scheduler"):
+            self.blocks_scheduled.labels(chain, mode)
+        for outcome in ("ok", "rate_limited", "timeout", "error"):
+            self.rpc_requests.labels(chain, "eth_getBlockByNumber", outcome)
 
 
 _default: Metrics | None = None

@@ -57,6 +57,8 @@ class ChainDirectory:
             raise ApplicationError(
                 f"unknown chain {name!r}", type="UnknownChain", non_retryable=True
             )
+        if name not in self._rows:
+            self.metrics.touch_chain(name)
         self._rows[name] = (time.monotonic(), row)
         return row
 

@@ -58,7 +58,9 @@ async def test_metrics_during_a_real_run_agree_with_the_database(
             s = await scrape(observed_indexer.url)
             pollers = s.matching("tindexer_task_queue_pollers", task_queue=harness.task_queue)
             live = s.matching("tindexer_chain_live_sync", chain=chain)
-            return live == [1.0] and len(pollers) == 2 and min(pollers) >= 1
+            missing = s.matching("tindexer_chain_missing_blocks", chain=chain)
+            caught_up = live == [1.0] and missing == [0.0]
+            return caught_up and len(pollers) == 2 and min(pollers) >= 1
 
         await wait_until(collectors_caught_up, 15, "the collectors' next refresh")
         during = await scrape(observed_indexer.url)
