@@ -28,7 +28,7 @@ class ChainConfig(BaseModel):
         1_000, ge=1, le=100_000, description="Blocks per IndexRange workflow."
     )
     scheduler_batch_size: int = Field(
-        100, ge=1, le=10_000, description="Ranges started per start activity."
+        500, ge=1, le=10_000, description="Ranges started per start activity."
     )
     parallelism: int | None = Field(
         None, ge=1, le=1024, description="Concurrent workflow starts; default multiplier × CPU."
