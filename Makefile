@@ -91,7 +91,7 @@ bench-backlog: $(STAMP)
 
 # Every benchmark, then bench/results/REPORT.md.
 .PHONY: bench
-bench: bench-schedule bench-backlog bench-overhead bench-status bench-tuning
+bench: bench-schedule bench-backlog bench-overhead bench-status bench-tuning bench-anvil
 	$(PYTHON) bench/simchain_throughput.py
 	$(PYTHON) bench/report.py
 
@@ -99,3 +99,10 @@ bench: bench-schedule bench-backlog bench-overhead bench-status bench-tuning
 .PHONY: bench-tuning
 bench-tuning: $(STAMP)
 	$(PYTHON) bench/tuning.py
+
+# A real node and a peer: anvil (3,000 blocks, ~5 tx each) through Temporal into PostgreSQL,
+# beside anvil's raw fetch ceiling and ethereum-etl 2.4.2 (its own Python 3.9 venv, cached in
+# ~/.cache/tindexer). Writes bench/results/anvil.json.
+.PHONY: bench-anvil
+bench-anvil: $(STAMP) $(ANVIL)
+	$(PYTHON) bench/anvil.py

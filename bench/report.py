@@ -124,6 +124,10 @@ def main() -> None:
         lines += schedule_section(schedule)
     if backlog := _load("backlog"):
         lines += backlog_section(backlog)
+    if anvil := _load("anvil"):
+        lines += simple_section(
+            "A real node (anvil) and a peer (ethereum-etl)", anvil, list(anvil)[:16]
+        )
     if overhead := _load("overhead"):
         lines += simple_section(
             "Observability overhead",

@@ -1,7 +1,8 @@
 """`tindexer loadtest`: a backlog indexed end to end on real parts, measured from the outside.
 
 Starts a Temporal dev server (SQLite + WAL, as `up` does), PostgreSQL (DATABASE_URL or embedded),
-the simulated chain with the whole backlog already mined, an OTLP sink for traces, and one
+the simulated chain with the whole backlog already mined (or, given `rpc_url`, a node such as
+anvil whose blocks 0..head are the backlog), an OTLP sink for traces, and one
 `tindexer worker` process with metrics and tracing on. This process then starts the chain's
 HeadScan and watches: every second it scrapes the worker's /metrics, reads coverage from
 PostgreSQL and samples each process's RSS, until every block is stored. It checks the result
@@ -105,8 +106,20 @@ async def run_loadtest(
     chain_knobs: dict[str, Any] | None = None,
     worker_options: list[str] | None = None,
     log=print,  # type: ignore[no-untyped-def]
+    rpc_url: str | None = None,
+    poll_seconds: float = 1.0,
 ) -> LoadtestResult:
-    """Index `blocks` blocks end to end and measure it."""
+    """Index `blocks` blocks end to end and measure it.
+
+    With `rpc_url` no simulated chain is started: that node is indexed instead, and the backlog
+    is its blocks 0..head (`blocks` is then head + 1, whatever was passed). `poll_seconds` is
+    how often progress is sampled, hence the resolution of `index_seconds`.
+    """
+    if rpc_url is not None:
+        async with aiohttp.ClientSession() as http:
+            request = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
+            async with http.post(rpc_url, json=request) as response:
+                blocks = int((await response.json())["result"], 16) + 1
     work = Path(tempfile.mkdtemp(prefix="tindexer-loadtest-"))
     ports = {name: free_port() for name in ("temporal", "sim", "sink", "metrics")}
     with contextlib.ExitStack() as stack:
@@ -121,16 +134,18 @@ async def run_loadtest(
                 log_path=work / "temporal.log",
             )
         )
-        sim = stack.enter_context(
-            child_process(
-                sim_chain_args(
-                    ports["sim"], backlog=blocks, block_time=0, txs_per_block=txs_per_block
-                ),
-                "127.0.0.1",
-                ports["sim"],
-                log_path=work / "sim.log",
+        sim = None
+        if rpc_url is None:
+            sim = stack.enter_context(
+                child_process(
+                    sim_chain_args(
+                        ports["sim"], backlog=blocks, block_time=0, txs_per_block=txs_per_block
+                    ),
+                    "127.0.0.1",
+                    ports["sim"],
+                    log_path=work / "sim.log",
+                )
             )
-        )
         stack.enter_context(
             child_process(
                 [sys.executable, "-c", OTLP_SINK.format(port=ports["sink"])],
@@ -169,12 +184,13 @@ async def run_loadtest(
         processes = {
             "worker": (psutil.Process(worker.pid), False),
             "temporal": (psutil.Process(temporal.pid), False),
-            "simulated_chain": (psutil.Process(sim.pid), False),
             "postgres": (await _postgres_root(pool), True),
         }
+        if sim is not None:
+            processes["simulated_chain"] = (psutil.Process(sim.pid), False)
         chain = ChainConfig(
             name=f"load{uuid.uuid4().hex[:6]}",
-            rpc_url=f"http://127.0.0.1:{ports['sim']}",
+            rpc_url=rpc_url or f"http://127.0.0.1:{ports['sim']}",
             **(chain_knobs or {}),
         )
         row = await upsert_chain(pool, chain)
@@ -215,7 +231,7 @@ async def run_loadtest(
                         f"no progress for {STALL_SECONDS:.0f} s at {indexed:,} of {blocks:,} "
                         f"blocks; see the worker's log {work / 'worker.log'}"
                     )
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(poll_seconds)
             index_seconds = time.perf_counter() - started
             async with http.get(metrics_url) as response:
                 text = await response.text()
