@@ -41,6 +41,7 @@ ON CONFLICT (chain_id, number) DO UPDATE SET
     miner = EXCLUDED.miner, gas_used = EXCLUDED.gas_used, gas_limit = EXCLUDED.gas_limit,
     base_fee_per_gas = EXCLUDED.base_fee_per_gas, tx_count = EXCLUDED.tx_count
 WHERE blocks.hash IS DISTINCT FROM EXCLUDED.hash
+RETURNING number, xmax <> 0 AS replaced
 """
 
 UPSERT_TRANSACTIONS = """
@@ -52,11 +53,12 @@ ON CONFLICT (chain_id, block_number, tx_index) DO UPDATE SET
 WHERE transactions.hash IS DISTINCT FROM EXCLUDED.hash
 """
 
-# After a reorg a block may have fewer transactions than the one it replaced.
-DELETE_SURPLUS_TRANSACTIONS = """
-DELETE FROM transactions t USING blocks b
- WHERE t.chain_id = $1 AND t.block_number BETWEEN $2 AND $3
-   AND b.chain_id = t.chain_id AND b.number = t.block_number AND t.tx_index >= b.tx_count
+# A replaced block (a reorg) loses all its old transactions before the new ones go in. Only
+# replaced blocks are touched: a fresh range runs no delete at all, and this one is an index
+# lookup by primary-key prefix. (An earlier join-based cleanup ran on every write and, with
+# the planner's statistics stale during a bulk backfill, took minutes per range.)
+DELETE_REPLACED_TRANSACTIONS = """
+DELETE FROM transactions WHERE chain_id = $1 AND block_number = ANY($2::bigint[])
 """
 
 NEIGHBOURS = """
@@ -126,12 +128,14 @@ async def store_range(conn: asyncpg.Connection, chain_id: int, blocks: list[Bloc
     async with conn.transaction():
         await _check_neighbours(conn, chain_id, blocks)
         await _copy(conn, "staging_blocks", BLOCK_COLUMNS, block_lines(chain_id, blocks))
-        await conn.execute(UPSERT_BLOCKS)
+        written = await conn.fetch(UPSERT_BLOCKS)
+        replaced = [r["number"] for r in written if r["replaced"]]
+        if replaced:
+            await conn.execute(DELETE_REPLACED_TRANSACTIONS, chain_id, replaced)
         transactions = transaction_lines(chain_id, blocks)
         if transactions:
             await _copy(conn, "staging_transactions", TRANSACTION_COLUMNS, transactions)
             await conn.execute(UPSERT_TRANSACTIONS)
-        await conn.execute(DELETE_SURPLUS_TRANSACTIONS, chain_id, start, end)
         await add_range(conn, chain_id, start, end)
 
 
