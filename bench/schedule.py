@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import provenance, write_result
+from bench.common import RESULTS, provenance, write_result
 
 
 @dataclass
@@ -128,6 +129,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--keep-sweep",
+        action="store_true",
+        help="Re-measure per-block vs ranges only; keep the committed sweep (with its provenance).",
+    )
     args = parser.parse_args()
     from indexer.config import ChainConfig
     from indexer.runtime import embedded_postgres
@@ -161,7 +167,12 @@ async def main() -> None:
         per_block = await measure(args.repeats, blocks=per_block_blocks, blocks_per_workflow=1)
         ranges = await measure(args.repeats, blocks=range_blocks)
         sweep: list[dict[str, Any]] = []
-        if not args.quick:
+        previous = RESULTS / "schedule.json"
+        if args.keep_sweep and previous.exists():
+            old = json.loads(previous.read_text())
+            sweep = old["sweep"]
+            sweep_provenance = {k: old[k] for k in ("date", "commit", "machine", "defaults")}
+        elif not args.quick:
             print("sweep, one knob at a time around the defaults (one run each):")
             for batch in (50, 100, 250, 500, 1000):
                 sweep.append(await measure(1, blocks=range_blocks, scheduler_batch_size=batch))
@@ -170,9 +181,8 @@ async def main() -> None:
             for size in (100, 250, 500, 1000, 2000):
                 sweep.append(await measure(1, blocks=range_blocks, blocks_per_workflow=size))
     ratio = ranges["blocks_per_second"] / per_block["blocks_per_second"]
-    command = "make bench-schedule (.venv/bin/python bench/schedule.py" + (
-        " --quick)" if args.quick else ")"
-    )
+    flags = " --quick" if args.quick else " --keep-sweep" if args.keep_sweep else ""
+    command = f"make bench-schedule (.venv/bin/python bench/schedule.py{flags})"
     path = write_result(
         "schedule" if not args.quick else "schedule-quick",
         {
@@ -182,6 +192,7 @@ async def main() -> None:
             "ratio": round(ratio, 1),
             "defaults": default,
             "sweep": sweep,
+            **({"sweep_provenance": sweep_provenance} if args.keep_sweep and sweep else {}),
         },
     )
     print(
