@@ -102,9 +102,13 @@ async def schedule_once(knobs: Knobs, database_url: str) -> dict[str, Any]:
             )
             seconds = time.perf_counter() - started
         workflows = -(-knobs.blocks // knobs.blocks_per_workflow)
-        started_count = (
-            await client.count_workflows(f"WorkflowId STARTS_WITH 'index:{chain}:'")
-        ).count
+        for _ in range(50):  # visibility trails the starts by a moment
+            started_count = (
+                await client.count_workflows(f"WorkflowId STARTS_WITH 'index:{chain}:'")
+            ).count
+            if started_count == workflows:
+                break
+            await asyncio.sleep(0.1)
         await pool.close()
     assert started_count == workflows, (started_count, workflows)
     rate_limited = metrics.registry.get_sample_value(
