@@ -106,3 +106,8 @@ bench-tuning: $(STAMP)
 .PHONY: bench-anvil
 bench-anvil: $(STAMP) $(ANVIL)
 	$(PYTHON) bench/anvil.py
+
+# The fault suite, recording each case's figures in bench/results/faults.json.
+.PHONY: bench-faults
+bench-faults: install
+	TINDEXER_FAULTS_RESULTS=1 $(VENV)/bin/pytest tests/faults

@@ -58,4 +58,3 @@ async def observed(
             yield
     finally:
         await runner.cleanup()
-

@@ -3,42 +3,46 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 
+import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from exporter.tracing import current_trace_id, tracer
 from indexer.activities.directory import ChainDirectory, knobs
-from indexer.chain.model import BadChainData
+from indexer.activities.heartbeat import heartbeating
+from indexer.chain.model import BadChainData, Block
 from indexer.chain.rpc import RpcClient, RpcError, RpcUnavailable
 from indexer.store.blocks import delete_from, store_range
 from indexer.store.chains import set_head
 from indexer.store.ranges import coverage, is_covered
 from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult, Range, ScanResult
 
-HEARTBEAT_SECONDS = 2.0
 MAX_GAPS_PER_SCAN = 10_000  # bounds the scan result's size; later gaps come in later scans
+# A store normally takes milliseconds (COPY + upsert: 225k rows/s): these bounds only trip on a
+# stuck one, with room for a slow database and for the largest ranges.
+STORE_BASE_SECONDS = 30.0
+STORE_ROWS_PER_SECOND = 10_000
 
 
-@contextlib.asynccontextmanager
-async def heartbeating(interval: float = HEARTBEAT_SECONDS) -> AsyncIterator[None]:
-    """Heartbeat in the background while a long step runs, so a dead worker is noticed fast."""
+def store_deadline(rows: int) -> float:
+    """Seconds a store of `rows` blocks and transactions may take before it is abandoned."""
+    return STORE_BASE_SECONDS + rows / STORE_ROWS_PER_SECOND
 
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(interval)
 
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+async def store_within(
+    pool: asyncpg.Pool, chain_id: int, blocks: list[Block], seconds: float
+) -> None:
+    """store_range on a pooled connection, abandoned (rolled back) after `seconds`.
+
+    asyncpg waits forever for a connection lost in the middle of a COPY (its flow-control wait
+    ignores every timeout), and the background heartbeat would keep such an activity alive
+    until its start-to-close timeout; cancelled, the connection is closed and left out of the
+    pool, and the activity fails to be retried.
+    """
+    async with asyncio.timeout(seconds), pool.acquire() as conn:
+        await store_range(conn, chain_id, blocks)
 
 
 def _chain_failure(exc: Exception) -> ApplicationError:
@@ -80,11 +84,17 @@ class BlockActivities:
             with tracer().start_as_current_span(
                 "postgres.store_range", attributes={**attributes, "transactions": transactions}
             ):
-                async with self.pool.acquire() as conn:
-                    try:
-                        await store_range(conn, chain.id, blocks)
-                    except BadChainData as exc:
-                        raise _chain_failure(exc) from exc
+                deadline = store_deadline(len(blocks) + transactions)
+                try:
+                    await store_within(self.pool, chain.id, blocks, deadline)
+                except BadChainData as exc:
+                    raise _chain_failure(exc) from exc
+                except TimeoutError as exc:
+                    raise ApplicationError(
+                        f"storing blocks {request.start}..{request.end} took over"
+                        f" {deadline:.0f}s: PostgreSQL unreachable or stuck",
+                        type="StoreTimeout",
+                    ) from exc
                 stored = time.perf_counter()
                 self._observe_phase(request.chain, "store", stored - fetched)
                 self.metrics.pg_query_duration.labels("store_range").observe(stored - fetched)
@@ -104,16 +114,17 @@ class BlockActivities:
         chain = await self.directory.chain(chain_name)
         config = chain.config
         rpc = self.directory.rpc(config)
-        try:
-            head = await rpc.latest_available_block()
-            depth = await self._repair_reorg(
-                chain.id, config.name, rpc, head, config.max_reorg_depth
-            )
-        except (BadChainData, RpcUnavailable, RpcError) as exc:
-            raise _chain_failure(exc) from exc
-        await set_head(self.pool, chain.id, head)
-        with self.metrics.pg_query_duration.labels("coverage").time():
-            covered = await coverage(self.pool, chain.id, config.start_block, head)
+        async with heartbeating():
+            try:
+                head = await rpc.latest_available_block()
+                depth = await self._repair_reorg(
+                    chain.id, config.name, rpc, head, config.max_reorg_depth
+                )
+            except (BadChainData, RpcUnavailable, RpcError) as exc:
+                raise _chain_failure(exc) from exc
+            await set_head(self.pool, chain.id, head)
+            with self.metrics.pg_query_duration.labels("coverage").time():
+                covered = await coverage(self.pool, chain.id, config.start_block, head)
         return ScanResult(
             head=head,
             missing_blocks=covered.missing_blocks,

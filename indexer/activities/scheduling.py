@@ -16,6 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from exporter.metrics import Metrics
 from exporter.tracing import tracer
 from indexer.activities.directory import ChainDirectory, knobs
+from indexer.activities.heartbeat import heartbeating
 from indexer.store.ranges import uncovered
 from indexer.workflows.inputs import (
     IndexRangeInput,
@@ -136,7 +137,9 @@ class SchedulingActivities:
             ),
             self.metrics.schedule_batch_duration.labels(request.chain).time(),
         ):
-            await asyncio.gather(*(starter() for _ in range(workers)))
+            # A start retried for seconds under rate limits must not look like a dead worker.
+            async with heartbeating():
+                await asyncio.gather(*(starter() for _ in range(workers)))
         return StartRangesResult(started=started)
 
     @activity.defn(name="scheduler_tick")
@@ -146,7 +149,8 @@ class SchedulingActivities:
         if request.first_of_continued_run:
             self.metrics.scheduler_continue_as_new.labels(request.chain).inc()
         try:
-            count = await self.client.count_workflows(inflight_query(request.chain))
+            async with heartbeating():
+                count = await self.client.count_workflows(inflight_query(request.chain))
         except RPCError as exc:
             status = exc.status.name.lower() if exc.status else "unknown"
             self.metrics.temporal_request_errors.labels("count_workflows", status).inc()
@@ -157,14 +161,15 @@ class SchedulingActivities:
     @activity.defn(name="start_scheduler")
     async def start_scheduler(self, request: SchedulerInput) -> bool:
         """Start the chain's Scheduler for a backlog unless one is running; True if started."""
-        handle = await self.client.start_workflow(
-            SCHEDULER,
-            request,
-            id=f"scheduler:{request.chain}",
-            task_queue=self.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
+        async with heartbeating():
+            handle = await self.client.start_workflow(
+                SCHEDULER,
+                request,
+                id=f"scheduler:{request.chain}",
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
         started = was_started(handle)
         if started:
             self.metrics.workflows_started.labels(request.chain, SCHEDULER).inc()

@@ -47,8 +47,8 @@ class RpcUnavailable(Exception):
 
 @dataclass(frozen=True)
 class RpcSettings:
-    batch_size: int = 50
-    max_concurrency: int = 8
+    batch_size: int = 100
+    max_concurrency: int = 16
     timeout_seconds: float = 10.0
     max_retries: int = 8
     backoff_base_seconds: float = 0.1
@@ -239,8 +239,13 @@ class RpcClient:
         )
 
     async def get_blocks(self, start: int, end: int) -> list[Block]:
-        """Blocks start..end with full transactions, checked to chain through parentHash."""
-        numbers = list(range(start, end + 1))
+        """Blocks start..end with full transactions, checked to chain through parentHash.
+
+        Block start-1 is fetched too, so the first block's parentHash is checked against the
+        provider like every other: stored unchecked, a bad one would make the range before it
+        fail its neighbour check (ParentMismatch) forever.
+        """
+        numbers = list(range(max(start - 1, 0), end + 1))
         size = self.settings.batch_size
         batches = [numbers[i : i + size] for i in range(0, len(numbers), size)]
         raws = await asyncio.gather(*(self._fetch_batch(batch, True) for batch in batches))
@@ -250,7 +255,7 @@ class RpcClient:
             for number, raw in zip(batch, batch_raws, strict=True)
         ]
         check_links(blocks)
-        return blocks
+        return blocks[1:] if start > 0 else blocks
 
     async def get_block_hashes(self, start: int, end: int) -> dict[int, bytes]:
         """Hashes of blocks start..end (headers only), for comparing against what is stored."""

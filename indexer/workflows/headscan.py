@@ -8,6 +8,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from indexer.workflows.index_range import HEARTBEAT_TIMEOUT
     from indexer.workflows.inputs import (
         HeadScanInput,
         ScanResult,
@@ -31,6 +32,7 @@ class HeadScan:
                 request.chain,
                 result_type=ScanResult,
                 start_to_close_timeout=timedelta(minutes=2),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=PATIENT,
             )
             if scan.gaps:
@@ -58,7 +60,7 @@ class HeadScan:
                 ),
                 result_type=StartRangesResult,
                 start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(seconds=30),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=PATIENT,
             )
         if historical:
@@ -67,5 +69,6 @@ class HeadScan:
                 SchedulerInput(chain, historical),
                 result_type=bool,
                 start_to_close_timeout=timedelta(minutes=1),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=PATIENT,
             )

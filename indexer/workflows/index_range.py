@@ -12,6 +12,8 @@ with workflow.unsafe.imports_passed_through():
 
 BASE_TIMEOUT = timedelta(seconds=60)
 PER_BLOCK_TIMEOUT = timedelta(milliseconds=100)  # generous: a slow provider, a busy database
+# Every activity of every workflow heartbeats (activities/heartbeat.py) and has this timeout,
+# so the work of a worker that died is retried elsewhere within seconds.
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 
 

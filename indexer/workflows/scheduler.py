@@ -8,6 +8,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from indexer.workflows.index_range import HEARTBEAT_TIMEOUT
     from indexer.workflows.inputs import (
         SchedulerInput,
         SchedulerTick,
@@ -37,6 +38,7 @@ class Scheduler:
                 SchedulerTickInput(request.chain, first_tick and request.runs > 0),
                 result_type=SchedulerTick,
                 start_to_close_timeout=timedelta(seconds=30),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=PATIENT,
             )
             knobs = tick.knobs
@@ -58,7 +60,7 @@ class Scheduler:
                 ),
                 result_type=StartRangesResult,
                 start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(seconds=30),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=PATIENT,
             )
             started += len(batch)

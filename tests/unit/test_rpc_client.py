@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Metrics
 from indexer.chain.limiter import AdaptiveLimiter
+from indexer.chain.model import BadChainData
 from indexer.chain.rpc import RpcClient, RpcSettings, RpcUnavailable, parse_retry_after
 from indexer.chain.simchain import SimChain, SimChainConfig, build_app
 
@@ -57,7 +58,14 @@ async def test_blocks_come_back_parsed_linked_and_complete(chain: Chain) -> None
     assert [b.number for b in blocks] == list(range(10, 110))
     assert blocks[5].hash == chain.sim.block_hash(15)[2:]
     assert all(len(b.transactions) == 3 for b in blocks)
-    assert chain.count("ok") == 5  # 100 blocks in batches of 20
+    assert chain.count("ok") == 6  # 101 blocks (9 too, for 10's parent) in batches of 20
+
+
+async def test_the_first_blocks_parent_is_checked_against_the_provider(chain: Chain) -> None:
+    # A bad parentHash on a range's first block, stored, would block the range before it.
+    await chain.set_faults(bad_parent_ratio=1.0)
+    with pytest.raises(BadChainData, match="block 100: parentHash"):
+        await chain.client.get_blocks(100, 100)
 
 
 @pytest.mark.parametrize(
