@@ -36,8 +36,20 @@ async def index_range_runs(harness: Harness, chain: str) -> list[WorkflowExecuti
 async def index_everything(
     harness: Harness, row: ChainRow, head: int, timeout: float = 120
 ) -> None:
-    await harness.start(row.config.name)
-    await wait_until(lambda: fully_indexed(harness, row.config.name, head), timeout, "backfill")
+    """Backfill to the head, then let every IndexRange run close while the worker still runs."""
+    chain = row.config.name
+    await harness.start(chain)
+    await wait_until(lambda: fully_indexed(harness, chain, head), timeout, "backfill")
+
+    async def ranges_closed() -> bool:
+        running = await executions(
+            harness.client,
+            f"WorkflowType = 'IndexRange' AND WorkflowId STARTS_WITH 'index:{chain}:'"
+            " AND ExecutionStatus = 'Running'",
+        )
+        return not running
+
+    await wait_until(ranges_closed, 60, "every IndexRange run to close")
 
 
 async def assert_stored_exactly(harness: Harness, url: str, row: ChainRow, head: int) -> None:
@@ -48,14 +60,19 @@ async def assert_stored_exactly(harness: Harness, url: str, row: ChainRow, head:
 
 
 async def indexing_runs(harness: Harness, chain: str) -> list[tuple[int, int]]:
-    """Ranges of the IndexRange runs that wrote blocks; a run that found its range already
-    indexed (started again in the moment its first run finished) returns skipped and is left out.
+    """Ranges of the IndexRange runs that wrote blocks. A run started again in the moment its
+    range's first run finished either returns skipped or, if the worker stopped first, never
+    ran; both are left out. Call it after the worker has stopped.
     """
     ranges = []
     for execution in await index_range_runs(harness, chain):
         handle = harness.client.get_workflow_handle(
             execution.id, run_id=execution.run_id, result_type=IndexRangeResult
         )
+        status = (await handle.describe()).status  # not visibility's: that trails a moment
+        assert status != WorkflowExecutionStatus.FAILED, execution.id
+        if status != WorkflowExecutionStatus.COMPLETED:
+            continue  # started in that moment, after the worker stopped: it wrote nothing
         if not (await handle.result()).skipped:
             ranges.append(range_of(execution))
     return sorted(ranges)
