@@ -111,6 +111,9 @@ async def running_worker(
         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.pollers),
         interceptors=[ActivityMetricsInterceptor(metrics)],
         graceful_shutdown_timeout=DRAIN_TIMEOUT,
+        # An eagerly dispatched activity can be accepted just as the worker drains and then
+        # sit "started" on a stopped worker until its heartbeat times out: poll them instead.
+        disable_eager_activity_execution=True,
     )
     try:
         async with worker:
