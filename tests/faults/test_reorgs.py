@@ -116,7 +116,8 @@ async def test_sim_chain_reorgs_during_live_sync(
                     and await old_transactions_left(harness, row.id, old_txs) == 0
                 )
 
-            recoveries.append(await wait_for(repaired, 30, f"the depth-{depth} reorg") - fault_end)
+            # 90 s: a range that met the reorg mid-fetch retries with backoff (1, 2, 4, 8, 16 s…).
+            recoveries.append(await wait_for(repaired, 90, f"the depth-{depth} reorg") - fault_end)
             counted = reorg_samples(harness, chain)[0] - count_before
             detected += counted
             if exact:
@@ -216,7 +217,8 @@ async def test_anvil_reorgs_by_snapshot_revert_and_remine(harness: Harness, anvi
                     and await old_transactions_left(harness, row.id, old_txs) == 0
                 )
 
-            recoveries.append(await wait_for(repaired, 30, f"the depth-{depth} reorg") - fault_end)
+            # 90 s: a range that met the reorg mid-fetch retries with backoff (1, 2, 4, 8, 16 s…).
+            recoveries.append(await wait_for(repaired, 90, f"the depth-{depth} reorg") - fault_end)
     final_head = int(await rpc(anvil, "eth_blockNumber"), 16)
     check = await assert_exactly_indexed(harness, row.id, anvil, final_head)
     count, depth_sum = reorg_samples(harness, chain)
