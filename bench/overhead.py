@@ -130,17 +130,6 @@ def spawn_run(mode: str, args: argparse.Namespace, rpc_url: str, temporal: str, 
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-SINK = """
-from aiohttp import web
-async def accept(request):
-    await request.read()
-    return web.Response(status=200)
-app = web.Application(client_max_size=64 * 1024 * 1024)
-app.router.add_post("/v1/traces", accept)
-web.run_app(app, host="127.0.0.1", port={port}, print=None)
-"""
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=60_000)
@@ -157,6 +146,7 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         os._exit(0)  # skip interpreter teardown (a known Temporal SDK wart)
 
+    from indexer.loadtest import OTLP_SINK
     from indexer.runtime import (
         child_process,
         embedded_postgres,
@@ -189,7 +179,7 @@ def main() -> None:
         )
         stack.enter_context(
             child_process(
-                [sys.executable, "-c", SINK.format(port=args.sink_port)],
+                [sys.executable, "-c", OTLP_SINK.format(port=args.sink_port)],
                 "127.0.0.1",
                 args.sink_port,
                 log_path=work / "sink.log",
