@@ -7,6 +7,7 @@ for every block and is the worker's main CPU cost.
 
 from __future__ import annotations
 
+import binascii
 import itertools
 from dataclasses import dataclass
 from typing import Any
@@ -61,9 +62,8 @@ def _data(raw: dict[str, Any], key: str, where: str, size: int | None = None) ->
     try:
         if value[:2] != "0x" or (size is not None and len(value) != 2 + 2 * size):
             raise ValueError
-        if len(value) > 2:
-            int(value, 16)  # every character a hex digit
-    except (TypeError, ValueError):
+        binascii.unhexlify(value[2:])  # strict: hex digits only, no signs, spaces or "_"
+    except (TypeError, ValueError, binascii.Error):
         expected = f" of {size} bytes" if size is not None else ""
         raise BadChainData(f"{where}: field {key!r} is not hex data{expected}: {value!r}") from None
     return value[2:].lower()

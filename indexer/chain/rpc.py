@@ -9,7 +9,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ import aiohttp
 from exporter.metrics import Metrics, default_metrics
 from indexer.chain.limiter import AdaptiveLimiter
 from indexer.chain.model import BadChainData, Block, check_links, parse_block
+from indexer.chain.wire import WireBlock, decode_block_batch, to_block
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,10 @@ class RateLimited(RpcError):
 
 class RpcUnavailable(Exception):
     """Every retry of a request failed; the message carries the last error."""
+
+
+# Turns a batch answer's body into results in call order (RpcClient._answers is the default).
+Decoder = Callable[[bytes, list[int], Sequence[tuple[str, list[Any]]]], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,9 @@ class RpcClient:
             )
         return self._session
 
-    async def _post_once(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+    async def _post_once(
+        self, calls: Sequence[tuple[str, list[Any]]], decode: Decoder
+    ) -> list[Any]:
         """Send one batch; return results in call order or raise an RpcError."""
         ids = [next(self._ids) for _ in calls]
         body = [
@@ -111,22 +118,28 @@ class RpcClient:
             for i, (method, params) in zip(ids, calls, strict=True)
         ]
         async with self._http().post(self.url, json=body) as response:
-            text = await response.text()
+            raw = await response.read()
             if response.status == 429:
                 raise RateLimited(
                     f"HTTP 429 from {self.url}",
                     parse_retry_after(response.headers.get("Retry-After")),
                 )
             if response.status >= 400:
-                raise RpcError(f"HTTP {response.status} from {self.url}: {text[:200]!r}")
+                raise RpcError(f"HTTP {response.status} from {self.url}: {raw[:200]!r}")
+        return decode(raw, ids, calls)
+
+    def _answers(
+        self, raw: bytes, ids: list[int], calls: Sequence[tuple[str, list[Any]]]
+    ) -> list[Any]:
+        """The results of a batch answer in call order; error answers raise an RpcError."""
         try:
-            answers = json.loads(text)
+            answers = json.loads(raw)
         except ValueError:
-            raise RpcError(f"malformed JSON from {self.url}: {text[:120]!r}") from None
+            raise RpcError(f"malformed JSON from {self.url}: {raw[:120]!r}") from None
         if isinstance(answers, dict):  # some providers answer a whole batch with one error
             answers = [answers] * len(ids) if "error" in answers else [answers]
         if not isinstance(answers, list):
-            raise RpcError(f"unexpected JSON-RPC answer from {self.url}: {text[:120]!r}")
+            raise RpcError(f"unexpected JSON-RPC answer from {self.url}: {raw[:120]!r}")
         by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
         results = []
         for call_id, (method, _) in zip(ids, calls, strict=True):
@@ -148,6 +161,13 @@ class RpcClient:
             results.append(answer["result"])
         return results
 
+    def _block_answers(
+        self, raw: bytes, ids: list[int], calls: Sequence[tuple[str, list[Any]]]
+    ) -> list[Any]:
+        """Full blocks as WireBlocks on the fast path; anything unusual goes the careful way."""
+        blocks = decode_block_batch(raw, ids)
+        return blocks if blocks is not None else self._answers(raw, ids, calls)
+
     async def _wait_out_pause(self) -> None:
         delay = self._paused_until - time.monotonic()
         if delay > 0:
@@ -160,7 +180,9 @@ class RpcClient:
         )
         return random.uniform(0, ceiling)
 
-    async def request(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+    async def request(
+        self, calls: Sequence[tuple[str, list[Any]]], decode: Decoder | None = None
+    ) -> list[Any]:
         """Send a batch with retries; results in call order, or RpcUnavailable."""
         method = calls[0][0] if calls else "none"
         last_error: Exception | None = None
@@ -169,7 +191,7 @@ class RpcClient:
             async with self.limiter:
                 started = time.perf_counter()
                 try:
-                    results = await self._post_once(calls)
+                    results = await self._post_once(calls, decode or self._answers)
                 except RateLimited as exc:
                     outcome, last_error, wait = "rate_limited", exc, exc.retry_after
                     self.metrics.rate_limited.labels("rpc").inc()
@@ -224,11 +246,12 @@ class RpcClient:
         return announced if block is not None else announced - 1
 
     async def _fetch_batch(self, numbers: list[int], full: bool) -> list[Any]:
-        """One batch of raw blocks; null or malformed answers are retried like transport errors."""
+        """One batch of raw blocks (WireBlocks or dicts); null answers are retried."""
         calls = [("eth_getBlockByNumber", [hex(n), full]) for n in numbers]
+        decode = self._block_answers if full else None
         last_error: Exception | None = None
         for attempt in range(self.settings.max_retries + 1):
-            raws = await self.request(calls)
+            raws = await self.request(calls, decode)
             missing = [n for n, raw in zip(numbers, raws, strict=True) if raw is None]
             if not missing:
                 return raws
@@ -250,7 +273,7 @@ class RpcClient:
         batches = [numbers[i : i + size] for i in range(0, len(numbers), size)]
         raws = await asyncio.gather(*(self._fetch_batch(batch, True) for batch in batches))
         blocks = [
-            parse_block(raw, number)
+            to_block(raw, number) if isinstance(raw, WireBlock) else parse_block(raw, number)
             for batch, batch_raws in zip(batches, raws, strict=True)
             for number, raw in zip(batch, batch_raws, strict=True)
         ]
