@@ -301,11 +301,12 @@ def metrics_doc() -> None:
 def loadtest(
     blocks: Annotated[int, typer.Option(min=1, help="Backlog to index end to end.")] = 750_000,
     txs_per_block: Annotated[int, typer.Option(min=0)] = 3,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (replicas).")] = 1,
 ) -> None:
     """Index a simulated backlog end to end on fresh embedded services and report the timings."""
     from indexer.loadtest import run_loadtest
 
-    result = asyncio.run(run_loadtest(blocks, txs_per_block))
+    result = asyncio.run(run_loadtest(blocks, txs_per_block, workers=workers))
     table = Table("measure", "value")
     for name, value in vars(result).items():
         if name != "series":

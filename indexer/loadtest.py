@@ -3,7 +3,7 @@
 Starts a Temporal dev server (SQLite + WAL, as `up` does), PostgreSQL (DATABASE_URL or embedded),
 the simulated chain with the whole backlog already mined (or, given `rpc_url`, a node such as
 anvil whose blocks 0..head are the backlog), an OTLP sink for traces, and one
-`tindexer worker` process with metrics and tracing on. This process then starts the chain's
+`tindexer worker` process (or several: `workers`) with metrics and tracing on. This process then starts the chain's
 HeadScan and watches: every second it scrapes the worker's /metrics, reads coverage from
 PostgreSQL and samples each process's RSS, until every block is stored. It checks the result
 (blocks 0..N-1, once each) and returns the timings and the series for plots.
@@ -67,6 +67,7 @@ class LoadtestResult:
     lost_blocks: int
     duplicate_blocks: int
     peak_rss_bytes: dict[str, int]
+    cpu_seconds: dict[str, float]  # user + system, by process, over the whole run
     series: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -74,13 +75,26 @@ class LoadtestResult:
         return self.activity_timeouts / self.activity_attempts if self.activity_attempts else 0.0
 
 
-def _sum_samples(text: str, name: str, **labels: str) -> float:
+def _sum_samples(texts: list[str], name: str, **labels: str) -> float:
+    """A sample summed over every worker's exposition."""
     total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    total += sample.value
     return total
+
+
+def _cpu_by_pid(process: psutil.Process, with_children: bool = False) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by a process (and its children), by pid."""
+    try:
+        processes = [process, *process.children(recursive=True)] if with_children else [process]
+        return {p.pid: sum(p.cpu_times()[:2]) for p in processes if p.is_running()}
+    except psutil.Error:
+        return {}
 
 
 def _rss(process: psutil.Process, with_children: bool = False) -> int:
@@ -108,12 +122,14 @@ async def run_loadtest(
     log=print,  # type: ignore[no-untyped-def]
     rpc_url: str | None = None,
     poll_seconds: float = 1.0,
+    workers: int = 1,
 ) -> LoadtestResult:
     """Index `blocks` blocks end to end and measure it.
 
     With `rpc_url` no simulated chain is started: that node is indexed instead, and the backlog
     is its blocks 0..head (`blocks` is then head + 1, whatever was passed). `poll_seconds` is
-    how often progress is sampled, hence the resolution of `index_seconds`.
+    how often progress is sampled, hence the resolution of `index_seconds`. `workers` worker
+    processes poll the task queue, as replicas would; peak RSS is then the largest of them.
     """
     if rpc_url is not None:
         async with aiohttp.ClientSession() as http:
@@ -121,7 +137,8 @@ async def run_loadtest(
             async with http.post(rpc_url, json=request) as response:
                 blocks = int((await response.json())["result"], 16) + 1
     work = Path(tempfile.mkdtemp(prefix="tindexer-loadtest-"))
-    ports = {name: free_port() for name in ("temporal", "sim", "sink", "metrics")}
+    ports = {name: free_port() for name in ("temporal", "sim", "sink")}
+    metrics_ports = [free_port() for _ in range(workers)]
     with contextlib.ExitStack() as stack:
         database_url = os.environ.get("DATABASE_URL") or stack.enter_context(
             embedded_postgres(work / "pg")
@@ -146,7 +163,7 @@ async def run_loadtest(
                     log_path=work / "sim.log",
                 )
             )
-        stack.enter_context(
+        sink = stack.enter_context(
             child_process(
                 [sys.executable, "-c", OTLP_SINK.format(port=ports["sink"])],
                 "127.0.0.1",
@@ -161,33 +178,41 @@ async def run_loadtest(
             "OTEL_TRACES_EXPORTER": "otlp",
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports['sink']}",
         }
-        worker = stack.enter_context(
-            child_process(
-                [
-                    sys.executable,
-                    "-m",
-                    "indexer.cli",
-                    "worker",
-                    "--config",
-                    str(work / "worker.toml"),
-                    "--metrics-port",
-                    str(ports["metrics"]),
-                    *(worker_options or []),
-                ],
-                "127.0.0.1",
-                ports["metrics"],
-                log_path=work / "worker.log",
-                env=worker_env,
+        worker_processes = [
+            stack.enter_context(
+                child_process(
+                    [
+                        sys.executable,
+                        "-m",
+                        "indexer.cli",
+                        "worker",
+                        "--config",
+                        str(work / "worker.toml"),
+                        "--metrics-port",
+                        str(port),
+                        *(worker_options or []),
+                    ],
+                    "127.0.0.1",
+                    port,
+                    log_path=work / f"worker-{number}.log",
+                    env=worker_env,
+                )
             )
-        )
+            for number, port in enumerate(metrics_ports)
+        ]
         pool = await create_pool(database_url, max_size=2)
+        worker_names = ["worker"] if workers == 1 else [f"worker-{n}" for n in range(workers)]
         processes = {
-            "worker": (psutil.Process(worker.pid), False),
+            **{
+                name: (psutil.Process(worker.pid), False)
+                for name, worker in zip(worker_names, worker_processes, strict=True)
+            },
             "temporal": (psutil.Process(temporal.pid), False),
             "postgres": (await _postgres_root(pool), True),
         }
         if sim is not None:
             processes["simulated_chain"] = (psutil.Process(sim.pid), False)
+        processes["otlp_sink"] = (psutil.Process(sink.pid), False)
         chain = ChainConfig(
             name=f"load{uuid.uuid4().hex[:6]}",
             rpc_url=rpc_url or f"http://127.0.0.1:{ports['sim']}",
@@ -195,8 +220,17 @@ async def run_loadtest(
         )
         row = await upsert_chain(pool, chain)
         client = await connect_temporal(f"127.0.0.1:{ports['temporal']}", tracing=False)
-        metrics_url = f"http://127.0.0.1:{ports['metrics']}/metrics"
+
+        async def scrape_workers() -> list[str]:
+            """Every worker's exposition."""
+            texts = []
+            for port in metrics_ports:
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    texts.append(await response.text())
+            return texts
+
         peak = dict.fromkeys(processes, 0)
+        cpu: dict[str, dict[int, float]] = {name: {} for name in processes}
         series: list[dict[str, float]] = []
         schedule_seconds = None
         progress_mark = (-1, 0.0)  # (indexed blocks, when that count was first seen)
@@ -206,15 +240,15 @@ async def run_loadtest(
             await start_head_scan(client, chain.name, task_queue)
             while True:
                 now = time.perf_counter() - started
-                async with http.get(metrics_url) as response:
-                    text = await response.text()
+                texts = await scrape_workers()
                 covered = await coverage(pool, row.id, 0, last)
                 indexed = blocks - covered.missing_blocks
-                scheduled = _sum_samples(text, "tindexer_blocks_scheduled_total", chain=chain.name)
+                scheduled = _sum_samples(texts, "tindexer_blocks_scheduled_total", chain=chain.name)
                 if schedule_seconds is None and scheduled >= blocks:
                     schedule_seconds = now
                 for name, (process, children) in processes.items():
                     peak[name] = max(peak[name], _rss(process, children))
+                    cpu[name].update(_cpu_by_pid(process, children))
                 series.append(
                     {
                         "seconds": round(now, 2),
@@ -229,12 +263,11 @@ async def run_loadtest(
                 elif now - progress_mark[1] > STALL_SECONDS:
                     raise RuntimeError(
                         f"no progress for {STALL_SECONDS:.0f} s at {indexed:,} of {blocks:,} "
-                        f"blocks; see the worker's log {work / 'worker.log'}"
+                        f"blocks; see the workers' logs in {work}"
                     )
                 await asyncio.sleep(poll_seconds)
             index_seconds = time.perf_counter() - started
-            async with http.get(metrics_url) as response:
-                text = await response.text()
+            texts = await scrape_workers()
         log(f"indexed {blocks:,} blocks in {index_seconds:.1f} s")
         await client.get_workflow_handle(f"headscan:{chain.name}").terminate()
         counts = await pool.fetchrow(
@@ -251,14 +284,15 @@ async def run_loadtest(
         schedule_seconds=round(schedule_seconds or index_seconds, 2),
         index_seconds=round(index_seconds, 2),
         blocks_per_second=round(blocks / index_seconds, 1),
-        failed_starts=_sum_samples(text, "tindexer_workflow_start_failures_total"),
-        rate_limited=_sum_samples(text, "tindexer_rate_limited_total"),
-        activity_timeouts=_sum_samples(text, "tindexer_activity_timeouts_total"),
+        failed_starts=_sum_samples(texts, "tindexer_workflow_start_failures_total"),
+        rate_limited=_sum_samples(texts, "tindexer_rate_limited_total"),
+        activity_timeouts=_sum_samples(texts, "tindexer_activity_timeouts_total"),
         activity_attempts=_sum_samples(
-            text, "tindexer_activity_duration_seconds_count", activity="index_range"
+            texts, "tindexer_activity_duration_seconds_count", activity="index_range"
         ),
         lost_blocks=blocks - stored_distinct,
         duplicate_blocks=counts["n"] - stored_distinct,
-        peak_rss_bytes=peak,
+        peak_rss_bytes={"worker": max(peak[name] for name in worker_names), **peak},
+        cpu_seconds={name: round(sum(by_pid.values()), 1) for name, by_pid in cpu.items()},
         series=series,
     )
