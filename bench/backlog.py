@@ -1,11 +1,13 @@
 """End to end: 750,000 blocks (and 75,000) through Temporal into PostgreSQL, beside the ceilings.
 
-Each size runs `tindexer loadtest` (fresh services; the worker in its own process with metrics
-and tracing on). In the same invocation it measures the two ceilings on the same machine:
+Each size runs `tindexer loadtest` (fresh services; one worker process per core, as replicas,
+with metrics and tracing on). In the same invocation it measures the two ceilings on the same
+machine, each with one process and with as many processes as there are workers (the higher
+counts), medians of `--repeats` runs:
   * RPC ceiling: a fetch-only loop — the same RpcClient and settings, the same simulated chain
     and block contents — fetching and parsing blocks with no Temporal and no database;
-  * COPY ceiling: the same rows written by the same bulk store (COPY into staging + upsert +
-    range record) from memory, with no fetching and no Temporal.
+  * COPY ceiling: the same rows written by the same bulk store (a fresh range copied straight
+    in, with its range record) from memory, with no fetching and no Temporal.
 The indexer's rate is then reported as a fraction of the lower ceiling.
 
     .venv/bin/python bench/backlog.py          # or `make bench-backlog`
@@ -18,11 +20,14 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +37,15 @@ from bench.common import RESULTS, provenance, write_result
 
 TXS_PER_BLOCK = 3
 CEILING_BLOCKS = 150_000
-CEILING_CONCURRENCY = 8  # ranges in flight at once, as a worker runs several activities
+CEILING_CONCURRENCY = 8  # ranges in flight at once per process, as a worker runs several
+WORKERS = os.cpu_count() or 1  # worker processes in the end-to-end runs: one per core
+
+Ranges = list[tuple[int, int]]
+Ready = Callable[[], object]
 
 
-async def rpc_ceiling(url: str, blocks: int, blocks_per_range: int) -> float:
-    """Blocks/s a fetch-only loop reaches: RPC batches, JSON parsing, block checks."""
+async def fetch_ranges(url: str, ranges: Ranges, ready: Ready) -> tuple[float, float]:
+    """Fetch-only loop over `ranges`: RPC batches, JSON decoding, block checks. (start, end)."""
     from indexer.chain.rpc import RpcClient, RpcSettings
     from indexer.config import ChainConfig
 
@@ -50,56 +59,91 @@ async def rpc_ceiling(url: str, blocks: int, blocks_per_range: int) -> float:
             timeout_seconds=config.rpc_timeout_seconds,
         ),
     )
-    starts = iter(range(0, blocks, blocks_per_range))
+    todo = iter(ranges)
 
     async def fetcher() -> None:
-        for start in starts:
-            await client.get_blocks(start, min(start + blocks_per_range, blocks) - 1)
+        for start, end in todo:
+            await client.get_blocks(start, end)
 
-    started = time.perf_counter()
+    ready()
+    started = time.time()
     await asyncio.gather(*(fetcher() for _ in range(CEILING_CONCURRENCY)))
-    seconds = time.perf_counter() - started
+    ended = time.time()
     await client.close()
-    return blocks / seconds
+    return started, ended
 
 
-async def copy_ceiling(database_url: str, blocks: int, blocks_per_range: int) -> float:
-    """Blocks/s the bulk store reaches with the same rows prepared in memory."""
+async def copy_ranges(
+    database_url: str, chain_id: int, ranges: Ranges, ready: Ready
+) -> tuple[float, float]:
+    """The same rows, prepared in memory, written by the indexer's bulk store. (start, end)."""
     from indexer.chain.model import parse_block
     from indexer.chain.simchain import SimChain, SimChainConfig
-    from indexer.config import ChainConfig
     from indexer.store.blocks import store_range
-    from indexer.store.chains import upsert_chain
     from indexer.store.db import create_pool
 
-    sim = SimChain(SimChainConfig(backlog=blocks, block_time=0, txs_per_block=TXS_PER_BLOCK))
-    ranges = [
-        [parse_block(sim.block(n, True), n) for n in range(s, min(s + blocks_per_range, blocks))]
-        for s in range(0, blocks, blocks_per_range)
+    last = max(end for _, end in ranges)
+    sim = SimChain(SimChainConfig(backlog=last + 1, block_time=0, txs_per_block=TXS_PER_BLOCK))
+    prepared = [
+        [parse_block(sim.block(n, True), n) for n in range(start, end + 1)] for start, end in ranges
     ]
     pool = await create_pool(database_url, max_size=CEILING_CONCURRENCY)
-    row = await upsert_chain(
-        pool, ChainConfig(name=f"copy{uuid.uuid4().hex[:6]}", rpc_url="http://127.0.0.1:9")
-    )
-    todo = iter(ranges)
+    todo = iter(prepared)
 
     async def writer() -> None:
         async with pool.acquire() as conn:
-            for block_range in todo:
-                await store_range(conn, row.id, block_range)
+            for blocks in todo:
+                await store_range(conn, chain_id, blocks)
 
-    started = time.perf_counter()
+    ready()
+    started = time.time()
     await asyncio.gather(*(writer() for _ in range(CEILING_CONCURRENCY)))
-    seconds = time.perf_counter() - started
+    ended = time.time()
     await pool.close()
-    return blocks / seconds
+    return started, ended
 
 
-async def ceilings(blocks: int, blocks_per_range: int) -> dict[str, float]:
+def _ceiling_share(kind: str, args: tuple[Any, ...], barrier: Any, results: Any) -> None:
+    """One process of a ceiling run: prepare, wait for the others, time its share."""
+    run = fetch_ranges if kind == "rpc" else copy_ranges
+    results.put(asyncio.run(run(*args, barrier.wait)))
+
+
+def ceiling(kind: str, processes: int, shares: list[tuple[Any, ...]], blocks: int) -> float:
+    """Blocks/s of `processes` processes each running its share, all started together."""
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited loop
+    barrier, results = context.Barrier(processes), context.Queue()
+    children = [
+        context.Process(target=_ceiling_share, args=(kind, share, barrier, results))
+        for share in shares
+    ]
+    for child in children:
+        child.start()
+    spans = [results.get(timeout=600) for _ in children]
+    for child in children:
+        child.join()
+    return blocks / (max(end for _, end in spans) - min(start for start, _ in spans))
+
+
+async def ceilings(blocks: int, blocks_per_range: int, workers: int) -> dict[str, dict[int, float]]:
+    """Both ceilings with one process and with as many as the indexer has workers.
+
+    One Python process is bound to one core, so with several workers the fair ceiling is what
+    as many fetching (or writing) processes reach together; the higher of the two counts.
+    """
+    from indexer.config import ChainConfig
     from indexer.runtime import child_process, embedded_postgres, free_port, sim_chain_args
+    from indexer.store.chains import upsert_chain
+    from indexer.store.db import create_pool
 
     work = Path(tempfile.mkdtemp(prefix="tindexer-ceiling-"))
     port = free_port()
+    ranges = [
+        (start, min(start + blocks_per_range, blocks) - 1)
+        for start in range(0, blocks, blocks_per_range)
+    ]
+    counts = sorted({1, workers})
+    result: dict[str, dict[int, float]] = {"rpc": {}, "copy": {}}
     with contextlib.ExitStack() as stack:
         database_url = os.environ.get("DATABASE_URL") or stack.enter_context(
             embedded_postgres(work / "pg")
@@ -112,9 +156,18 @@ async def ceilings(blocks: int, blocks_per_range: int) -> dict[str, float]:
                 log_path=work / "sim.log",
             )
         )
-        rpc = await rpc_ceiling(f"http://127.0.0.1:{port}", blocks, blocks_per_range)
-        copy = await copy_ceiling(database_url, blocks, blocks_per_range)
-    return {"rpc": round(rpc, 1), "copy": round(copy, 1)}
+        url = f"http://127.0.0.1:{port}"
+        for n in counts:
+            shares = [(url, ranges[i::n]) for i in range(n)]
+            result["rpc"][n] = round(ceiling("rpc", n, shares, blocks), 1)
+        pool = await create_pool(database_url, max_size=1)
+        for n in counts:
+            name = f"copy{uuid.uuid4().hex[:6]}"  # a fresh chain: every range is new
+            row = await upsert_chain(pool, ChainConfig(name=name, rpc_url="http://127.0.0.1:9"))
+            shares = [(database_url, row.id, ranges[i::n]) for i in range(n)]
+            result["copy"][n] = round(ceiling("copy", n, shares, blocks), 1)
+        await pool.close()
+    return result
 
 
 def plot(series: list[dict[str, float]], path: Path, title: str) -> None:
@@ -156,34 +209,52 @@ def summary(result: Any) -> dict[str, Any]:
         "lost_blocks": result.lost_blocks,
         "duplicate_blocks": result.duplicate_blocks,
         "peak_rss_bytes": result.peak_rss_bytes,
+        "cpu_seconds": result.cpu_seconds,
     }
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--workers", type=int, default=WORKERS)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each ceiling (median)")
     args = parser.parse_args()
     from indexer.config import ChainConfig
     from indexer.loadtest import run_loadtest
 
     big, small = (75_000, 7_500) if args.quick else (750_000, 75_000)
     blocks_per_range = ChainConfig(name="d", rpc_url="http://x").blocks_per_workflow
-    print(f"ceilings on {CEILING_BLOCKS:,} blocks …", flush=True)
-    ceiling = await ceilings(CEILING_BLOCKS, blocks_per_range)
+    print(f"ceilings on {CEILING_BLOCKS:,} blocks, medians of {args.repeats} …", flush=True)
+    runs = [
+        await ceilings(CEILING_BLOCKS, blocks_per_range, args.workers) for _ in range(args.repeats)
+    ]
+    by_processes = {
+        kind: {n: statistics.median(run[kind][n] for run in runs) for n in runs[0][kind]}
+        for kind in ("rpc", "copy")
+    }
+    ceiling = {kind: max(values.values()) for kind, values in by_processes.items()}
     print(f"  rpc ceiling {ceiling['rpc']:,.0f} blocks/s, copy ceiling {ceiling['copy']:,.0f}")
-    print(f"{small:,} blocks end to end …", flush=True)
-    small_run = await run_loadtest(small, TXS_PER_BLOCK)
-    print(f"{big:,} blocks end to end …", flush=True)
-    big_run = await run_loadtest(big, TXS_PER_BLOCK)
+    print(f"{small:,} blocks end to end ({args.workers} workers) …", flush=True)
+    small_run = await run_loadtest(small, TXS_PER_BLOCK, workers=args.workers)
+    print(f"{big:,} blocks end to end ({args.workers} workers) …", flush=True)
+    big_run = await run_loadtest(big, TXS_PER_BLOCK, workers=args.workers)
     lower = min(ceiling.values())
     plot_path = RESULTS / f"backlog{'-quick' if args.quick else ''}.png"
     plot(big_run.series, plot_path, f"{big:,} blocks through Temporal into PostgreSQL")
     rss_ratio = big_run.peak_rss_bytes["worker"] / small_run.peak_rss_bytes["worker"]
+    flags = " --quick" if args.quick else ""
     result = {
-        **provenance("make bench-backlog (.venv/bin/python bench/backlog.py)"),
+        **provenance(f"make bench-backlog (.venv/bin/python bench/backlog.py{flags})"),
+        "workers": args.workers,
         **summary(big_run),
         "rpc_ceiling_blocks_per_second": ceiling["rpc"],
         "copy_ceiling_blocks_per_second": ceiling["copy"],
+        "ceilings_by_processes": {
+            "blocks": CEILING_BLOCKS,
+            "runs": args.repeats,
+            "median": by_processes,
+            "each_run": runs,
+        },
         "fraction_of_lower_ceiling": round(big_run.blocks_per_second / lower, 3),
         "worker_peak_rss_ratio_big_over_small": round(rss_ratio, 3),
         "plot": plot_path.name,
@@ -197,7 +268,8 @@ async def main() -> None:
         f"{result['fraction_of_lower_ceiling']:.0%} of the lower ceiling {lower:,.0f}); "
         f"lost {big_run.lost_blocks}, duplicated {big_run.duplicate_blocks}, failed starts "
         f"{big_run.failed_starts:.0f}, timeout rate {big_run.activity_timeout_rate:.3%}; "
-        f"worker RSS {rss_ratio:.2f}x of the {small:,}-block run. wrote {path}"
+        f"worker RSS {rss_ratio:.2f}x of the {small:,}-block run; CPU seconds "
+        f"{big_run.cpu_seconds}. wrote {path}"
     )
 
 

@@ -88,16 +88,33 @@ def backlog_section(result: dict[str, Any]) -> list[str]:
     for process, rss in result["peak_rss_bytes"].items():
         lines.append(
             f"| peak RSS {process} (MiB) | {rss / 2**20:,.0f} | "
-            f"{small['peak_rss_bytes'][process] / 2**20:,.0f} |"
+            f"{small['peak_rss_bytes'].get(process, 0) / 2**20:,.0f} |"
+        )
+    for process, seconds in result.get("cpu_seconds", {}).items():
+        lines.append(
+            f"| CPU seconds {process} | {seconds:,} | {small['cpu_seconds'].get(process, 0):,} |"
         )
     lines += [
         "",
-        f"Ceilings in the same run: RPC (fetch only) {result['rpc_ceiling_blocks_per_second']:,}"
-        f" blocks/s, COPY (store only) {result['copy_ceiling_blocks_per_second']:,} blocks/s. "
-        f"The indexer reached **{result['fraction_of_lower_ceiling']:.0%}** of the lower "
-        f"({lower:,}). Worker peak RSS, big over small: "
-        f"{result['worker_peak_rss_ratio_big_over_small']}×.",
+        f"Worker processes: {result.get('workers', 1)}. Ceilings in the same run: RPC (fetch "
+        f"only) {result['rpc_ceiling_blocks_per_second']:,} blocks/s, COPY (store only) "
+        f"{result['copy_ceiling_blocks_per_second']:,} blocks/s. The indexer reached "
+        f"**{result['fraction_of_lower_ceiling']:.0%}** of the lower ({lower:,}). Worker peak "
+        f"RSS, big over small: {result['worker_peak_rss_ratio_big_over_small']}×.",
         "",
+    ]
+    if by_processes := result.get("ceilings_by_processes"):
+        median = by_processes["median"]
+        lines += [
+            f"Ceilings by process count ({by_processes['blocks']:,} blocks, medians of "
+            f"{by_processes['runs']} runs; the higher count is the ceiling):",
+            "",
+            "| processes | RPC blocks/s | COPY blocks/s |",
+            "|---:|---:|---:|",
+            *(f"| {n} | {median['rpc'][n]:,} | {median['copy'][n]:,} |" for n in median["rpc"]),
+            "",
+        ]
+    lines += [
         f"![blocks/s and backlog over time]({result['plot']})",
         "",
     ]

@@ -25,7 +25,11 @@ class ChainConfig(BaseModel):
     rpc_url: str = Field(pattern=r"^https?://", description="JSON-RPC endpoint.")
     start_block: int = Field(0, ge=0, le=BIGINT_MAX, description="First block to index.")
     blocks_per_workflow: int = Field(
-        1_000, ge=1, le=100_000, description="Blocks per IndexRange workflow."
+        2_000,
+        ge=1,
+        le=100_000,
+        description="Blocks per IndexRange workflow. A worker holds each running range in"
+        " memory (blocks x transactions): lower it for chains with large blocks.",
     )
     scheduler_batch_size: int = Field(
         500, ge=1, le=10_000, description="Ranges started per start activity."

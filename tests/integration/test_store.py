@@ -23,7 +23,8 @@ def chain_blocks(start: int, end: int, txs_per_block: int = 3, fork: int = 0) ->
     sim = SimChain(SimChainConfig(backlog=end + 1, block_time=0, txs_per_block=txs_per_block))
     for _ in range(fork):
         sim.reorg(end - start + 1)
-    return [parse_block(json.loads(sim.block_text(n, True) or ""), n) for n in range(start, end + 1)]
+    texts = {n: sim.block_text(n, True) or "" for n in range(start, end + 1)}
+    return [parse_block(json.loads(text), n) for n, text in texts.items()]
 
 
 class Store:
