@@ -95,7 +95,8 @@ bench: bench-schedule bench-backlog bench-overhead bench-status bench-tuning ben
 	$(PYTHON) bench/simchain_throughput.py
 	$(PYTHON) bench/report.py
 
-# Worker concurrency and RPC knobs, interleaved loadtests. Writes bench/results/tuning.json.
+# Worker concurrency and range size end to end; start connections and namespaceRPS for
+# scheduling; interleaved rounds. Writes bench/results/tuning.json.
 .PHONY: bench-tuning
 bench-tuning: $(STAMP)
 	$(PYTHON) bench/tuning.py

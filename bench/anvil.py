@@ -62,6 +62,24 @@ CEILING_RANGES_IN_FLIGHT = 8  # as bench/backlog.py: a worker runs several activ
 RAW_SWEEP = [(10, 2), (50, 2), (50, 8), (200, 2), (200, 8)]  # (batch size, requests in flight)
 
 
+class CpuMeter:
+    """Cores a process kept busy (CPU seconds / wall seconds) over a block of code."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.cores = 0.0
+
+    def __enter__(self) -> CpuMeter:
+        self._cpu, self._wall = sum(self.process.cpu_times()[:2]), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        cpu = sum(self.process.cpu_times()[:2]) - self._cpu
+        self.cores = round(cpu / (time.perf_counter() - self._wall), 2)
+
+
 # --- JSON-RPC helpers -----------------------------------------------------------------------
 
 
@@ -370,6 +388,7 @@ async def index_once(
     poll_seconds: float,
     admin_url: str,
     work: Path,
+    anvil_pid: int,
     diagnose: bool = False,
 ) -> dict[str, Any]:
     """One end-to-end run on fresh services and a new database, checked against the node."""
@@ -381,7 +400,12 @@ async def index_once(
     try:
         with Diagnosis(work) if diagnose else contextlib.nullcontext() as spy:
             run = await run_loadtest(
-                0, chain_knobs=knobs, rpc_url=url, poll_seconds=poll_seconds, log=lambda *_: None
+                0,
+                chain_knobs=knobs,
+                rpc_url=url,
+                poll_seconds=poll_seconds,
+                log=lambda *_: None,
+                watch={"anvil": anvil_pid},
             )
     finally:
         if previous is None:
@@ -406,6 +430,7 @@ async def index_once(
         "lost_blocks": run.lost_blocks,
         "duplicate_blocks": run.duplicate_blocks,
         "peak_rss_bytes": run.peak_rss_bytes,
+        "cpu_seconds": run.cpu_seconds,
         **checked,
     }
     if isinstance(spy, Diagnosis):
@@ -533,7 +558,9 @@ async def main() -> None:
     url = f"http://127.0.0.1:{port}"
     anvil_args = [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"]
     try:
-        with child_process(anvil_args, "127.0.0.1", port, log_path=work / "anvil.log"):
+        with child_process(
+            anvil_args, "127.0.0.1", port, log_path=work / "anvil.log"
+        ) as anvil_process:
             print(f"seeding anvil with {args.blocks:,} blocks …", flush=True)
             seed_seconds = await seed(url, args.blocks)
             contents = await node_contents(url, args.blocks)
@@ -581,19 +608,27 @@ async def main() -> None:
                     embedded_postgres(work / "pg")
                 )
                 for number in range(args.runs):
+                    # How many cores anvil itself keeps busy serving the raw fetch, and how
+                    # many it gets while the indexer's processes share the machine with it.
+                    with CpuMeter(anvil_process.pid) as anvil_raw:
+                        raw_rates = [
+                            await raw_ceiling(url, args.blocks, *s) for s in round_settings
+                        ]
+                    parsed_rate = await parsed_ceiling(url, args.blocks, knobs)
+                    indexed = await index_once(
+                        url, contents, knobs, args.poll_seconds, admin_url, work, anvil_process.pid
+                    )
                     one: dict[str, Any] = {
-                        "raw_blocks_per_second": round(
-                            max(  # the stricter ceiling: the better of two settings, this round
-                                [await raw_ceiling(url, args.blocks, *s) for s in round_settings]
+                        # the stricter ceiling: the better of two settings, this round
+                        "raw_blocks_per_second": round(max(raw_rates), 1),
+                        "parsed_blocks_per_second": round(parsed_rate, 1),
+                        "indexer": indexed,
+                        "anvil_cores_busy": {
+                            "raw_fetch": anvil_raw.cores,
+                            "indexer_run": round(
+                                indexed["cpu_seconds"]["anvil"] / indexed["index_seconds"], 2
                             ),
-                            1,
-                        ),
-                        "parsed_blocks_per_second": round(
-                            await parsed_ceiling(url, args.blocks, knobs), 1
-                        ),
-                        "indexer": await index_once(
-                            url, contents, knobs, args.poll_seconds, admin_url, work
-                        ),
+                        },
                     }
                     if cli is not None and etl_error is None:
                         try:
@@ -634,7 +669,14 @@ async def main() -> None:
                 if fraction < TARGET or args.profile:
                     print("diagnostic run (py-spy on the worker, /metrics phases) …", flush=True)
                     diagnosis = await index_once(
-                        url, contents, knobs, args.poll_seconds, admin_url, work, diagnose=True
+                        url,
+                        contents,
+                        knobs,
+                        args.poll_seconds,
+                        admin_url,
+                        work,
+                        anvil_process.pid,
+                        diagnose=True,
                     )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -684,6 +726,10 @@ async def main() -> None:
                 "options": "defaults (batch size 100, max workers 5), CSV to files",
                 "rows": etl_runs[-1]["rows"] if etl_runs else None,
                 "error": etl_error,
+            },
+            "anvil_cores_busy": {
+                phase: median([r["anvil_cores_busy"][phase] for r in rounds])
+                for phase in ("raw_fetch", "indexer_run")
             },
             "rounds": rounds,
             "diagnosis": diagnosis,

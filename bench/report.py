@@ -107,17 +107,53 @@ def backlog_section(result: dict[str, Any]) -> list[str]:
         median = by_processes["median"]
         lines += [
             f"Ceilings by process count ({by_processes['blocks']:,} blocks, medians of "
-            f"{by_processes['runs']} runs; the higher count is the ceiling):",
+            f"{by_processes['runs']} runs; the higher count is the ceiling; busy = share of the "
+            "machine's cores in use meanwhile):",
             "",
-            "| processes | RPC blocks/s | COPY blocks/s |",
-            "|---:|---:|---:|",
-            *(f"| {n} | {median['rpc'][n]:,} | {median['copy'][n]:,} |" for n in median["rpc"]),
+            "| processes | RPC blocks/s | busy | COPY blocks/s | busy |",
+            "|---:|---:|---:|---:|---:|",
+            *(
+                f"| {n} | {median['rpc'][n]['blocks_per_second']:,} | "
+                f"{median['rpc'][n]['machine_busy']:.0%} | "
+                f"{median['copy'][n]['blocks_per_second']:,} | "
+                f"{median['copy'][n]['machine_busy']:.0%} |"
+                for n in median["rpc"]
+            ),
+            "",
+        ]
+    if "fetch_and_store_bound_blocks_per_second" in result:
+        lines += [
+            "Fetching and storing share the same cores here, so a pipeline that does both, "
+            "with no overhead of its own, reaches at most 1 / (1/RPC + 1/COPY) = "
+            f"{result['fetch_and_store_bound_blocks_per_second']:,} blocks/s; the indexer "
+            f"reached **{result['fraction_of_fetch_and_store_bound']:.0%}** of that.",
             "",
         ]
     lines += [
         f"![blocks/s and backlog over time]({result['plot']})",
         "",
     ]
+    return lines
+
+
+def tuning_section(result: dict[str, Any]) -> list[str]:
+    lines = ["## Tuning: one knob at a time around the defaults", "", _provenance(result), ""]
+    for part in ("worker", "temporal"):
+        if part not in result:
+            continue
+        table = result[part]
+        lines += [
+            f"**{part}** — {table['measure']}, medians of {result['rounds']} interleaved rounds:",
+            "",
+            "| configuration | median | runs | × defaults |",
+            "|---|---:|---|---:|",
+            *(
+                f"| {row['configuration']} | {row['median']:,} {row['unit']} | "
+                f"{', '.join(map(str, row['runs']))} | {row['ratio_to_defaults']} |"
+                for row in table["table"]
+            ),
+            "",
+        ]
     return lines
 
 
@@ -141,6 +177,8 @@ def main() -> None:
         lines += schedule_section(schedule)
     if backlog := _load("backlog"):
         lines += backlog_section(backlog)
+    if tuning := _load("tuning"):
+        lines += tuning_section(tuning)
     if anvil := _load("anvil"):
         lines += simple_section(
             "A real node (anvil) and a peer (ethereum-etl)", anvil, list(anvil)[:16]

@@ -38,6 +38,8 @@ class Knobs:
     scheduler_batch_size: int
     parallelism: int
     continue_as_new_threshold: int = 2_000
+    start_clients: int = 1  # Temporal connections the start activity uses in turn
+    namespace_rps: int | None = None  # the server's frontend.namespaceRPS; None: its default
 
 
 async def schedule_once(knobs: Knobs, database_url: str) -> dict[str, Any]:
@@ -60,7 +62,13 @@ async def schedule_once(knobs: Knobs, database_url: str) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory() as work,
         child_process(
-            temporal_dev_server_args(port, db_file=Path(work) / "temporal.db"),
+            temporal_dev_server_args(
+                port,
+                db_file=Path(work) / "temporal.db",
+                dynamic_config=None
+                if knobs.namespace_rps is None
+                else {"frontend.namespaceRPS": str(knobs.namespace_rps)},
+            ),
             "127.0.0.1",
             port,
             log_path=Path(work) / "temporal.log",
@@ -84,7 +92,10 @@ async def schedule_once(knobs: Knobs, database_url: str) -> dict[str, Any]:
         metrics = Metrics(CollectorRegistry())
         directory = ChainDirectory(pool, metrics)
         scheduling = SchedulingActivities(
-            client, directory, "unpolled", starter=await fail_fast_client(client)
+            client,
+            directory,
+            "unpolled",
+            starters=[await fail_fast_client(client) for _ in range(knobs.start_clients)],
         )
         queue = "bench-scheduler"
         async with Worker(

@@ -106,6 +106,9 @@ def worker(
         int | None, typer.Option(min=2, help="Default: the Temporal SDK's.")
     ] = None,
     pollers: Annotated[int, typer.Option(min=1, help="Pollers per task type.")] = 5,
+    start_clients: Annotated[
+        int, typer.Option(min=1, help="Temporal connections that start workflows.")
+    ] = 1,
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve /metrics here (default: settings, 9464).")
     ] = None,
@@ -124,7 +127,9 @@ def worker(
         # workers` starts workers with SIGTERM blocked, so one sent while importing waits here.
         signal.signal(signal.SIGTERM, _stop_before_start)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-        tuning = WorkerTuning(max_concurrent_activities, max_concurrent_workflow_tasks, pollers)
+        tuning = WorkerTuning(
+            max_concurrent_activities, max_concurrent_workflow_tasks, pollers, start_clients
+        )
         asyncio.run(run_worker_process(settings, tuning))
     _finish(0)
 

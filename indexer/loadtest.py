@@ -68,7 +68,7 @@ class LoadtestResult:
     lost_blocks: int
     duplicate_blocks: int
     peak_rss_bytes: dict[str, int]
-    cpu_seconds: dict[str, float]  # user + system, by process, over the whole run
+    cpu_seconds: dict[str, float]  # user + system, by process, from the first sample to the end
     series: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -124,6 +124,7 @@ async def run_loadtest(
     rpc_url: str | None = None,
     poll_seconds: float = 1.0,
     workers: int = 1,
+    watch: dict[str, int] | None = None,
 ) -> LoadtestResult:
     """Index `blocks` blocks end to end and measure it.
 
@@ -131,6 +132,7 @@ async def run_loadtest(
     is its blocks 0..head (`blocks` is then head + 1, whatever was passed). `poll_seconds` is
     how often progress is sampled, hence the resolution of `index_seconds`. `workers` worker
     processes poll the task queue, as replicas would; peak RSS is then the largest of them.
+    `watch` names other processes (by pid) whose RSS and CPU time to report too, e.g. a node.
     """
     if rpc_url is not None:
         async with aiohttp.ClientSession() as http:
@@ -214,6 +216,8 @@ async def run_loadtest(
         if sim is not None:
             processes["simulated_chain"] = (psutil.Process(sim.pid), False)
         processes["otlp_sink"] = (psutil.Process(sink.pid), False)
+        for name, pid in (watch or {}).items():
+            processes[name] = (psutil.Process(pid), False)
         chain = ChainConfig(
             name=f"load{uuid.uuid4().hex[:6]}",
             rpc_url=rpc_url or f"http://127.0.0.1:{ports['sim']}",
@@ -232,6 +236,7 @@ async def run_loadtest(
 
         peak = dict.fromkeys(processes, 0)
         cpu: dict[str, dict[int, float]] = {name: {} for name in processes}
+        cpu_at_start: dict[str, dict[int, float]] = {name: {} for name in processes}
         series: list[dict[str, float]] = []
         schedule_seconds = None
         progress_mark = (-1, 0.0)  # (indexed blocks, when that count was first seen)
@@ -249,7 +254,10 @@ async def run_loadtest(
                     schedule_seconds = now
                 for name, (process, children) in processes.items():
                     peak[name] = max(peak[name], _rss(process, children))
-                    cpu[name].update(_cpu_by_pid(process, children))
+                    used = _cpu_by_pid(process, children)
+                    cpu[name].update(used)
+                    for pid, seconds in used.items():
+                        cpu_at_start[name].setdefault(pid, seconds)
                 series.append(
                     {
                         "seconds": round(now, 2),
@@ -294,6 +302,9 @@ async def run_loadtest(
         lost_blocks=blocks - stored_distinct,
         duplicate_blocks=counts["n"] - stored_distinct,
         peak_rss_bytes={"worker": max(peak[name] for name in worker_names), **peak},
-        cpu_seconds={name: round(sum(by_pid.values()), 1) for name, by_pid in cpu.items()},
+        cpu_seconds={
+            name: round(sum(by_pid.values()) - sum(cpu_at_start[name].values()), 1)
+            for name, by_pid in cpu.items()
+        },
         series=series,
     )

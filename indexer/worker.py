@@ -76,6 +76,7 @@ class WorkerTuning:
     max_concurrent_activities: int = 32
     max_concurrent_workflow_tasks: int | None = None  # None: the SDK's default
     pollers: int = 5  # per task type
+    start_clients: int = 1  # connections the scheduling activities start workflows through
 
 
 @contextlib.asynccontextmanager
@@ -92,7 +93,10 @@ async def running_worker(
     directory = ChainDirectory(pool, metrics)
     blocks = BlockActivities(directory)
     scheduling = SchedulingActivities(
-        client, directory, task_queue, starter=await fail_fast_client(client)
+        client,
+        directory,
+        task_queue,
+        starters=[await fail_fast_client(client) for _ in range(tuning.start_clients)],
     )
     worker = Worker(
         client,

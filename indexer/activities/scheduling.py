@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from typing import Any
 
@@ -52,10 +53,11 @@ class SchedulingActivities:
         client: Client,
         directory: ChainDirectory,
         task_queue: str,
-        starter: Client | None = None,
+        starters: list[Client] | None = None,
     ) -> None:
         self.client = client
-        self.starter = starter or client  # starts go through a client that fails fast
+        # Starts go through clients that fail fast, taken in turn: each is its own connection.
+        self.starters = itertools.cycle(starters or [client])
         self.directory = directory
         self.task_queue = task_queue
         self.metrics: Metrics = directory.metrics
@@ -65,7 +67,7 @@ class SchedulingActivities:
         attempt = 0
         while True:
             try:
-                handle = await self.starter.start_workflow(
+                handle = await next(self.starters).start_workflow(
                     INDEX_RANGE,
                     IndexRangeInput(
                         request.chain, block_range.start, block_range.end, request.max_attempts
