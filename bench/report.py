@@ -157,6 +157,52 @@ def tuning_section(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def anvil_section(result: dict[str, Any], title: str) -> list[str]:
+    avg = result["avg_txs_per_block"]
+    rows = [
+        ("anvil raw fetch, no parsing (ceiling)", result["raw_ceiling_blocks_per_second"]),
+        (
+            "anvil raw at the indexer's settings",
+            result["raw_at_indexer_settings_blocks_per_second"],
+        ),
+        ("RpcClient fetch + parse, no Temporal or DB", result["parsed_ceiling_blocks_per_second"]),
+        ("indexer end to end", result["indexer_blocks_per_second"]),
+        ("ethereum-etl 2.4.2, defaults", result["ethereum_etl_blocks_per_second"]),
+    ]
+    ceiling = result["raw_ceiling_blocks_per_second"]
+    lines = [
+        f"## {title}",
+        "",
+        _provenance(result),
+        "",
+        f"{result['blocks']:,} blocks, {avg} transactions per block; settings "
+        f"{result['settings']}; medians of {len(result['rounds'])} rounds.",
+        "",
+        "| pipeline | blocks/s | transactions/s | of the raw ceiling |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {name} | {bps:,.0f} | {bps * avg:,.0f} | {bps / ceiling:.0%} |"
+            for name, bps in rows
+            if bps
+        ),
+        "",
+    ]
+    lines += [
+        "Ratios measured within each round (medians): indexer "
+        f"**{result['indexer_fraction_of_raw_ceiling']:.0%}** of the raw ceiling (target "
+        f"{result['target_fraction']:.0%}), ethereum-etl "
+        f"{result['ethereum_etl_fraction_of_raw_ceiling'] or 0:.0%}.",
+        "",
+    ]
+    if cores := result.get("anvil_cores_busy"):
+        lines += [
+            f"Cores anvil kept busy: {cores['raw_fetch']} of {result['machine']['cpus']} serving "
+            f"the raw fetch, {cores['indexer_run']} during the indexer's run.",
+            "",
+        ]
+    return lines
+
+
 def simple_section(title: str, result: dict[str, Any], keys: list[str]) -> list[str]:
     lines = [f"## {title}", "", _provenance(result), ""]
     lines += [f"- {key}: {json.dumps(result.get(key))}" for key in keys if key in result]
@@ -180,8 +226,10 @@ def main() -> None:
     if tuning := _load("tuning"):
         lines += tuning_section(tuning)
     if anvil := _load("anvil"):
-        lines += simple_section(
-            "A real node (anvil) and a peer (ethereum-etl)", anvil, list(anvil)[:16]
+        lines += anvil_section(anvil, "A real node (anvil) and a peer (ethereum-etl): defaults")
+    if anvil_knobs := _load("anvil-node-knobs"):
+        lines += anvil_section(
+            anvil_knobs, "A real node (anvil) and a peer (ethereum-etl): knobs for the node"
         )
     if overhead := _load("overhead"):
         lines += simple_section(
