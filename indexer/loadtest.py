@@ -4,10 +4,10 @@ Starts a Temporal dev server (SQLite + WAL, as `up` does), PostgreSQL (DATABASE_
 the simulated chain with the whole backlog already mined (or, given `rpc_url`, a node such as
 anvil whose blocks 0..head are the backlog), an OTLP sink for traces, and `workers`
 `tindexer worker` processes (one by default) with metrics and tracing on. This process then
-starts the chain's HeadScan and watches: every second it scrapes the workers' /metrics, reads
-coverage from PostgreSQL and samples each process's RSS and CPU time, until every block is
-stored. It checks the result
-(blocks 0..N-1, once each) and returns the timings and the series for plots.
+starts the chain's HeadScan and watches: every `poll_seconds` it reads coverage from
+PostgreSQL and samples each process's RSS and CPU time (and, until all is scheduled, scrapes
+the workers' /metrics), until every block is stored. It checks the result (blocks 0..N-1,
+once each) and returns the timings and the series for plots.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Blocks and transactions as the indexer stores them, parsed and checked from JSON-RPC.
 
 Hashes and addresses stay lower-case hex (without 0x) once checked: the store writes them to
-PostgreSQL as text, so turning them into bytes here would only be undone there. This path runs
-for every block and is the worker's main CPU cost.
+PostgreSQL as text, so turning them into bytes here would only be undone there. parse_block is
+the reference: well-formed batches take the fast path in wire.py, which hands anything it
+doubts back to parse_block, so the checks and their messages live here once.
 """
 
 from __future__ import annotations
