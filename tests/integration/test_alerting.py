@@ -285,8 +285,11 @@ async def test_every_dashboard_query_returns_data_after_a_real_run(stack: Stack)
 
     async def scraped_and_recorded() -> bool:
         ready = (
-            # rate() needs two samples of a new series
-            f'count_over_time(tindexer_reorgs_total{{chain="{chain}"}}[1m]) >= 2',
+            # Prometheus has scraped the repaired reorg (the counter exists at zero from the
+            # start, so its sample count alone proves nothing), and the depth histogram, a new
+            # series, at least twice, as rate() needs
+            f'tindexer_reorgs_total{{chain="{chain}"}} >= 1',
+            f'count_over_time(tindexer_reorg_depth_count{{chain="{chain}"}}[1m]) >= 2',
             # the slowest collectors (5 s) have refreshed while Prometheus watched
             "increase(tindexer_pg_probe_latency_seconds_count[1m]) >= 1",
             "increase(tindexer_collector_last_success_timestamp_seconds"
