@@ -15,9 +15,11 @@ In one run, on one anvil (npm @foundry-rs/anvil) seeded here with a few thousand
 The sweep comes first (median of 3 passes per setting). Then `--runs` (3) rounds, each a raw pass
 at the sweep's best setting, an RpcClient pass, an indexer run and an ethereum-etl run, back to
 back, so every ratio is measured in one round even when the machine is shared; figures are the
-medians over rounds. When the indexer misses 90 % of the raw ceiling (or with --profile), one
-extra diagnostic run records a py-spy profile of the worker and its per-phase (fetch/store)
-activity time from /metrics.
+medians over rounds. Each round also meters the cores anvil keeps busy (its CPU seconds over
+wall seconds) serving the raw fetch and during the indexer's run, since the node shares the
+machine with everything else. When the indexer misses 90 % of the raw ceiling (or with
+--profile), one extra diagnostic run records a py-spy profile of the worker and its per-phase
+(fetch/store) activity time from /metrics.
 
     .venv/bin/python bench/anvil.py             # or `make bench-anvil`
 """
