@@ -206,19 +206,12 @@ async def raw_ceiling(url: str, blocks: int, batch_size: int, in_flight: int) ->
 
 async def parsed_ceiling(url: str, blocks: int, knobs: dict[str, Any]) -> float:
     """Blocks/s of our RpcClient.get_blocks over the indexer's ranges: fetch + parse + checks."""
-    from indexer.chain.rpc import RpcClient, RpcSettings
+    from indexer.activities.directory import rpc_settings
+    from indexer.chain.rpc import RpcClient
     from indexer.config import ChainConfig
 
     config = ChainConfig(name="ceiling", rpc_url=url, **knobs)
-    client = RpcClient(
-        url,
-        "ceiling",
-        RpcSettings(
-            batch_size=config.rpc_batch_size,
-            max_concurrency=config.rpc_max_concurrency,
-            timeout_seconds=config.rpc_timeout_seconds,
-        ),
-    )
+    client = RpcClient(url, "ceiling", rpc_settings(config))  # the indexer's own settings
     size = config.blocks_per_workflow
     starts = iter(range(0, blocks, size))
     fetched = 0

@@ -48,19 +48,12 @@ Ready = Callable[[], object]
 
 async def fetch_ranges(url: str, ranges: Ranges, ready: Ready) -> tuple[float, float]:
     """Fetch-only loop over `ranges`: RPC batches, JSON decoding, block checks. (start, end)."""
-    from indexer.chain.rpc import RpcClient, RpcSettings
+    from indexer.activities.directory import rpc_settings
+    from indexer.chain.rpc import RpcClient
     from indexer.config import ChainConfig
 
     config = ChainConfig(name="ceiling", rpc_url=url)
-    client = RpcClient(
-        url,
-        "ceiling",
-        RpcSettings(
-            batch_size=config.rpc_batch_size,
-            max_concurrency=config.rpc_max_concurrency,
-            timeout_seconds=config.rpc_timeout_seconds,
-        ),
-    )
+    client = RpcClient(url, "ceiling", rpc_settings(config))  # the indexer's own settings
     todo = iter(ranges)
 
     async def fetcher() -> None:

@@ -42,6 +42,7 @@ from indexer.store.ranges import coverage
 from indexer.worker import connect_temporal
 from tests.integration.chaindata import expected_blocks
 from tests.integration.conftest import Harness
+from tests.integration.conftest import harness as harness  # the same fixture, shared
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "faults.json"
@@ -51,18 +52,6 @@ BLOCKS_PER_WORKFLOW = 500
 
 # While PostgreSQL or Temporal is down, a poll of the database fails; that is not the answer.
 UNAVAILABLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError)
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def harness(database_url: str, temporal_client: Client) -> AsyncIterator[Harness]:
-    """The integration harness (fresh database and task queue) on the session's services."""
-    pool = await create_pool(database_url, max_size=20)
-    harness = Harness(pool, temporal_client)
-    try:
-        yield harness
-    finally:
-        await harness.terminate_chain_workflows()
-        await pool.close()
 
 
 # --- the sim chain's admin endpoints --------------------------------------------------------

@@ -25,35 +25,6 @@ SIM_DEPTHS = [1, 2, 3, 5, 8, 13, 21, 32]
 ANVIL_DEPTHS = [1, 7, 32]
 
 
-async def stored_window(
-    harness: Harness, chain_id: int, low: int, high: int
-) -> dict[int, ExpectedBlock]:
-    """Blocks low..high as stored, shaped like `expected_blocks`."""
-    blocks = await harness.pool.fetch(
-        "SELECT number, hash, parent_hash FROM blocks"
-        " WHERE chain_id = $1 AND number BETWEEN $2 AND $3",
-        chain_id,
-        low,
-        high,
-    )
-    txs = await harness.pool.fetch(
-        "SELECT block_number, hash FROM transactions"
-        " WHERE chain_id = $1 AND block_number BETWEEN $2 AND $3 ORDER BY block_number, tx_index",
-        chain_id,
-        low,
-        high,
-    )
-    by_block: dict[int, list[bytes]] = {}
-    for tx in txs:
-        by_block.setdefault(tx["block_number"], []).append(bytes(tx["hash"]))
-    return {
-        b["number"]: ExpectedBlock(
-            bytes(b["hash"]), bytes(b["parent_hash"]), tuple(by_block.get(b["number"], ()))
-        )
-        for b in blocks
-    }
-
-
 def reorg_samples(harness: Harness, chain: str) -> tuple[float, float]:
     """(tindexer_reorgs_total, tindexer_reorg_depth_sum) of the chain."""
     registry = harness.metrics.registry
@@ -87,7 +58,7 @@ async def test_sim_chain_reorgs_during_live_sync(
         await wait_covered(harness, row.id, BACKLOG - 1, 90)
         for depth in SIM_DEPTHS:
             head = await _caught_up(harness, row.id, url)
-            before = await stored_window(harness, row.id, head - depth + 1, head)
+            before = await harness.stored_blocks(row.id, head - depth + 1, head)
             count_before, _ = reorg_samples(harness, chain)
             reorged_at = (await sim_post(url, "/_sim/reorg", {"depth": depth}))["head"]
             fault_end = time.monotonic()
@@ -112,7 +83,7 @@ async def test_sim_chain_reorgs_during_live_sync(
             ) -> bool:
                 return (
                     (reorg_samples(harness, chain)[0] > count_before or not exact)
-                    and await stored_window(harness, row.id, low, high) == expected
+                    and await harness.stored_blocks(row.id, low, high) == expected
                     and await old_transactions_left(harness, row.id, old_txs) == 0
                 )
 
@@ -193,7 +164,7 @@ async def test_anvil_reorgs_by_snapshot_revert_and_remine(harness: Harness, anvi
             await mine_with_transactions(anvil, depth, value=10**16 * (n + 1))
             head = base + depth
             await wait_covered(harness, row.id, head, 60)
-            old = await stored_window(harness, row.id, base + 1, head)
+            old = await harness.stored_blocks(row.id, base + 1, head)
             assert old == await expected_blocks(anvil, base + 1, head)
             count_before, _ = reorg_samples(harness, chain)
             assert await rpc(anvil, "evm_revert", snapshot)
@@ -213,7 +184,7 @@ async def test_anvil_reorgs_by_snapshot_revert_and_remine(harness: Harness, anvi
             ) -> bool:
                 return (
                     reorg_samples(harness, chain)[0] > count_before
-                    and await stored_window(harness, row.id, low, high) == expected
+                    and await harness.stored_blocks(row.id, low, high) == expected
                     and await old_transactions_left(harness, row.id, old_txs) == 0
                 )
 

@@ -18,7 +18,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from exporter.metrics import Metrics
 from exporter.temporal_sdk import SdkMetrics
 from exporter.wiring import observed
-from indexer.config import ChainConfig
+from indexer.config import BIGINT_MAX, ChainConfig
 from indexer.runtime import free_port
 from indexer.store.chains import ChainRow, get_chain, upsert_chain
 from indexer.store.db import create_pool
@@ -63,15 +63,24 @@ class Harness:
         )
         return {r["number"]: bytes(r["hash"]) for r in rows}
 
-    async def stored_blocks(self, chain_id: int) -> dict[int, ExpectedBlock]:
-        """Blocks as PostgreSQL holds them, in the same shape as what the chain returns."""
+    async def stored_blocks(
+        self, chain_id: int, low: int = 0, high: int = BIGINT_MAX
+    ) -> dict[int, ExpectedBlock]:
+        """Blocks low..high as PostgreSQL holds them, in the same shape as the chain returns."""
         blocks = await self.pool.fetch(
-            "SELECT number, hash, parent_hash FROM blocks WHERE chain_id = $1", chain_id
+            "SELECT number, hash, parent_hash FROM blocks"
+            " WHERE chain_id = $1 AND number BETWEEN $2 AND $3",
+            chain_id,
+            low,
+            high,
         )
         txs = await self.pool.fetch(
-            "SELECT block_number, hash FROM transactions WHERE chain_id = $1"
+            "SELECT block_number, hash FROM transactions"
+            " WHERE chain_id = $1 AND block_number BETWEEN $2 AND $3"
             " ORDER BY block_number, tx_index",
             chain_id,
+            low,
+            high,
         )
         by_block: dict[int, list[bytes]] = {}
         for tx in txs:
