@@ -206,7 +206,7 @@ async def raw_ceiling(url: str, blocks: int, batch_size: int, in_flight: int) ->
 
 async def parsed_ceiling(url: str, blocks: int, knobs: dict[str, Any]) -> float:
     """Blocks/s of our RpcClient.get_blocks over the indexer's ranges: fetch + parse + checks."""
-    from indexer.activities.directory import rpc_settings
+    from indexer.activities.chain_cache import rpc_settings
     from indexer.chain.rpc import RpcClient
     from indexer.config import ChainConfig
 
@@ -531,7 +531,7 @@ async def main() -> None:
     parser.add_argument("--name", default="anvil", help="result file bench/results/<name>.json")
     args = parser.parse_args()
     from indexer.config import ChainConfig
-    from indexer.runtime import child_process, embedded_postgres, free_port
+    from indexer.embedded import child_process, embedded_postgres, free_port
 
     if not ANVIL.exists():
         raise SystemExit(f"anvil is not installed at {ANVIL}: run `make install`")

@@ -48,7 +48,7 @@ Ready = Callable[[], object]
 
 async def fetch_ranges(url: str, ranges: Ranges, ready: Ready) -> tuple[float, float]:
     """Fetch-only loop over `ranges`: RPC batches, JSON decoding, block checks. (start, end)."""
-    from indexer.activities.directory import rpc_settings
+    from indexer.activities.chain_cache import rpc_settings
     from indexer.chain.rpc import RpcClient
     from indexer.config import ChainConfig
 
@@ -73,7 +73,7 @@ async def copy_ranges(
 ) -> tuple[float, float]:
     """The same rows, prepared in memory, written by the indexer's bulk store. (start, end)."""
     from indexer.chain.model import parse_block
-    from indexer.chain.simchain import SimChain, SimChainConfig
+    from indexer.simchain.server import SimChain, SimChainConfig
     from indexer.store.blocks import store_range
     from indexer.store.db import create_pool
 
@@ -152,7 +152,7 @@ async def ceilings(blocks: int, blocks_per_range: int, workers: int) -> Measured
     as many fetching (or writing) processes reach together; the higher of the two counts.
     """
     from indexer.config import ChainConfig
-    from indexer.runtime import child_process, embedded_postgres, free_port, sim_chain_args
+    from indexer.embedded import child_process, embedded_postgres, free_port, sim_chain_args
     from indexer.store.chains import upsert_chain
     from indexer.store.db import create_pool
 

@@ -43,13 +43,14 @@ async def one_run(args: argparse.Namespace) -> dict[str, float]:
     from exporter.metrics import Metrics
     from exporter.temporal_sdk import SdkMetrics
     from exporter.tracing import configure_tracing
-    from exporter.wiring import observed
     from indexer.config import ChainConfig
-    from indexer.runtime import free_port
+    from indexer.embedded import free_port
+    from indexer.observability import serving_metrics
     from indexer.store.chains import upsert_chain
     from indexer.store.db import create_pool
     from indexer.store.ranges import coverage
-    from indexer.worker import connect_temporal, running_worker, start_head_scan
+    from indexer.temporal_client import connect_temporal, start_head_scan
+    from indexer.worker import running_worker
 
     on = args.mode == "on"
     metrics = Metrics(CollectorRegistry())
@@ -65,7 +66,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, float]:
     stack = contextlib.AsyncExitStack()
     if on:
         await stack.enter_async_context(
-            observed(
+            serving_metrics(
                 metrics,
                 "127.0.0.1",
                 port,
@@ -146,14 +147,14 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         os._exit(0)  # skip interpreter teardown (a known Temporal SDK wart)
 
-    from indexer.loadtest import OTLP_SINK
-    from indexer.runtime import (
+    from indexer.embedded import (
         child_process,
         embedded_postgres,
         free_port,
         sim_chain_args,
         temporal_dev_server_args,
     )
+    from indexer.loadtest import OTLP_SINK
 
     work = Path(f"/tmp/tindexer-bench-{uuid.uuid4().hex[:6]}")
     work.mkdir()

@@ -48,13 +48,13 @@ async def schedule_once(knobs: Knobs, database_url: str) -> dict[str, Any]:
     from temporalio.worker import Worker
 
     from exporter.metrics import Metrics
-    from indexer.activities.directory import ChainDirectory
+    from indexer.activities.chain_cache import ChainCache
     from indexer.activities.scheduling import SchedulingActivities
     from indexer.config import ChainConfig
-    from indexer.runtime import child_process, free_port, temporal_dev_server_args
+    from indexer.embedded import child_process, free_port, temporal_dev_server_args
     from indexer.store.chains import upsert_chain
     from indexer.store.db import create_pool
-    from indexer.worker import connect_temporal, fail_fast_client
+    from indexer.temporal_client import connect_temporal, fail_fast_client
     from indexer.workflows.inputs import Range, SchedulerInput
     from indexer.workflows.scheduler import Scheduler
 
@@ -90,10 +90,10 @@ async def schedule_once(knobs: Knobs, database_url: str) -> dict[str, Any]:
             ),
         )
         metrics = Metrics(CollectorRegistry())
-        directory = ChainDirectory(pool, metrics)
+        chains = ChainCache(pool, metrics)
         scheduling = SchedulingActivities(
             client,
-            directory,
+            chains,
             "unpolled",
             starters=[await fail_fast_client(client) for _ in range(knobs.start_clients)],
         )
@@ -151,7 +151,7 @@ async def main() -> None:
     )
     args = parser.parse_args()
     from indexer.config import ChainConfig
-    from indexer.runtime import embedded_postgres
+    from indexer.embedded import embedded_postgres
 
     defaults = ChainConfig(name="d", rpc_url="http://x")
     default = {

@@ -37,7 +37,7 @@ SERVER_CPU = 0
 VERIFY_EVERY = 25  # one batch in this many is parsed fully and its parent links checked
 SERVER_CODE = """
 import asyncio, sys
-from indexer.chain.simchain import SimChainConfig, serve
+from indexer.simchain.server import SimChainConfig, serve
 config = SimChainConfig(backlog=int(sys.argv[2]), block_time=0, txs_per_block=int(sys.argv[3]))
 asyncio.run(serve(config, "127.0.0.1", int(sys.argv[1])))
 """

@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from indexer.config import ChainConfig  # noqa: E402
-from indexer.runtime import child_process, embedded_postgres, free_port  # noqa: E402
+from indexer.embedded import child_process, embedded_postgres, free_port  # noqa: E402
 from indexer.store.chains import set_head, upsert_chain  # noqa: E402
 from indexer.store.db import create_pool  # noqa: E402
 

@@ -95,8 +95,8 @@ async def main() -> None:
     args = parser.parse_args()
     from bench.schedule import Knobs, schedule_once
     from indexer.config import ChainConfig
+    from indexer.embedded import embedded_postgres
     from indexer.loadtest import run_loadtest
-    from indexer.runtime import embedded_postgres
 
     async def end_to_end(config: dict[str, Any]) -> float:
         result = await run_loadtest(

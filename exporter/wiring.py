@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 from temporalio.client import Client
@@ -11,7 +11,6 @@ from temporalio.client import Client
 from exporter.collectors.base import PeriodicCollector, running
 from exporter.collectors.pool import PoolCollector
 from exporter.collectors.postgres import PostgresHealthCollector
-from exporter.collectors.progress import ProgressCollector
 from exporter.collectors.temporal import (
     SdkMetricsCollector,
     TaskQueueCollector,
@@ -33,13 +32,16 @@ async def observed(
     client: Client | None = None,
     sdk: SdkMetrics | None = None,
     task_queues: list[str] | None = None,
-    progress: bool = False,
+    version: str,
+    extra_collectors: Sequence[PeriodicCollector] = (),
 ) -> AsyncIterator[None]:
-    """Serve /metrics on host:port and run the collectors the given parts allow."""
-    from indexer import __version__
+    """Serve /metrics on host:port and run the collectors the given parts allow.
 
-    metrics.build_info.info({"version": __version__})
-    collectors: list[PeriodicCollector] = []
+    The application passes its own collectors (`extra_collectors`, e.g. the indexer's progress)
+    and its version: the exporter imports nothing of the application.
+    """
+    metrics.build_info.info({"version": version})
+    collectors: list[PeriodicCollector] = list(extra_collectors)
     if sdk is not None:
         collectors.append(SdkMetricsCollector(metrics, sdk))
     if client is not None:
@@ -48,8 +50,6 @@ async def observed(
             collectors.append(TaskQueueCollector(metrics, client, task_queues))
     if pool is not None:
         collectors.append(PoolCollector(metrics, pool))
-        if progress:
-            collectors.append(ProgressCollector(metrics, pool))
     if database_url is not None:
         collectors.append(PostgresHealthCollector(metrics, database_url))
     runner = await start_metrics_server(metrics.registry, host, port)

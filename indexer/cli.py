@@ -114,8 +114,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run one worker against $TEMPORAL_ADDRESS and $DATABASE_URL (for scaling out)."""
-    from indexer.up import run_worker_process
-    from indexer.worker import WorkerTuning
+    from indexer.worker import WorkerTuning, run_worker_process
 
     settings = _settings(config, metrics_port=metrics_port)
     if not settings.database_url or not settings.temporal_address:
@@ -137,7 +136,7 @@ def worker(
 @app.command()
 def status(config: ConfigOption = None, data_dir: DataDirOption = Path(".tindexer")) -> None:
     """Per chain: head, last indexed, missing blocks, gap ranges, live sync."""
-    from indexer.up import print_status
+    from indexer.progress_view import print_status
 
     settings = _settings(config, data_dir=data_dir)
     _finish(asyncio.run(print_status(settings, console)))
@@ -269,7 +268,7 @@ def sim_chain(
     latency_seconds: float = 0.0,
 ) -> None:
     """Serve the deterministic simulated chain (JSON-RPC) with optional faults."""
-    from indexer.chain.simchain import Faults, SimChainConfig, serve
+    from indexer.simchain.server import Faults, SimChainConfig, serve
 
     faults = Faults(
         rate_limit_ratio=rate_limit_ratio,

@@ -29,7 +29,7 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from indexer.config import ChainConfig
-from indexer.runtime import (
+from indexer.embedded import (
     child_process,
     embedded_postgres,
     free_port,
@@ -39,7 +39,7 @@ from indexer.runtime import (
 from indexer.store.chains import upsert_chain
 from indexer.store.db import create_pool
 from indexer.store.ranges import coverage
-from indexer.worker import connect_temporal, start_head_scan
+from indexer.temporal_client import connect_temporal, head_scan_id, start_head_scan
 
 STALL_SECONDS = 120.0  # a run that indexes nothing for this long has failed, not slowed
 
@@ -283,7 +283,7 @@ async def run_loadtest(
             index_seconds = time.perf_counter() - started
             texts = await scrape_workers()
         log(f"indexed {blocks:,} blocks in {index_seconds:.1f} s")
-        await client.get_workflow_handle(f"headscan:{chain.name}").terminate()
+        await client.get_workflow_handle(head_scan_id(chain.name)).terminate()
         counts = await pool.fetchrow(
             "SELECT count(*) AS n, count(DISTINCT number) AS d, min(number) AS lo,"
             " max(number) AS hi FROM blocks WHERE chain_id = $1",

@@ -26,8 +26,8 @@ import asyncpg
 
 from exporter.metrics import Metrics
 from indexer.autoscale import Autoscaler, Recommendation
-from indexer.runtime import _die_with_parent
-from indexer.status import chain_status
+from indexer.embedded import _die_with_parent
+from indexer.progress import chain_status
 from indexer.store.chains import list_chains
 
 log = logging.getLogger("indexer.supervisor")

@@ -1,72 +1,30 @@
-"""Wiring: the Temporal client, the worker with every workflow and activity, and chain start-up."""
+"""The worker: every workflow and activity registered on one task queue, and `tindexer worker`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.runtime import Runtime
-from temporalio.service import RetryConfig
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from exporter.activity_metrics import ActivityMetricsInterceptor
 from exporter.metrics import Metrics, default_metrics
-from exporter.tracing import temporal_interceptor
 from indexer.activities.blocks import BlockActivities
-from indexer.activities.directory import ChainDirectory
+from indexer.activities.chain_cache import ChainCache
 from indexer.activities.scheduling import SchedulingActivities
+from indexer.config import Settings
+from indexer.lifecycle import observed_services, until_stopped
+from indexer.temporal_client import fail_fast_client
 from indexer.workflows.headscan import HeadScan
 from indexer.workflows.index_range import IndexRange
-from indexer.workflows.inputs import HeadScanInput
 from indexer.workflows.scheduler import Scheduler
 
-CONNECT_PATIENCE_SECONDS = 30.0  # a dev server started with us answers within a few seconds
 DRAIN_TIMEOUT = timedelta(seconds=20)  # on shutdown, in-flight activities get this long to finish
-
-
-async def connect_temporal(
-    address: str,
-    namespace: str = "default",
-    runtime: Runtime | None = None,
-    tracing: bool = True,
-) -> Client:
-    """A client whose calls carry trace context; waits out a server that is still starting."""
-    deadline = time.monotonic() + CONNECT_PATIENCE_SECONDS
-    while True:
-        try:
-            return await Client.connect(
-                address,
-                namespace=namespace,
-                runtime=runtime,
-                interceptors=[temporal_interceptor()] if tracing else [],
-            )
-        except RuntimeError as exc:  # the SDK reports connect failures as RuntimeError
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Temporal at {address} is not reachable: {exc}") from exc
-            await asyncio.sleep(0.5)
-
-
-async def fail_fast_client(client: Client) -> Client:
-    """A second connection without the SDK's silent retries, used to start workflows.
-
-    The SDK retries RESOURCE_EXHAUSTED inside its core and reports nothing; starting through
-    this client, the scheduler sees each refusal, counts it and backs off itself.
-    """
-    config = client.service_client.config
-    return await Client.connect(
-        config.target_host,
-        namespace=client.namespace,
-        runtime=config.runtime,
-        interceptors=client.config()["interceptors"],
-        retry_config=RetryConfig(max_retries=0),
-    )
 
 
 @dataclass(frozen=True)
@@ -93,11 +51,11 @@ async def running_worker(
     """A worker polling `task_queue` until the block exits; then it drains and stops."""
     metrics = metrics or default_metrics()
     tuning = tuning or WorkerTuning()
-    directory = ChainDirectory(pool, metrics)
-    blocks = BlockActivities(directory)
+    chains = ChainCache(pool, metrics)
+    blocks = BlockActivities(chains)
     scheduling = SchedulingActivities(
         client,
-        directory,
+        chains,
         task_queue,
         starters=[await fail_fast_client(client) for _ in range(tuning.start_clients)],
     )
@@ -126,16 +84,22 @@ async def running_worker(
         async with worker:
             yield worker
     finally:
-        await directory.close()
+        await chains.close()
 
 
-async def start_head_scan(client: Client, chain: str, task_queue: str) -> None:
-    """Start the chain's HeadScan unless it is already running."""
-    await client.start_workflow(
-        HeadScan.run,
-        HeadScanInput(chain),
-        id=f"headscan:{chain}",
-        task_queue=task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
+async def run_worker_process(settings: Settings, tuning: WorkerTuning) -> None:
+    """A worker on its own, for more capacity; stops (draining) on Ctrl-C or SIGTERM."""
+    assert settings.database_url and settings.temporal_address
+    async with (
+        observed_services(
+            settings, settings.database_url, settings.temporal_address, progress=False
+        ) as (pool, client, metrics),
+        running_worker(
+            client,
+            pool,
+            settings.task_queue,
+            metrics=metrics,
+            tuning=tuning,
+        ),
+    ):
+        await until_stopped(asyncio.Event().wait())

@@ -15,14 +15,14 @@ import pytest
 import pytest_asyncio
 from temporalio.client import Client
 
-from indexer.runtime import (
+from indexer.embedded import (
     child_process,
     embedded_postgres,
     free_port,
     sim_chain_args,
     temporal_dev_server_args,
 )
-from indexer.worker import connect_temporal
+from indexer.temporal_client import connect_temporal
 
 ROOT = Path(__file__).resolve().parent.parent
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"

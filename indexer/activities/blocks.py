@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from exporter.tracing import current_trace_id, tracer
-from indexer.activities.directory import ChainDirectory, knobs
+from indexer.activities.chain_cache import ChainCache, knobs
 from indexer.activities.heartbeat import heartbeating
 from indexer.chain.model import BadChainData, Block
 from indexer.chain.rpc import RpcClient, RpcError, RpcUnavailable
@@ -51,20 +51,20 @@ def _chain_failure(exc: Exception) -> ApplicationError:
 
 
 class BlockActivities:
-    def __init__(self, directory: ChainDirectory) -> None:
-        self.directory = directory
-        self.pool = directory.pool
-        self.metrics = directory.metrics
+    def __init__(self, chains: ChainCache) -> None:
+        self.chains = chains
+        self.pool = chains.pool
+        self.metrics = chains.metrics
 
     @activity.defn(name="index_range")
     async def index_range(self, request: IndexRangeInput) -> IndexRangeResult:
         """Fetch blocks start..end and store them with their range in one transaction."""
-        chain = await self.directory.chain(request.chain)
+        chain = await self.chains.chain(request.chain)
         with self.metrics.pg_query_duration.labels("is_covered").time():
             covered = await is_covered(self.pool, chain.id, request.start, request.end)
         if covered:
             return IndexRangeResult(blocks=0, transactions=0, skipped=True)
-        rpc = self.directory.rpc(chain.config)
+        rpc = self.chains.rpc(chain.config)
         attributes: dict[str, str | int] = {
             "chain": request.chain,
             "range.start": request.start,
@@ -111,9 +111,9 @@ class BlockActivities:
     @activity.defn(name="scan_head")
     async def scan_head(self, chain_name: str) -> ScanResult:
         """Latest available block, reorg repair near it, and the gaps still to index."""
-        chain = await self.directory.chain(chain_name)
+        chain = await self.chains.chain(chain_name)
         config = chain.config
-        rpc = self.directory.rpc(config)
+        rpc = self.chains.rpc(config)
         async with heartbeating():
             try:
                 head = await rpc.latest_available_block()

@@ -5,22 +5,28 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from exporter.metrics import Metrics
 from exporter.tracing import tracer
-from indexer.activities.directory import ChainDirectory, knobs
+from indexer.activities.chain_cache import ChainCache, knobs
 from indexer.activities.heartbeat import heartbeating
 from indexer.store.ranges import uncovered
+from indexer.temporal_client import (
+    INDEX_RANGE,
+    SCHEDULER,
+    index_range_id,
+    inflight_ranges_query,
+    scheduler_id,
+    start_index_range,
+    start_scheduler,
+)
 from indexer.workflows.inputs import (
-    IndexRangeInput,
     Range,
     SchedulerInput,
     SchedulerTick,
@@ -28,56 +34,35 @@ from indexer.workflows.inputs import (
     StartRangesInput,
     StartRangesResult,
 )
-from indexer.workflows.ranges import workflow_id
-
-INDEX_RANGE = "IndexRange"
-SCHEDULER = "Scheduler"
-
-
-def was_started(handle: WorkflowHandle[Any, Any]) -> bool:
-    """Whether a start made a new run, or found the same workflow ID running (USE_EXISTING)."""
-    response = getattr(handle, "_start_workflow_response", None)  # the SDK keeps no public field
-    return bool(getattr(response, "started", True))
-
-
-def inflight_query(chain: str) -> str:
-    return (
-        f"WorkflowType = '{INDEX_RANGE}' AND ExecutionStatus = 'Running'"
-        f" AND WorkflowId STARTS_WITH 'index:{chain}:'"
-    )
 
 
 class SchedulingActivities:
     def __init__(
         self,
         client: Client,
-        directory: ChainDirectory,
+        chains: ChainCache,
         task_queue: str,
         starters: list[Client] | None = None,
     ) -> None:
         self.client = client
         # Starts go through clients that fail fast, taken in turn: each is its own connection.
         self.starters = itertools.cycle(starters or [client])
-        self.directory = directory
+        self.chains = chains
         self.task_queue = task_queue
-        self.metrics: Metrics = directory.metrics
+        self.metrics: Metrics = chains.metrics
 
     async def _start_one(self, request: StartRangesInput, block_range: Range) -> bool:
         """Start one IndexRange unless the same range is running; True if a new run started."""
         attempt = 0
         while True:
             try:
-                handle = await next(self.starters).start_workflow(
-                    INDEX_RANGE,
-                    IndexRangeInput(
-                        request.chain, block_range.start, block_range.end, request.max_attempts
-                    ),
-                    id=workflow_id(request.chain, block_range),
-                    task_queue=self.task_queue,
-                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                return await start_index_range(
+                    next(self.starters),
+                    request.chain,
+                    block_range,
+                    request.max_attempts,
+                    self.task_queue,
                 )
-                return was_started(handle)
             except RPCError as exc:
                 # Never drop a range: count the refusal, back off with jitter, try again.
                 reason = exc.status.name.lower() if exc.status else "unknown"
@@ -92,7 +77,7 @@ class SchedulingActivities:
                 activity.logger.warning(
                     "%s starting %s, retrying in %.2fs",
                     "rate limited by temporal" if rate_limited else f"{reason} error",
-                    workflow_id(request.chain, block_range),
+                    index_range_id(request.chain, block_range),
                     delay,
                     extra={"source": "temporal", "chain": request.chain, "wait_seconds": delay},
                 )
@@ -101,10 +86,10 @@ class SchedulingActivities:
     @activity.defn(name="start_ranges")
     async def start_ranges(self, request: StartRangesInput) -> StartRangesResult:
         """Start every range with at most `parallelism` starts in flight, in the given order."""
-        chain = await self.directory.chain(request.chain)
+        chain = await self.chains.chain(request.chain)
         # Ranges indexed since the caller listed its gaps need no new run.
         todo = await uncovered(
-            self.directory.pool, chain.id, [(r.start, r.end) for r in request.ranges]
+            self.chains.pool, chain.id, [(r.start, r.end) for r in request.ranges]
         )
         queue: asyncio.Queue[Range] = asyncio.Queue()
         for block_range in request.ranges:
@@ -147,12 +132,12 @@ class SchedulingActivities:
     @activity.defn(name="scheduler_tick")
     async def scheduler_tick(self, request: SchedulerTickInput) -> SchedulerTick:
         """Unfinished IndexRange workflows of the chain, and its current knobs."""
-        chain = await self.directory.chain(request.chain)
+        chain = await self.chains.chain(request.chain)
         if request.first_of_continued_run:
             self.metrics.scheduler_continue_as_new.labels(request.chain).inc()
         try:
             async with heartbeating():
-                count = await self.client.count_workflows(inflight_query(request.chain))
+                count = await self.client.count_workflows(inflight_ranges_query(request.chain))
         except RPCError as exc:
             status = exc.status.name.lower() if exc.status else "unknown"
             self.metrics.temporal_request_errors.labels("count_workflows", status).inc()
@@ -164,15 +149,9 @@ class SchedulingActivities:
     async def start_scheduler(self, request: SchedulerInput) -> bool:
         """Start the chain's Scheduler for a backlog unless one is running; True if started."""
         async with heartbeating():
-            handle = await self.client.start_workflow(
-                SCHEDULER,
-                request,
-                id=f"scheduler:{request.chain}",
-                task_queue=self.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            started = await start_scheduler(
+                self.client, request, scheduler_id(request.chain), self.task_queue
             )
-        started = was_started(handle)
         if started:
             self.metrics.workflows_started.labels(request.chain, SCHEDULER).inc()
         return started

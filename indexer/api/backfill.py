@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.client import Client
 
-from indexer.activities.scheduling import INDEX_RANGE, SCHEDULER, was_started
 from indexer.api.errors import ApiError
 from indexer.api.validation import BackfillRequest
-from indexer.workflows.inputs import IndexRangeInput, Range, SchedulerInput
-from indexer.workflows.ranges import aligned_ranges, workflow_id
+from indexer.temporal_client import backfill_id, start_index_range, start_scheduler
+from indexer.workflows.inputs import Range, SchedulerInput
+from indexer.workflows.ranges import aligned_ranges
 
 MAX_SCHEDULER_GAPS = 10_000  # the Scheduler's input carries the gaps: keep its payload small
 MAX_DIRECT_RANGES = 500  # started within one request; more go through a Scheduler
@@ -53,8 +51,8 @@ def plan_backfill(
         raise ApiError(
             400, f"the range has more than {MAX_SCHEDULER_GAPS} gaps: backfill less at once", "to"
         )
-    scheduler_id = f"backfill:{chain}:{wanted.from_block}-{wanted.to_block}"
-    return BackfillPlan(chain, gaps, size, count, "scheduler", scheduler_id)
+    workflow_id = backfill_id(chain, wanted.from_block, wanted.to_block)
+    return BackfillPlan(chain, gaps, size, count, "scheduler", workflow_id)
 
 
 async def start_backfill(
@@ -63,28 +61,17 @@ async def start_backfill(
     """Start the plan's workflows; returns how many new runs started (running ones are kept)."""
     if plan.mode == "scheduler":
         assert plan.scheduler_id is not None
-        handle: WorkflowHandle[Any, Any] = await client.start_workflow(
-            SCHEDULER,
-            SchedulerInput(plan.chain, plan.gaps),
-            id=plan.scheduler_id,
-            task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        started = await start_scheduler(
+            client, SchedulerInput(plan.chain, plan.gaps), plan.scheduler_id, task_queue
         )
-        return int(was_started(handle))
+        return int(started)
     limit = asyncio.Semaphore(parallelism)
 
     async def start(block_range: Range) -> bool:
         async with limit:
-            started: WorkflowHandle[Any, Any] = await client.start_workflow(
-                INDEX_RANGE,
-                IndexRangeInput(plan.chain, block_range.start, block_range.end, max_attempts),
-                id=workflow_id(plan.chain, block_range),
-                task_queue=task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            return await start_index_range(
+                client, plan.chain, block_range, max_attempts, task_queue
             )
-            return was_started(started)
 
     ranges = list(aligned_ranges(plan.gaps, plan.blocks_per_workflow))
     return sum(await asyncio.gather(*(start(block_range) for block_range in ranges)))

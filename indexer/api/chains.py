@@ -26,7 +26,7 @@ from indexer.config import ChainConfig
 from indexer.store.admin import delete_chain, insert_chain, update_chain
 from indexer.store.chains import ChainRow, get_chain, list_chains
 from indexer.store.ranges import coverage
-from indexer.worker import start_head_scan
+from indexer.temporal_client import head_scan_id, scheduler_id, start_head_scan
 from indexer.workflows.inputs import Range
 
 TEMPORAL_TIMEOUT_SECONDS = 10.0  # a Temporal call from a request handler never hangs longer
@@ -106,8 +106,8 @@ async def delete_chain_handler(request: web.Request) -> web.Response:
         raise not_found(name)
     try:
         async with asyncio.timeout(TEMPORAL_TIMEOUT_SECONDS):
-            await _terminate(state.temporal, f"headscan:{name}")
-            await _terminate(state.temporal, f"scheduler:{name}")
+            await _terminate(state.temporal, head_scan_id(name))
+            await _terminate(state.temporal, scheduler_id(name))
     except (RuntimeError, TimeoutError) as exc:
         # Left running, they fail on their next step: the chain is unknown.
         state.log.warning("chain %s deleted; stopping its workflows failed: %s", name, exc)

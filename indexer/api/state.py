@@ -9,7 +9,7 @@ import asyncpg
 from aiohttp import web
 from temporalio.client import Client
 
-from indexer.rates import RateTracker
+from indexer.progress import RateTracker
 
 log = logging.getLogger("indexer.api")
 

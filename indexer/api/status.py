@@ -12,8 +12,7 @@ from indexer.api.chains import chain_name
 from indexer.api.errors import not_found
 from indexer.api.state import ApiState, state_of
 from indexer.api.validation import gaps_query
-from indexer.rates import RateTracker
-from indexer.status import ChainStatus, chain_status
+from indexer.progress import ChainStatus, RateTracker, chain_status, eta_seconds
 from indexer.store.admin import gaps_page
 from indexer.store.chains import ChainRow, get_chain, list_chains
 
@@ -23,14 +22,7 @@ STATUS_CONCURRENCY = 8  # chains computed at once: enough to overlap round trips
 def status_document(status: ChainStatus, rates: RateTracker) -> dict[str, Any]:
     """The status JSON: live sync and the backlog side by side, never one blended percentage."""
     rate = rates.observe(status.chain, status.indexed_blocks) if status.head is not None else None
-    if status.head is None:
-        eta: float | None = None
-    elif status.missing_blocks == 0:
-        eta = 0.0
-    elif rate is not None and rate > 0:
-        eta = round(status.missing_blocks / rate, 1)
-    else:
-        eta = None
+    eta = eta_seconds(status.missing_blocks, rate) if status.head is not None else None
     gap = status.largest_gap
     return {
         "chain": status.chain,
@@ -46,7 +38,7 @@ def status_document(status: ChainStatus, rates: RateTracker) -> dict[str, Any]:
             round(status.historical_progress, 6) if status.head is not None else None
         ),
         "blocks_per_second": round(max(rate, 0.0), 1) if rate is not None else None,
-        "eta_seconds": eta,
+        "eta_seconds": round(eta, 1) if eta is not None else None,
     }
 
 

@@ -1,14 +1,13 @@
-"""Pure range arithmetic for workflows: aligned ranges give deterministic workflow IDs."""
+"""Pure range arithmetic for workflows: aligned ranges give deterministic workflow IDs.
+
+The IDs themselves are `indexer.temporal_client.index_range_id`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from indexer.workflows.inputs import Range
-
-
-def workflow_id(chain: str, block_range: Range) -> str:
-    return f"index:{chain}:{block_range.start}-{block_range.end}"
 
 
 def aligned_ranges(gaps: list[Range], size: int) -> Iterator[Range]:

@@ -29,7 +29,7 @@ import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
 
-from indexer.runtime import (
+from indexer.embedded import (
     _die_with_parent,
     embedded_postgres,
     free_port,
@@ -39,7 +39,7 @@ from indexer.runtime import (
 )
 from indexer.store.db import create_pool
 from indexer.store.ranges import coverage
-from indexer.worker import connect_temporal
+from indexer.temporal_client import connect_temporal
 from tests.integration.chaindata import expected_blocks
 from tests.integration.conftest import Harness
 from tests.integration.conftest import harness as harness  # the same fixture, shared

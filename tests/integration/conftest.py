@@ -17,12 +17,13 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from exporter.metrics import Metrics
 from exporter.temporal_sdk import SdkMetrics
-from exporter.wiring import observed
 from indexer.config import BIGINT_MAX, ChainConfig
-from indexer.runtime import free_port
+from indexer.embedded import free_port
+from indexer.observability import serving_metrics
 from indexer.store.chains import ChainRow, get_chain, upsert_chain
 from indexer.store.db import create_pool
-from indexer.worker import connect_temporal, running_worker, start_head_scan
+from indexer.temporal_client import connect_temporal, start_head_scan
+from indexer.worker import running_worker
 from tests.integration.chaindata import ExpectedBlock
 
 
@@ -153,7 +154,7 @@ async def observed_indexer(
     client = await connect_temporal(temporal_address, runtime=sdk.runtime)
     harness.metrics = metrics
     port = free_port()
-    async with observed(
+    async with serving_metrics(
         metrics,
         "127.0.0.1",
         port,

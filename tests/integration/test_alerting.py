@@ -34,10 +34,11 @@ from dashboards.build import DASHBOARDS, render
 from dashboards.common import concrete
 from exporter.metrics import Metrics
 from exporter.temporal_sdk import SdkMetrics
-from exporter.wiring import observed
-from indexer.runtime import child_process, embedded_postgres, free_port, sim_chain_args
+from indexer.embedded import child_process, embedded_postgres, free_port, sim_chain_args
+from indexer.observability import serving_metrics
 from indexer.store.db import create_pool
-from indexer.worker import connect_temporal, running_worker
+from indexer.temporal_client import connect_temporal
+from indexer.worker import running_worker
 from tests.integration.conftest import Harness, wait_until
 from tests.integration.test_pipeline import fully_indexed
 
@@ -221,7 +222,7 @@ async def stack(
         harness.metrics = metrics
         try:
             async with (
-                observed(
+                serving_metrics(
                     metrics,
                     HOST,
                     ports["metrics"],

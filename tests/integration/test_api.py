@@ -14,15 +14,15 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from exporter.collectors.progress import ProgressCollector
 from exporter.metrics import Metrics
-from indexer.activities.directory import RECONCILE_INTERVAL_SECONDS, ChainDirectory
+from indexer.activities.chain_cache import RECONCILE_INTERVAL_SECONDS, ChainCache
 from indexer.api.app import create_app
 from indexer.api.openapi import DOCUMENT_PATH
 from indexer.api.state import ApiState
 from indexer.chain.model import Block, Transaction
 from indexer.config import ChainConfig
-from indexer.runtime import free_port
+from indexer.embedded import free_port
+from indexer.observability import ProgressCollector
 from indexer.store.blocks import store_range
 from indexer.store.chains import set_head
 from indexer.store.ranges import add_range, coverage
@@ -240,15 +240,15 @@ async def test_patch_reaches_running_workers_within_one_reconcile_interval(
 ) -> None:
     row = await harness.add_chain("http://127.0.0.1:9", max_replicas=3)
     name = row.config.name
-    directory = ChainDirectory(harness.pool, harness.metrics)
+    chains = ChainCache(harness.pool, harness.metrics)
     try:
-        assert (await directory.chain(name)).config.max_replicas == 3
+        assert (await chains.chain(name)).config.max_replicas == 3
         status, _ = await api.call("PATCH", f"/chains/{name}", {"max_replicas": 9})
         assert status == 200
         await asyncio.sleep(RECONCILE_INTERVAL_SECONDS)
-        assert (await directory.chain(name)).config.max_replicas == 9
+        assert (await chains.chain(name)).config.max_replicas == 9
     finally:
-        await directory.close()
+        await chains.close()
 
 
 async def test_mutations_need_the_token(harness: Harness, api: ApiClient) -> None:

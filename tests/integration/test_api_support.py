@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from indexer.api.app import create_app
 from indexer.api.state import ApiState
-from indexer.runtime import child_process, free_port
+from indexer.embedded import child_process, free_port
 from tests.integration.conftest import Harness
 
 TOKEN = "s3cret-test-token"

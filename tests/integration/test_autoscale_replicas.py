@@ -18,7 +18,7 @@ import aiohttp
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from indexer.runtime import child_process, free_port
+from indexer.embedded import child_process, free_port
 from indexer.store.chains import set_head
 from tests.integration.conftest import Harness, wait_until
 from tests.integration.test_api_support import (

@@ -28,7 +28,7 @@ from exporter.collectors.pool import PoolCollector
 from exporter.collectors.postgres import KNOWN_STATES, PostgresHealthCollector
 from exporter.metrics import Metrics
 from exporter.server import start_metrics_server
-from indexer.runtime import embedded_postgres, free_port
+from indexer.embedded import embedded_postgres, free_port
 
 
 class PrivatePostgres:

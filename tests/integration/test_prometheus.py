@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from indexer.runtime import child_process, free_port
+from indexer.embedded import child_process, free_port
 from indexer.worker import running_worker
 from tests.integration.conftest import ObservedIndexer, wait_until
 from tests.integration.test_pipeline import fully_indexed

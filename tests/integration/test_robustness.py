@@ -16,7 +16,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 
 from indexer.chain.rpc import RpcClient
-from indexer.runtime import stop_process
+from indexer.embedded import stop_process
 from indexer.store.blocks import store_range
 from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult
 from tests.integration.chaindata import expected_blocks

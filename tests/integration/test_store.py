@@ -11,8 +11,8 @@ import pytest
 import pytest_asyncio
 
 from indexer.chain.model import Block, parse_block
-from indexer.chain.simchain import SimChain, SimChainConfig
 from indexer.config import ChainConfig
+from indexer.simchain.server import SimChain, SimChainConfig
 from indexer.store.blocks import store_range
 from indexer.store.chains import upsert_chain
 from indexer.store.db import create_pool

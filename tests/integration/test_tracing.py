@@ -10,9 +10,10 @@ from collections.abc import Callable
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from exporter.logging import configure_logging
+from exporter.logs import configure_logging
 from exporter.tracing import configure_tracing
-from indexer.worker import connect_temporal, running_worker
+from indexer.temporal_client import connect_temporal
+from indexer.worker import running_worker
 from tests.integration.conftest import Harness, wait_until
 from tests.integration.test_pipeline import fully_indexed
 from tests.integration.test_robustness import set_faults

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from indexer.chain.model import BadChainData, Block, parse_block
-from indexer.chain.simchain import SimChain, SimChainConfig
 from indexer.chain.wire import decode_block_batch, to_block
+from indexer.simchain.server import SimChain, SimChainConfig
 
 
 def batch_body(blocks: list[Any], first_id: int = 1) -> bytes:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from indexer.temporal_client import index_range_id
 from indexer.workflows.inputs import Range
-from indexer.workflows.ranges import aligned_ranges, clip, take_ranges, workflow_id
+from indexer.workflows.ranges import aligned_ranges, clip, take_ranges
 
 
 def test_aligned_ranges_cut_at_multiples_of_the_size() -> None:
@@ -16,9 +17,9 @@ def test_aligned_ranges_cut_at_multiples_of_the_size() -> None:
     ]
 
 
-def test_the_same_block_always_lands_in_the_same_workflow_id() -> None:
-    whole = {workflow_id("c", r) for r in aligned_ranges([Range(0, 99)], 10)}
-    assert workflow_id("c", Range(30, 39)) in whole
+def test_the_same_block_always_lands_in_the_same_index_range_id() -> None:
+    whole = {index_range_id("c", r) for r in aligned_ranges([Range(0, 99)], 10)}
+    assert index_range_id("c", Range(30, 39)) in whole
     assert len(whole) == 10
 
 

@@ -15,7 +15,7 @@ from exporter.metrics import Metrics
 from indexer.chain.limiter import AdaptiveLimiter
 from indexer.chain.model import BadChainData
 from indexer.chain.rpc import RpcClient, RpcSettings, RpcUnavailable, parse_retry_after
-from indexer.chain.simchain import SimChain, SimChainConfig, build_app
+from indexer.simchain.server import SimChain, SimChainConfig, build_app
 
 
 class Chain:

@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from yarl import URL
 
-from indexer.chain.simchain import Faults, SimChain, SimChainConfig, build_app
+from indexer.simchain.server import Faults, SimChain, SimChainConfig, build_app
 
 ZERO_HASH = "0x" + "0" * 64
 

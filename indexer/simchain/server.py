@@ -4,7 +4,7 @@ It serves `eth_chainId`, `eth_blockNumber`, `eth_getBlockByNumber` and `net_vers
 single and batched, grows by one block every `block_time` seconds, reorgs on request,
 and injects the faults a real provider shows (429 with Retry-After, timeouts, malformed
 bodies, errors, null blocks, broken parent links) so the client's handling of each can
-be tested. Responses are rendered as text (see `simchain_render`), never via dicts,
+be tested. Responses are rendered as text (see `render.py`), never via dicts,
 because it must serve 50,000 blocks/s on one core and never be a benchmark's bottleneck.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from indexer.chain.simchain_render import BlockRenderer, block_hash
+from indexer.simchain.render import BlockRenderer, block_hash
 
 RATE_LIMITED_BODY = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32005,"message":"rate limited"}}'
 PARSE_ERROR_BODY = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}'

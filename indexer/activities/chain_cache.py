@@ -38,7 +38,7 @@ def knobs(config: ChainConfig) -> Knobs:
     )
 
 
-class ChainDirectory:
+class ChainCache:
     """Looks chains up by name; a PATCHed config takes effect within RECONCILE_INTERVAL_SECONDS."""
 
     def __init__(self, pool: asyncpg.Pool, metrics: Metrics) -> None:

@@ -1,0 +1,69 @@
+"""The indexer's side of observability: its progress collector and version, for the exporter.
+
+The exporter serves /metrics and runs its generic collectors (Temporal, PostgreSQL health, the
+pool); it knows nothing of chains or the store, so the indexer registers its own here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+
+from exporter.collectors.base import PeriodicCollector
+from exporter.metrics import Metrics
+from exporter.wiring import observed
+from indexer import __version__
+from indexer.progress import RateTracker, chain_status, eta_seconds
+from indexer.store.chains import list_chains
+
+
+class ProgressCollector(PeriodicCollector):
+    name = "progress"
+
+    def __init__(self, metrics: Metrics, pool: asyncpg.Pool, interval: float = 2.0) -> None:
+        super().__init__(metrics, interval)
+        self.pool = pool
+        self.rates = RateTracker()
+
+    async def refresh(self) -> None:
+        m = self.metrics
+        for row in await list_chains(self.pool):
+            status = await chain_status(self.pool, row)
+            if status.head is None:
+                continue
+            chain = status.chain
+            m.chain_head.labels(chain).set(status.head)
+            m.chain_last_indexed.labels(chain).set(
+                status.last_indexed if status.last_indexed is not None else -1
+            )
+            m.chain_missing_blocks.labels(chain).set(status.missing_blocks)
+            m.chain_gap_ranges.labels(chain).set(status.gap_ranges)
+            m.chain_live_sync.labels(chain).set(1 if status.is_live_sync else 0)
+            rate = self.rates.observe(chain, status.indexed_blocks)
+            eta = eta_seconds(status.missing_blocks, rate)
+            if eta is not None:
+                m.backfill_eta.labels(chain).set(eta)
+
+
+@contextlib.asynccontextmanager
+async def serving_metrics(
+    metrics: Metrics,
+    host: str,
+    port: int,
+    *,
+    pool: asyncpg.Pool | None = None,
+    progress: bool = False,
+    **parts: Any,
+) -> AsyncIterator[None]:
+    """`exporter.wiring.observed` with the indexer's version and, if asked, its progress gauges.
+
+    `parts` are the rest of `observed`'s keywords (database_url, client, sdk, task_queues).
+    """
+    collectors = [ProgressCollector(metrics, pool)] if progress and pool is not None else []
+    async with observed(
+        metrics, host, port, pool=pool, version=__version__, extra_collectors=collectors, **parts
+    ):
+        yield
