@@ -17,7 +17,13 @@ from indexer.chain.rpc import RpcClient, RpcError, RpcUnavailable
 from indexer.store.blocks import delete_from, store_range
 from indexer.store.chains import set_head
 from indexer.store.ranges import coverage, is_covered
-from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult, Range, ScanResult
+from indexer.workflows.inputs import (
+    IndexRangeInput,
+    IndexRangeResult,
+    Range,
+    ScanHeadInput,
+    ScanResult,
+)
 
 MAX_GAPS_PER_SCAN = 10_000  # bounds the scan result's size; later gaps come in later scans
 # A store normally takes milliseconds (COPY + upsert: 225k rows/s): these bounds only trip on a
@@ -109,8 +115,10 @@ class BlockActivities:
         )
 
     @activity.defn(name="scan_head")
-    async def scan_head(self, chain_name: str) -> ScanResult:
+    async def scan_head(self, request: ScanHeadInput | str) -> ScanResult:
         """Latest available block, reorg repair near it, and the gaps still to index."""
+        # A HeadScan run started before ScanHeadInput existed passes the bare chain name.
+        chain_name = request if isinstance(request, str) else request.chain
         chain = await self.chains.chain(chain_name)
         config = chain.config
         rpc = self.chains.rpc(config)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from temporalio import activity
 
-# Well inside the workflows' heartbeat timeout (index_range.HEARTBEAT_TIMEOUT, 10 s), which
+# Well inside the workflows' heartbeat timeout (workflows/policies.HEARTBEAT_TIMEOUT, 10 s), which
 # every activity has: a worker that dies (SIGKILL, OOM, a lost host) hands its activities back
 # to Temporal within that long, not after their start-to-close timeouts (up to minutes).
 HEARTBEAT_SECONDS = 2.0

@@ -5,21 +5,26 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from indexer.workflows.index_range import HEARTBEAT_TIMEOUT
     from indexer.workflows.inputs import (
         HeadScanInput,
+        ScanHeadInput,
         ScanResult,
         SchedulerInput,
         StartRangesInput,
         StartRangesResult,
     )
+    from indexer.workflows.policies import (
+        HEARTBEAT_TIMEOUT,
+        PATIENT,
+        SCAN_TIMEOUT,
+        START_RANGES_TIMEOUT,
+        START_SCHEDULER_TIMEOUT,
+    )
     from indexer.workflows.ranges import aligned_ranges, clip
 
 SCANS_PER_RUN = 500  # ContinueAsNew after this many scans keeps the history small
-PATIENT = RetryPolicy(maximum_interval=timedelta(seconds=30))  # retry forever, backing off
 
 
 @workflow.defn(name="HeadScan")
@@ -29,9 +34,9 @@ class HeadScan:
         for _ in range(SCANS_PER_RUN):
             scan = await workflow.execute_activity(
                 "scan_head",
-                request.chain,
+                ScanHeadInput(request.chain),
                 result_type=ScanResult,
-                start_to_close_timeout=timedelta(minutes=2),
+                start_to_close_timeout=SCAN_TIMEOUT,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=PATIENT,
             )
@@ -59,7 +64,7 @@ class HeadScan:
                     chain, newest_first, "direct", knobs.parallelism, knobs.index_max_attempts
                 ),
                 result_type=StartRangesResult,
-                start_to_close_timeout=timedelta(minutes=10),
+                start_to_close_timeout=START_RANGES_TIMEOUT,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=PATIENT,
             )
@@ -68,7 +73,7 @@ class HeadScan:
                 "start_scheduler",
                 SchedulerInput(chain, historical),
                 result_type=bool,
-                start_to_close_timeout=timedelta(minutes=1),
+                start_to_close_timeout=START_SCHEDULER_TIMEOUT,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=PATIENT,
             )

@@ -53,6 +53,11 @@ class HeadScanInput:
 
 
 @dataclass
+class ScanHeadInput:
+    chain: str
+
+
+@dataclass
 class ScanResult:
     head: int
     missing_blocks: int

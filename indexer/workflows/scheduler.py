@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from indexer.workflows.index_range import HEARTBEAT_TIMEOUT
     from indexer.workflows.inputs import (
         SchedulerInput,
         SchedulerTick,
@@ -16,9 +14,14 @@ with workflow.unsafe.imports_passed_through():
         StartRangesInput,
         StartRangesResult,
     )
+    from indexer.workflows.policies import (
+        HEARTBEAT_TIMEOUT,
+        PATIENT,
+        SCHEDULER_TICK_TIMEOUT,
+        START_RANGES_TIMEOUT,
+    )
     from indexer.workflows.ranges import take_ranges
 
-PATIENT = RetryPolicy(maximum_interval=timedelta(seconds=30))
 FULL_WAIT = timedelta(seconds=1)  # how long to wait when max_inflight_ranges are unfinished
 
 
@@ -37,7 +40,7 @@ class Scheduler:
                 "scheduler_tick",
                 SchedulerTickInput(request.chain, first_tick and request.runs > 0),
                 result_type=SchedulerTick,
-                start_to_close_timeout=timedelta(seconds=30),
+                start_to_close_timeout=SCHEDULER_TICK_TIMEOUT,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=PATIENT,
             )
@@ -59,7 +62,7 @@ class Scheduler:
                     request.chain, batch, "scheduler", knobs.parallelism, knobs.index_max_attempts
                 ),
                 result_type=StartRangesResult,
-                start_to_close_timeout=timedelta(minutes=10),
+                start_to_close_timeout=START_RANGES_TIMEOUT,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=PATIENT,
             )
