@@ -34,7 +34,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from exporter.metrics import Metrics
 from exporter.tracing import configure_tracing
 from indexer.config import ChainConfig
-from indexer.runtime import (
+from indexer.embedded import (
     child_process,
     embedded_postgres,
     free_port,
@@ -44,7 +44,8 @@ from indexer.runtime import (
 )
 from indexer.store.chains import upsert_chain
 from indexer.store.db import create_pool
-from indexer.worker import connect_temporal, running_worker, start_head_scan
+from indexer.temporal_client import connect_temporal, start_head_scan
+from indexer.worker import running_worker
 from tests.replay.corpus import HISTORIES, MANIFEST, Recorded, commands, coverage_gaps
 
 CHAIN = "replay"  # fixed, so workflow IDs (and so history diffs) are stable across recordings

@@ -22,8 +22,9 @@ with workflow.unsafe.imports_passed_through():
 
     from exporter.tracing import temporal_interceptor
     from indexer.workflows.headscan import HeadScan
-    from indexer.workflows.index_range import HEARTBEAT_TIMEOUT, IndexRange, activity_timeout
+    from indexer.workflows.index_range import IndexRange
     from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult
+    from indexer.workflows.policies import HEARTBEAT_TIMEOUT, index_range_timeout
     from indexer.workflows.scheduler import Scheduler
     from tests.replay.corpus import WORKFLOW_TYPES, Recorded, coverage_gaps, load
 
@@ -72,7 +73,7 @@ class IndexRangeWithExtraTimer:
             "index_range",
             request,
             result_type=IndexRangeResult,
-            start_to_close_timeout=activity_timeout(request.end - request.start + 1),
+            start_to_close_timeout=index_range_timeout(request.end - request.start + 1),
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=RetryPolicy(maximum_attempts=request.max_attempts),
         )
@@ -88,7 +89,7 @@ class IndexRangeWithRenamedActivity:
             "index_blocks",
             request,
             result_type=IndexRangeResult,
-            start_to_close_timeout=activity_timeout(request.end - request.start + 1),
+            start_to_close_timeout=index_range_timeout(request.end - request.start + 1),
             heartbeat_timeout=HEARTBEAT_TIMEOUT,
             retry_policy=RetryPolicy(maximum_attempts=request.max_attempts),
         )
