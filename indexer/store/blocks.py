@@ -159,6 +159,21 @@ async def _upsert(
         await conn.execute(UPSERT_TRANSACTIONS)
 
 
+STORED_HASHES = """
+SELECT number, hash
+  FROM blocks
+ WHERE chain_id = $1
+   AND number >= $2
+"""
+
+
+async def stored_hashes(
+    conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, low: int
+) -> dict[int, bytes]:
+    """Hash of every stored block numbered `low` or above: the window a reorg check compares."""
+    return {r["number"]: bytes(r["hash"]) for r in await conn.fetch(STORED_HASHES, chain_id, low)}
+
+
 async def delete_from(conn: asyncpg.Connection, chain_id: int, start: int, end: int) -> int:
     """Forget blocks start..end (a reorg's orphans) and their transactions; returns the count."""
     # Rows before the range lock, in the same order as store_range, so the two cannot deadlock.
