@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -172,6 +173,37 @@ async def stored_hashes(
 ) -> dict[int, bytes]:
     """Hash of every stored block numbered `low` or above: the window a reorg check compares."""
     return {r["number"]: bytes(r["hash"]) for r in await conn.fetch(STORED_HASHES, chain_id, low)}
+
+
+@dataclass(frozen=True)
+class BlockCensus:
+    """How many block rows a chain has, how many distinct numbers, and the lowest and highest."""
+
+    rows: int
+    distinct: int
+    lowest: int | None
+    highest: int | None
+
+
+BLOCK_CENSUS = """
+SELECT count(*)               AS rows,
+       count(DISTINCT number) AS distinct_numbers,
+       min(number)            AS lowest,
+       max(number)            AS highest
+  FROM blocks
+ WHERE chain_id = $1
+"""
+
+
+async def block_census(conn: asyncpg.Connection | asyncpg.Pool, chain_id: int) -> BlockCensus:
+    """Count the chain's block rows: a lost block or a duplicate shows as rows != distinct."""
+    record = await conn.fetchrow(BLOCK_CENSUS, chain_id)
+    return BlockCensus(
+        rows=record["rows"],
+        distinct=record["distinct_numbers"],
+        lowest=record["lowest"],
+        highest=record["highest"],
+    )
 
 
 async def delete_from(conn: asyncpg.Connection, chain_id: int, start: int, end: int) -> int:
