@@ -36,8 +36,9 @@ from indexer.embedded import (
     sim_chain_args,
     temporal_dev_server_args,
 )
+from indexer.store.blocks import block_census
 from indexer.store.chains import upsert_chain
-from indexer.store.db import create_pool
+from indexer.store.db import backend_pid, create_pool
 from indexer.store.ranges import coverage
 from indexer.temporal_client import connect_temporal, head_scan_id, start_head_scan
 
@@ -109,7 +110,7 @@ def _rss(process: psutil.Process, with_children: bool = False) -> int:
 
 async def _postgres_root(pool: asyncpg.Pool) -> psutil.Process:
     """The postmaster: the parent of the backend serving us (PostgreSQL forks one per client)."""
-    backend = await pool.fetchval("SELECT pg_backend_pid()")
+    backend = await backend_pid(pool)
     parent = psutil.Process(backend).parent()
     assert parent is not None
     return parent
@@ -284,14 +285,9 @@ async def run_loadtest(
             texts = await scrape_workers()
         log(f"indexed {blocks:,} blocks in {index_seconds:.1f} s")
         await client.get_workflow_handle(head_scan_id(chain.name)).terminate()
-        counts = await pool.fetchrow(
-            "SELECT count(*) AS n, count(DISTINCT number) AS d, min(number) AS lo,"
-            " max(number) AS hi FROM blocks WHERE chain_id = $1",
-            row.id,
-        )
+        census = await block_census(pool, row.id)
         await pool.close()
-    stored_distinct = counts["d"]
-    assert counts["lo"] == 0 and counts["hi"] == last, dict(counts)
+    assert census.lowest == 0 and census.highest == last, census
     return LoadtestResult(
         blocks=blocks,
         txs_per_block=txs_per_block,
@@ -304,8 +300,8 @@ async def run_loadtest(
         activity_attempts=_sum_samples(
             texts, "tindexer_activity_duration_seconds_count", activity="index_range"
         ),
-        lost_blocks=blocks - stored_distinct,
-        duplicate_blocks=counts["n"] - stored_distinct,
+        lost_blocks=blocks - census.distinct,
+        duplicate_blocks=census.rows - census.distinct,
         peak_rss_bytes={"worker": max(peak[name] for name in worker_names), **peak},
         cpu_seconds={
             name: round(sum(by_pid.values()) - sum(cpu_at_start[name].values()), 1)

@@ -14,7 +14,7 @@ from indexer.activities.chain_cache import ChainCache, knobs
 from indexer.activities.heartbeat import heartbeating
 from indexer.chain.model import BadChainData, Block
 from indexer.chain.rpc import RpcClient, RpcError, RpcUnavailable
-from indexer.store.blocks import delete_from, store_range
+from indexer.store.blocks import delete_from, store_range, stored_hashes
 from indexer.store.chains import set_head
 from indexer.store.ranges import coverage, is_covered
 from indexer.workflows.inputs import (
@@ -147,12 +147,7 @@ class BlockActivities:
         """Compare stored hashes near the head with the chain; delete from the first mismatch up."""
         low = max(0, head - window + 1)
         with self.metrics.pg_query_duration.labels("reorg_window").time():
-            records = await self.pool.fetch(
-                "SELECT number, hash FROM blocks WHERE chain_id = $1 AND number >= $2",
-                chain_id,
-                low,
-            )
-        stored = {r["number"]: bytes(r["hash"]) for r in records}
+            stored = await stored_hashes(self.pool, chain_id, low)
         if not stored:
             return 0
         canonical = await rpc.get_block_hashes(low, min(head, max(stored)))

@@ -23,8 +23,14 @@ from indexer.api.validation import (
     read_json_object,
 )
 from indexer.config import ChainConfig
-from indexer.store.admin import delete_chain, insert_chain, update_chain
-from indexer.store.chains import ChainRow, get_chain, list_chains
+from indexer.store.chains import (
+    ChainRow,
+    delete_chain,
+    get_chain,
+    insert_chain,
+    list_chains,
+    update_chain,
+)
 from indexer.store.ranges import coverage
 from indexer.temporal_client import head_scan_id, scheduler_id, start_head_scan
 from indexer.workflows.inputs import Range

@@ -10,6 +10,7 @@ from aiohttp import web
 from temporalio.service import RPCError
 
 from indexer.api.state import ApiState, state_of
+from indexer.store.db import ping
 
 READY_TIMEOUT_SECONDS = 2.0  # a probe that waits longer than this is as good as down
 
@@ -21,7 +22,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def _postgres(state: ApiState) -> str:
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            await state.pool.fetchval("SELECT 1")
+            await ping(state.pool)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         return f"unreachable: {type(exc).__name__}: {exc}"
     return "ok"

@@ -13,8 +13,8 @@ from indexer.api.errors import not_found
 from indexer.api.state import ApiState, state_of
 from indexer.api.validation import gaps_query
 from indexer.progress import ChainStatus, RateTracker, chain_status, eta_seconds
-from indexer.store.admin import gaps_page
 from indexer.store.chains import ChainRow, get_chain, list_chains
+from indexer.store.ranges import gaps_page
 
 STATUS_CONCURRENCY = 8  # chains computed at once: enough to overlap round trips, few connections
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -33,47 +34,6 @@ TRANSACTION_COLUMNS = [
     "gas_price",
     "nonce",
 ]
-
-UPSERT_BLOCKS = """
-INSERT INTO blocks SELECT * FROM staging_blocks
-ON CONFLICT (chain_id, number) DO UPDATE SET
-    hash = EXCLUDED.hash, parent_hash = EXCLUDED.parent_hash, timestamp = EXCLUDED.timestamp,
-    miner = EXCLUDED.miner, gas_used = EXCLUDED.gas_used, gas_limit = EXCLUDED.gas_limit,
-    base_fee_per_gas = EXCLUDED.base_fee_per_gas, tx_count = EXCLUDED.tx_count
-WHERE blocks.hash IS DISTINCT FROM EXCLUDED.hash
-RETURNING number, xmax <> 0 AS replaced
-"""
-
-UPSERT_TRANSACTIONS = """
-INSERT INTO transactions SELECT * FROM staging_transactions
-ON CONFLICT (chain_id, block_number, tx_index) DO UPDATE SET
-    hash = EXCLUDED.hash, from_address = EXCLUDED.from_address, to_address = EXCLUDED.to_address,
-    value = EXCLUDED.value, gas = EXCLUDED.gas, gas_price = EXCLUDED.gas_price,
-    nonce = EXCLUDED.nonce
-WHERE transactions.hash IS DISTINCT FROM EXCLUDED.hash
-"""
-
-# A replaced block (a reorg) loses all its old transactions before the new ones go in. Only
-# replaced blocks are touched: a fresh range runs no delete at all, and this one is an index
-# lookup by primary-key prefix. (An earlier join-based cleanup ran on every write and, with
-# the planner's statistics stale during a bulk backfill, took minutes per range.)
-DELETE_REPLACED_TRANSACTIONS = """
-DELETE FROM transactions WHERE chain_id = $1 AND block_number = ANY($2::bigint[])
-"""
-
-# No row of the range in either table: its rows can be copied straight in, with no staging
-# table and no upsert (a quarter less database CPU per block, measured with loadtest). A
-# concurrent writer of the same range then fails on the primary key; its retry upserts.
-HAS_ROWS = """
-SELECT EXISTS (SELECT 1 FROM blocks WHERE chain_id = $1 AND number BETWEEN $2 AND $3)
-    OR EXISTS (SELECT 1 FROM transactions WHERE chain_id = $1 AND block_number BETWEEN $2 AND $3)
-"""
-
-NEIGHBOURS = """
-SELECT number, hash, parent_hash FROM blocks
- WHERE chain_id = $1 AND number IN ($2 - 1, $3 + 1)
-"""
-
 
 NULL = "\\N"
 
@@ -115,6 +75,13 @@ class ParentMismatch(BadChainData):
     """The range does not link to a stored neighbour: one side is from an abandoned fork."""
 
 
+NEIGHBOURS = """
+SELECT number, hash, parent_hash
+  FROM blocks
+ WHERE chain_id = $1 AND number IN ($2 - 1, $3 + 1)
+"""
+
+
 async def _check_neighbours(conn: asyncpg.Connection, chain_id: int, blocks: list[Block]) -> None:
     first, last = blocks[0], blocks[-1]
     for record in await conn.fetch(NEIGHBOURS, chain_id, first.number, last.number):
@@ -126,6 +93,15 @@ async def _check_neighbours(conn: asyncpg.Connection, chain_id: int, blocks: lis
             raise ParentMismatch(
                 f"block {last.number}: hash is not the parentHash of stored block {last.number + 1}"
             )
+
+
+# No row of the range in either table: its rows can be copied straight in, with no staging
+# table and no upsert (a quarter less database CPU per block, measured with loadtest). A
+# concurrent writer of the same range then fails on the primary key; its retry upserts.
+HAS_ROWS = """
+SELECT EXISTS (SELECT 1 FROM blocks WHERE chain_id = $1 AND number BETWEEN $2 AND $3)
+    OR EXISTS (SELECT 1 FROM transactions WHERE chain_id = $1 AND block_number BETWEEN $2 AND $3)
+"""
 
 
 async def store_range(conn: asyncpg.Connection, chain_id: int, blocks: list[Block]) -> None:
@@ -145,6 +121,34 @@ async def store_range(conn: asyncpg.Connection, chain_id: int, blocks: list[Bloc
         await add_range(conn, chain_id, start, end)
 
 
+UPSERT_BLOCKS = """
+INSERT INTO blocks SELECT * FROM staging_blocks
+ON CONFLICT (chain_id, number) DO UPDATE SET
+    hash = EXCLUDED.hash, parent_hash = EXCLUDED.parent_hash, timestamp = EXCLUDED.timestamp,
+    miner = EXCLUDED.miner, gas_used = EXCLUDED.gas_used, gas_limit = EXCLUDED.gas_limit,
+    base_fee_per_gas = EXCLUDED.base_fee_per_gas, tx_count = EXCLUDED.tx_count
+WHERE blocks.hash IS DISTINCT FROM EXCLUDED.hash
+RETURNING number, xmax <> 0 AS replaced
+"""
+
+UPSERT_TRANSACTIONS = """
+INSERT INTO transactions SELECT * FROM staging_transactions
+ON CONFLICT (chain_id, block_number, tx_index) DO UPDATE SET
+    hash = EXCLUDED.hash, from_address = EXCLUDED.from_address, to_address = EXCLUDED.to_address,
+    value = EXCLUDED.value, gas = EXCLUDED.gas, gas_price = EXCLUDED.gas_price,
+    nonce = EXCLUDED.nonce
+WHERE transactions.hash IS DISTINCT FROM EXCLUDED.hash
+"""
+
+# A replaced block (a reorg) loses all its old transactions before the new ones go in. Only
+# replaced blocks are touched: a fresh range runs no delete at all, and this one is an index
+# lookup by primary-key prefix. (An earlier join-based cleanup ran on every write and, with
+# the planner's statistics stale during a bulk backfill, took minutes per range.)
+DELETE_REPLACED_TRANSACTIONS = """
+DELETE FROM transactions WHERE chain_id = $1 AND block_number = ANY($2::bigint[])
+"""
+
+
 async def _upsert(
     conn: asyncpg.Connection, chain_id: int, blocks: list[Block], transactions: bytes
 ) -> None:
@@ -159,21 +163,67 @@ async def _upsert(
         await conn.execute(UPSERT_TRANSACTIONS)
 
 
+STORED_HASHES = """
+SELECT number, hash
+  FROM blocks
+ WHERE chain_id = $1
+   AND number >= $2
+"""
+
+
+async def stored_hashes(
+    conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, low: int
+) -> dict[int, bytes]:
+    """Hash of every stored block numbered `low` or above: the window a reorg check compares."""
+    return {r["number"]: bytes(r["hash"]) for r in await conn.fetch(STORED_HASHES, chain_id, low)}
+
+
+@dataclass(frozen=True)
+class BlockCensus:
+    """How many block rows a chain has, how many distinct numbers, and the lowest and highest."""
+
+    rows: int
+    distinct: int
+    lowest: int | None
+    highest: int | None
+
+
+BLOCK_CENSUS = """
+SELECT count(*)               AS rows,
+       count(DISTINCT number) AS distinct_numbers,
+       min(number)            AS lowest,
+       max(number)            AS highest
+  FROM blocks
+ WHERE chain_id = $1
+"""
+
+
+async def block_census(conn: asyncpg.Connection | asyncpg.Pool, chain_id: int) -> BlockCensus:
+    """Count the chain's block rows: a lost block or a duplicate shows as rows != distinct."""
+    record = await conn.fetchrow(BLOCK_CENSUS, chain_id)
+    return BlockCensus(
+        rows=record["rows"],
+        distinct=record["distinct_numbers"],
+        lowest=record["lowest"],
+        highest=record["highest"],
+    )
+
+
+DELETE_TRANSACTIONS_BETWEEN = """
+DELETE FROM transactions
+ WHERE chain_id = $1 AND block_number BETWEEN $2 AND $3
+"""
+DELETE_BLOCKS_BETWEEN = """
+DELETE FROM blocks
+ WHERE chain_id = $1 AND number BETWEEN $2 AND $3
+"""
+
+
 async def delete_from(conn: asyncpg.Connection, chain_id: int, start: int, end: int) -> int:
     """Forget blocks start..end (a reorg's orphans) and their transactions; returns the count."""
     # Rows before the range lock, in the same order as store_range, so the two cannot deadlock.
     async with conn.transaction():
-        await conn.execute(
-            "DELETE FROM transactions WHERE chain_id = $1 AND block_number BETWEEN $2 AND $3",
-            chain_id,
-            start,
-            end,
-        )
-        status = await conn.execute(
-            "DELETE FROM blocks WHERE chain_id = $1 AND number BETWEEN $2 AND $3",
-            chain_id,
-            start,
-            end,
-        )
+        await conn.execute(DELETE_TRANSACTIONS_BETWEEN, chain_id, start, end)
+        status = await conn.execute(DELETE_BLOCKS_BETWEEN, chain_id, start, end)
         await remove_range(conn, chain_id, start, end)
     return int(status.split()[-1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -16,6 +17,10 @@ class ChainRow:
     head: int | None
 
 
+# What every query that returns a chain row selects; _row reads exactly these.
+CHAIN_COLUMNS = "id, config::text AS config, head"
+
+
 def _row(record: asyncpg.Record) -> ChainRow:
     return ChainRow(
         id=record["id"],
@@ -24,33 +29,106 @@ def _row(record: asyncpg.Record) -> ChainRow:
     )
 
 
+UPSERT_CHAIN = f"""
+INSERT INTO chains (name, config) VALUES ($1, $2::jsonb)
+    ON CONFLICT (name) DO UPDATE SET config = EXCLUDED.config, updated_at = now()
+RETURNING {CHAIN_COLUMNS}
+"""
+
+
 async def upsert_chain(conn: asyncpg.Connection | asyncpg.Pool, config: ChainConfig) -> ChainRow:
     """Insert the chain or replace its configuration; its id and indexed data stay."""
-    record = await conn.fetchrow(
-        """
-        INSERT INTO chains (name, config) VALUES ($1, $2::jsonb)
-        ON CONFLICT (name) DO UPDATE SET config = EXCLUDED.config, updated_at = now()
-        RETURNING id, config::text AS config, head
-        """,
-        config.name,
-        config.model_dump_json(),
-    )
-    return _row(record)
+    return _row(await conn.fetchrow(UPSERT_CHAIN, config.name, config.model_dump_json()))
 
 
-async def get_chain(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> ChainRow | None:
-    record = await conn.fetchrow(
-        "SELECT id, config::text AS config, head FROM chains WHERE name = $1", name
-    )
+INSERT_CHAIN = f"""
+INSERT INTO chains (name, config) VALUES ($1, $2::jsonb)
+    ON CONFLICT (name) DO NOTHING
+RETURNING {CHAIN_COLUMNS}
+"""
+
+
+async def insert_chain(
+    conn: asyncpg.Connection | asyncpg.Pool, config: ChainConfig
+) -> ChainRow | None:
+    """Create the chain; None if one of that name exists (nothing is changed then)."""
+    record = await conn.fetchrow(INSERT_CHAIN, config.name, config.model_dump_json())
     return _row(record) if record else None
 
 
+GET_CHAIN = f"""
+SELECT {CHAIN_COLUMNS}
+  FROM chains
+ WHERE name = $1
+"""
+
+
+async def get_chain(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> ChainRow | None:
+    record = await conn.fetchrow(GET_CHAIN, name)
+    return _row(record) if record else None
+
+
+LIST_CHAINS = f"""
+SELECT {CHAIN_COLUMNS}
+  FROM chains
+ ORDER BY name
+"""
+
+
 async def list_chains(conn: asyncpg.Connection | asyncpg.Pool) -> list[ChainRow]:
-    records = await conn.fetch("SELECT id, config::text AS config, head FROM chains ORDER BY name")
+    records = await conn.fetch(LIST_CHAINS)
     return [_row(r) for r in records]
 
 
+SET_HEAD = """
+UPDATE chains SET head = $2, head_updated_at = now()
+ WHERE id = $1
+"""
+
+
 async def set_head(conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, head: int) -> None:
-    await conn.execute(
-        "UPDATE chains SET head = $2, head_updated_at = now() WHERE id = $1", chain_id, head
-    )
+    await conn.execute(SET_HEAD, chain_id, head)
+
+
+# The chain row, locked until the transaction ends: update_chain and delete_chain take it first.
+LOCK_CHAIN = GET_CHAIN + "   FOR UPDATE\n"
+
+UPDATE_CONFIG = f"""
+UPDATE chains SET config = $2::jsonb, updated_at = now()
+ WHERE id = $1
+RETURNING {CHAIN_COLUMNS}
+"""
+
+
+async def update_chain(
+    pool: asyncpg.Pool,
+    name: str,
+    change: Callable[[ChainConfig], ChainConfig],
+) -> ChainRow | None:
+    """Apply `change` to the stored config under a row lock, so concurrent PATCHes never lose one.
+
+    `change` may raise to abort; nothing is written then. None if the chain does not exist.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        record = await conn.fetchrow(LOCK_CHAIN, name)
+        if record is None:
+            return None
+        current = _row(record)
+        updated = change(current.config)
+        return _row(await conn.fetchrow(UPDATE_CONFIG, current.id, updated.model_dump_json()))
+
+
+# transactions has no foreign key to chains; blocks and indexed_ranges cascade.
+DELETE_TRANSACTIONS = "DELETE FROM transactions WHERE chain_id = $1"
+DELETE_CHAIN = "DELETE FROM chains WHERE id = $1"
+
+
+async def delete_chain(pool: asyncpg.Pool, name: str) -> bool:
+    """Delete the chain, its blocks, transactions and indexed ranges; False if it did not exist."""
+    async with pool.acquire() as conn, conn.transaction():
+        record = await conn.fetchrow(LOCK_CHAIN, name)
+        if record is None:
+            return False
+        await conn.execute(DELETE_TRANSACTIONS, record["id"])
+        await conn.execute(DELETE_CHAIN, record["id"])
+        return True

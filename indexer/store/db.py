@@ -1,4 +1,4 @@
-"""Connection pool with per-connection staging tables for bulk writes."""
+"""Connection pool with per-connection staging tables for bulk writes; probes of the server."""
 
 from __future__ import annotations
 
@@ -32,3 +32,20 @@ async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncp
     )
     assert pool is not None
     return pool
+
+
+PING = "SELECT 1"
+
+
+async def ping(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+    """One round trip: raises if the server does not answer."""
+    await conn.fetchval(PING)
+
+
+BACKEND_PID = "SELECT pg_backend_pid()"
+
+
+async def backend_pid(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    """Process id of the server backend serving this connection (PostgreSQL forks one each)."""
+    pid: int = await conn.fetchval(BACKEND_PID)
+    return pid

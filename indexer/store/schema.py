@@ -57,18 +57,25 @@ MIGRATIONS: list[str] = [
 
 MIGRATION_LOCK = 7_204_117  # any constant; serialises concurrent migrators
 
+LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock($1)"
+CREATE_SCHEMA_MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer     PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM schema_migrations"
+RECORD_MIGRATION = "INSERT INTO schema_migrations (version) VALUES ($1)"
+
 
 async def migrate(conn: asyncpg.Connection) -> int:
     """Apply every migration not yet applied; returns the schema version."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        await conn.execute(LOCK_MIGRATIONS, MIGRATION_LOCK)
+        await conn.execute(CREATE_SCHEMA_MIGRATIONS)
+        current = await conn.fetchval(SCHEMA_VERSION)
         for version, sql in enumerate(MIGRATIONS, start=1):
             if version > current:
                 await conn.execute(sql)
-                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+                await conn.execute(RECORD_MIGRATION, version)
     return len(MIGRATIONS)

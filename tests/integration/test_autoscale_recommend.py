@@ -5,8 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Metrics
-from indexer.store.admin import delete_chain
-from indexer.store.chains import set_head
+from indexer.store.chains import delete_chain, set_head
 from indexer.store.ranges import add_range
 from indexer.supervisor import Supervisor, SupervisorOptions
 from tests.integration.conftest import Harness
