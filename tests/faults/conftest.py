@@ -40,9 +40,8 @@ from indexer.embedded import (
 from indexer.store.db import create_pool
 from indexer.store.ranges import coverage
 from indexer.temporal_client import connect_temporal
-from tests.integration.chaindata import expected_blocks
-from tests.integration.conftest import Harness
-from tests.integration.conftest import harness as harness  # the same fixture, shared
+from tests.support.chaindata import expected_blocks
+from tests.support.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "faults.json"

@@ -17,8 +17,8 @@ from tests.faults.conftest import (
     wait_covered,
     wait_for,
 )
-from tests.integration.chaindata import ExpectedBlock, expected_blocks, rpc
-from tests.integration.conftest import Harness
+from tests.support.chaindata import ExpectedBlock, expected_blocks, rpc
+from tests.support.harness import Harness
 
 BACKLOG = 20_000
 SIM_DEPTHS = [1, 2, 3, 5, 8, 13, 21, 32]

@@ -16,7 +16,7 @@ from tests.faults.conftest import (
     wait_covered,
     wait_for,
 )
-from tests.integration.conftest import Harness
+from tests.support.harness import Harness
 
 BACKLOG = 20_000
 

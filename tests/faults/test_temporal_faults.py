@@ -19,7 +19,7 @@ from tests.faults.conftest import (
     wait_covered,
     wait_for,
 )
-from tests.integration.conftest import Harness
+from tests.support.harness import Harness
 
 BACKLOG = 30_000
 DOWN_SECONDS = 5.0

@@ -9,7 +9,7 @@ from indexer.store.admin import delete_chain
 from indexer.store.chains import set_head
 from indexer.store.ranges import add_range
 from indexer.supervisor import Supervisor, SupervisorOptions
-from tests.integration.conftest import Harness
+from tests.support.harness import Harness
 
 
 def replicas(metrics: Metrics, chain: str) -> dict[str, float | None]:
