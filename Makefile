@@ -53,10 +53,10 @@ test: install lint
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
 
-# Regenerate the committed dashboards, rules, promtool tests and Alertmanager example.
+# Regenerate every committed generated file (indexer/generated.py lists them): the dashboards,
+# rules, promtool tests, Alertmanager example, docs/metrics.md and indexer/api/openapi.json.
 generate: $(STAMP)
-	$(VENV)/bin/tindexer dashboards build
-	$(VENV)/bin/tindexer alerts build
+	$(VENV)/bin/tindexer generate
 
 clean:
 	rm -rf $(VENV) node_modules .tindexer

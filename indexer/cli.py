@@ -1,4 +1,4 @@
-"""The `tindexer` command: up, worker, workers, api, status, sim-chain, dashboards, alerts."""
+"""The `tindexer` command: up, worker(s), api, status, sim-chain, dashboards, alerts, generate."""
 
 from __future__ import annotations
 
@@ -299,6 +299,15 @@ def metrics_doc() -> None:
     from exporter.docs import write
 
     console.print(f"wrote {write()}")
+
+
+@app.command()
+def generate() -> None:
+    """Regenerate every committed generated file: dashboards, alerts, metrics doc, OpenAPI."""
+    from indexer.generated import write
+
+    for path in write():
+        console.print(f"wrote {path}")
 
 
 @app.command()

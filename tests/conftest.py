@@ -1,4 +1,4 @@
-"""Real services for the tests: a Temporal dev server, PostgreSQL, the simulated chain, anvil."""
+"""Real services for the tests: Temporal, PostgreSQL, the simulated chain, anvil; the harness."""
 
 from __future__ import annotations
 
@@ -22,7 +22,12 @@ from indexer.embedded import (
     sim_chain_args,
     temporal_dev_server_args,
 )
+from indexer.store.db import create_pool
 from indexer.temporal_client import connect_temporal
+
+# Before tests.support is imported: its helpers assert, and a failure should explain itself.
+pytest.register_assert_rewrite("tests.support")
+from tests.support.harness import Harness  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
@@ -91,6 +96,18 @@ async def database_url(postgres_admin_url: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def harness(database_url: str, temporal_client: Client) -> AsyncIterator[Harness]:
+    """A pool on the test's database, the session's client, a fresh task queue."""
+    pool = await create_pool(database_url, max_size=20)
+    harness = Harness(pool, temporal_client)
+    try:
+        yield harness
+    finally:
+        await harness.terminate_chain_workflows()
+        await pool.close()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The admin API's OpenAPI 3.1 document, built from the same models and limits the API enforces.
 
-`python -m indexer.api.openapi` rewrites the committed `indexer/api/openapi.json`; a unit test
-fails when the two differ, so the document in the repository is always the one served.
+`make generate` (or `python -m indexer.api.openapi`) rewrites the committed
+`indexer/api/openapi.json`; a unit test fails when the two differ, so the document in the
+repository is always the one served.
 """
 
 from __future__ import annotations
@@ -369,10 +370,15 @@ def render() -> str:
     return json.dumps(build_document(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def write(path: Path = DOCUMENT_PATH) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render())
+    return path
+
+
 def main() -> None:
     """Write the document next to this module (or to the path given)."""
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else DOCUMENT_PATH
-    target.write_text(render())
+    write(Path(sys.argv[1]) if len(sys.argv) > 1 else DOCUMENT_PATH)
 
 
 if __name__ == "__main__":

@@ -14,19 +14,21 @@ from indexer.chain.model import Block, Transaction
 from indexer.config import ChainConfig
 from indexer.store.chains import upsert_chain
 from indexer.store.db import create_pool
-from tests.faults.conftest import (
-    BLOCKS_PER_WORKFLOW,
+from tests.support.faults import (
+    POLL_SECONDS,
+    UNAVAILABLE,
     FaultReport,
-    OwnPostgres,
-    WorkerProcesses,
     assert_exactly_indexed,
     indexed_blocks,
     record,
-    sample_sum,
+    start_backfill,
     wait_covered,
-    wait_for,
+    wait_indexed,
 )
-from tests.integration.conftest import Harness
+from tests.support.harness import Harness
+from tests.support.own_services import OwnPostgres
+from tests.support.waiting import wait_until
+from tests.support.workers import WorkerProcesses, sample_sum
 
 BACKLOG = 30_000
 OUTAGE_SECONDS = 20.0
@@ -43,19 +45,9 @@ async def test_postgres_restart_or_outage_mid_backfill(
 ) -> None:
     harness = own_postgres_harness
     url = sim_chain(backlog=BACKLOG, txs_per_block=2)
-    row = await harness.add_chain(
-        url, head_poll_interval_seconds=0.5, blocks_per_workflow=BLOCKS_PER_WORKFLOW
-    )
-    address = harness.client.service_client.config.target_host
-    began = time.monotonic()
-    worker = worker_processes.start(harness.task_queue, own_postgres.url, address)
-    await worker.ready()
-    await harness.start(row.config.name)
-
-    async def quarter() -> bool:
-        return await indexed_blocks(harness.pool, row.id) >= BACKLOG // 4
-
-    await wait_for(quarter, 60, "a quarter of the backfill")
+    backfill, worker = await start_backfill(harness, worker_processes, url, own_postgres.url)
+    row = backfill.row
+    await wait_indexed(harness, row.id, BACKLOG // 4, 60, "a quarter of the backfill")
     before = await worker.scrape()
     at_fault = await indexed_blocks(harness.pool, row.id)
     assert at_fault < BACKLOG, "the backfill finished before the fault"
@@ -92,20 +84,20 @@ async def test_postgres_restart_or_outage_mid_backfill(
     async def health_back() -> bool:  # the health collector reconnects on its next refresh
         return sample_sum(await worker.scrape(), "tindexer_pg_up") == 1
 
-    await wait_for(health_back, 15, "tindexer_pg_up to be 1 again")
+    await wait_until(
+        health_back, 15, "tindexer_pg_up to be 1 again", POLL_SECONDS, retry_on=UNAVAILABLE
+    )
     record(
-        FaultReport(
-            case=f"2-postgres-{outage}",
-            fault=(
+        FaultReport.from_check(
+            f"2-postgres-{outage}",
+            (
                 "PostgreSQL fast restart (pg_ctl restart -m fast) mid-backfill"
                 if outage == "restart"
                 else f"PostgreSQL stopped for {OUTAGE_SECONDS:.0f} s mid-backfill, then started"
             ),
-            blocks_expected=check.expected,
-            blocks_found=check.found,
-            duplicates=check.duplicates,
+            check,
             recover_seconds=done - fault_end,
-            total_seconds=done - began,
+            total_seconds=done - backfill.began,
             metrics=metrics,
             details={"blocks_indexed_at_fault": at_fault, "worker_survived": True},
         )
@@ -142,7 +134,7 @@ async def test_store_stuck_on_a_connection_lost_mid_copy_is_abandoned(
             )
             return bool(active)
 
-        await wait_for(copying, 30, "the COPY to start", interval=0.02)
+        await wait_until(copying, 30, "the COPY to start", interval=0.02, retry_on=UNAVAILABLE)
         await own_postgres.stop()
         stopped = time.monotonic()
         done, _ = await asyncio.wait({store}, timeout=20)

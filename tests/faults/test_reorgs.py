@@ -7,18 +7,19 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.faults.conftest import (
+from tests.support.chaindata import ExpectedBlock, expected_blocks, rpc
+from tests.support.faults import (
+    POLL_SECONDS,
+    UNAVAILABLE,
     FaultReport,
     assert_exactly_indexed,
     covered,
     record,
-    sim_head,
-    sim_post,
     wait_covered,
-    wait_for,
 )
-from tests.integration.chaindata import ExpectedBlock, expected_blocks, rpc
-from tests.integration.conftest import Harness
+from tests.support.harness import Harness
+from tests.support.simchain import sim_head, sim_post
+from tests.support.waiting import wait_until
 
 BACKLOG = 20_000
 SIM_DEPTHS = [1, 2, 3, 5, 8, 13, 21, 32]
@@ -88,7 +89,10 @@ async def test_sim_chain_reorgs_during_live_sync(
                 )
 
             # 90 s: a range that met the reorg mid-fetch retries with backoff (1, 2, 4, 8, 16 s…).
-            recoveries.append(await wait_for(repaired, 90, f"the depth-{depth} reorg") - fault_end)
+            repaired_at = await wait_until(
+                repaired, 90, f"the depth-{depth} reorg", POLL_SECONDS, retry_on=UNAVAILABLE
+            )
+            recoveries.append(repaired_at - fault_end)
             counted = reorg_samples(harness, chain)[0] - count_before
             detected += counted
             if exact:
@@ -101,13 +105,11 @@ async def test_sim_chain_reorgs_during_live_sync(
         assert count == len(SIM_DEPTHS)  # each reorg detected, and detected once
         assert depth_sum == sum(SIM_DEPTHS)
     record(
-        FaultReport(
-            case="6-reorgs-sim-chain",
-            fault=f"reorgs of depth {SIM_DEPTHS} at the head of a growing chain (1 block/s)"
+        FaultReport.from_check(
+            "6-reorgs-sim-chain",
+            f"reorgs of depth {SIM_DEPTHS} at the head of a growing chain (1 block/s)"
             " after a 20,000-block backfill",
-            blocks_expected=check.expected,
-            blocks_found=check.found,
-            duplicates=check.duplicates,
+            check,
             recover_seconds=max(recoveries),
             total_seconds=time.monotonic() - began,
             metrics={"tindexer_reorgs_total": count, "tindexer_reorg_depth_sum": depth_sum},
@@ -128,7 +130,9 @@ async def _caught_up(harness: Harness, chain_id: int, url: str) -> int:
         head = await sim_head(url)
         return await covered(harness.pool, chain_id, head) and await sim_head(url) == head
 
-    await wait_for(stored_to_head, 30, "live sync to reach the head", interval=0.05)
+    await wait_until(
+        stored_to_head, 30, "live sync to reach the head", interval=0.05, retry_on=UNAVAILABLE
+    )
     return head
 
 
@@ -189,21 +193,22 @@ async def test_anvil_reorgs_by_snapshot_revert_and_remine(harness: Harness, anvi
                 )
 
             # 90 s: a range that met the reorg mid-fetch retries with backoff (1, 2, 4, 8, 16 s…).
-            recoveries.append(await wait_for(repaired, 90, f"the depth-{depth} reorg") - fault_end)
+            repaired_at = await wait_until(
+                repaired, 90, f"the depth-{depth} reorg", POLL_SECONDS, retry_on=UNAVAILABLE
+            )
+            recoveries.append(repaired_at - fault_end)
     final_head = int(await rpc(anvil, "eth_blockNumber"), 16)
     check = await assert_exactly_indexed(harness, row.id, anvil, final_head)
     count, depth_sum = reorg_samples(harness, chain)
     assert count == len(ANVIL_DEPTHS)
     assert depth_sum == sum(ANVIL_DEPTHS)
     record(
-        FaultReport(
-            case="6-reorgs-anvil",
-            fault=f"anvil: evm_snapshot, mine, evm_revert, re-mine other transactions; depths"
+        FaultReport.from_check(
+            "6-reorgs-anvil",
+            f"anvil: evm_snapshot, mine, evm_revert, re-mine other transactions; depths"
             f" {ANVIL_DEPTHS} at the head after a {final_head - sum(ANVIL_DEPTHS) + 1}-block"
             " backfill",
-            blocks_expected=check.expected,
-            blocks_found=check.found,
-            duplicates=check.duplicates,
+            check,
             recover_seconds=max(recoveries),
             total_seconds=time.monotonic() - began,
             metrics={"tindexer_reorgs_total": count, "tindexer_reorg_depth_sum": depth_sum},

@@ -18,18 +18,20 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from indexer.worker import DRAIN_TIMEOUT
 from indexer.workflows.inputs import IndexRangeResult, Range, SchedulerInput
-from tests.faults.conftest import (
+from tests.support.faults import (
+    POLL_SECONDS,
+    UNAVAILABLE,
     FaultReport,
-    WorkerProcess,
-    WorkerProcesses,
     assert_exactly_indexed,
     indexed_blocks,
     record,
-    set_faults,
     wait_covered,
-    wait_for,
+    wait_indexed,
 )
-from tests.integration.conftest import Harness
+from tests.support.harness import Harness
+from tests.support.simchain import set_faults
+from tests.support.waiting import wait_until
+from tests.support.workers import WorkerProcess, WorkerProcesses
 
 BACKLOG = 40_000
 
@@ -79,10 +81,7 @@ async def test_rolling_deploy_with_two_schedulers_indexes_each_range_once(
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
 
-    async def started() -> bool:
-        return await indexed_blocks(harness.pool, row.id) >= BACKLOG // 20
-
-    await wait_for(started, 60, "a twentieth of the backfill")
+    await wait_indexed(harness, row.id, BACKLOG // 20, 60, "a twentieth of the backfill")
     drains = []
     for retiring in old:
         await deploy_one()
@@ -95,7 +94,13 @@ async def test_rolling_deploy_with_two_schedulers_indexes_each_range_once(
     done = await wait_covered(harness, row.id, BACKLOG - 1, 120)
     check = await assert_exactly_indexed(harness, row.id, url, BACKLOG - 1)
 
-    await wait_for(lambda: _all_closed(harness, chain), 60, "every IndexRange run to close")
+    await wait_until(
+        lambda: _all_closed(harness, chain),
+        60,
+        "every IndexRange run to close",
+        POLL_SECONDS,
+        retry_on=UNAVAILABLE,
+    )
     indexing, skipped, blocks = await _index_range_runs(harness, chain)
     overlaps = [(a, b) for a, b in itertools.pairwise(indexing) if b[0] <= a[1]]
     assert not overlaps, f"ranges indexed twice: {overlaps[:5]}"
@@ -103,14 +108,12 @@ async def test_rolling_deploy_with_two_schedulers_indexes_each_range_once(
     assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(indexing))
     assert blocks == BACKLOG  # the blocks the runs say they wrote: each block once
     record(
-        FaultReport(
-            case="8-rolling-deploy",
-            fault="2 old + 2 new worker processes rolled one by one (start new, SIGTERM old)"
+        FaultReport.from_check(
+            "8-rolling-deploy",
+            "2 old + 2 new worker processes rolled one by one (start new, SIGTERM old)"
             " mid-backfill; HeadScan start re-issued by each new worker; a second Scheduler"
             " (admin backfill) over the same backlog",
-            blocks_expected=check.expected,
-            blocks_found=check.found,
-            duplicates=check.duplicates,
+            check,
             recover_seconds=done - fault_end,
             total_seconds=done - began,
             metrics={

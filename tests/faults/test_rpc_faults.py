@@ -6,17 +6,16 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from tests.faults.conftest import (
+from tests.support.faults import (
     FaultReport,
     assert_exactly_indexed,
-    clear_faults,
     indexed_blocks,
     record,
-    set_faults,
     wait_covered,
-    wait_for,
+    wait_indexed,
 )
-from tests.integration.conftest import Harness
+from tests.support.harness import Harness
+from tests.support.simchain import clear_faults, set_faults
 
 BACKLOG = 20_000
 
@@ -65,13 +64,11 @@ async def test_provider_rate_limits_and_times_out_for_the_whole_run(
     assert rate_limited is not None and rate_limited > 0
     assert timeouts > 0
     record(
-        FaultReport(
-            case="4-rpc-429-and-timeouts",
-            fault="provider answers 429 (Retry-After 0.2 s) to 30 % and times out on 5 % of"
+        FaultReport.from_check(
+            "4-rpc-429-and-timeouts",
+            "provider answers 429 (Retry-After 0.2 s) to 30 % and times out on 5 % of"
             " requests for the whole run (rpc_timeout_seconds=1, provider sleeps 3 s)",
-            blocks_expected=check.expected,
-            blocks_found=check.found,
-            duplicates=check.duplicates,
+            check,
             # The fault never ends: recovery is the whole backfill, done under the fault.
             recover_seconds=done - began,
             total_seconds=done - began,
@@ -97,10 +94,7 @@ async def test_provider_sends_bad_data_for_a_while(
     async with harness.worker():
         await harness.start(chain)
 
-        async def started() -> bool:
-            return await indexed_blocks(harness.pool, row.id) >= BACKLOG // 10
-
-        await wait_for(started, 60, "a tenth of the backfill")
+        await wait_indexed(harness, row.id, BACKLOG // 10, 60, "a tenth of the backfill")
         # Per request: malformed (the body cut in half), JSON-RPC errors; per block: null
         # answers and a garbage parentHash.
         await set_faults(
@@ -126,13 +120,11 @@ async def test_provider_sends_bad_data_for_a_while(
     assert errors > 0
     assert failed is not None and failed > 0  # bad parent links fail the whole fetch
     record(
-        FaultReport(
-            case="5-rpc-bad-data",
-            fault="for 6 s mid-backfill: 10 % of bodies cut in half (malformed JSON), 5 % JSON-RPC"
+        FaultReport.from_check(
+            "5-rpc-bad-data",
+            "for 6 s mid-backfill: 10 % of bodies cut in half (malformed JSON), 5 % JSON-RPC"
             " errors, 0.2 % null blocks, 0.4 % blocks with a parentHash that does not link",
-            blocks_expected=check.expected,
-            blocks_found=check.found,
-            duplicates=check.duplicates,
+            check,
             recover_seconds=done - fault_end,
             total_seconds=done - began,
             metrics={

@@ -6,20 +6,18 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from tests.faults.conftest import (
-    BLOCKS_PER_WORKFLOW,
+from tests.support.faults import (
     FaultReport,
-    OwnTemporal,
-    Samples,
-    WorkerProcesses,
     assert_exactly_indexed,
     indexed_blocks,
     record,
-    sample_sum,
+    start_backfill,
     wait_covered,
-    wait_for,
+    wait_indexed,
 )
-from tests.integration.conftest import Harness
+from tests.support.harness import Harness
+from tests.support.own_services import OwnTemporal
+from tests.support.workers import Samples, WorkerProcesses, sample_sum
 
 BACKLOG = 30_000
 DOWN_SECONDS = 5.0
@@ -34,21 +32,17 @@ async def test_temporal_restarted_on_its_database_mid_backfill(
 ) -> None:
     harness = own_temporal_harness
     url = sim_chain(backlog=BACKLOG, txs_per_block=2)
-    row = await harness.add_chain(
-        url, head_poll_interval_seconds=0.5, blocks_per_workflow=BLOCKS_PER_WORKFLOW
-    )
-    began = time.monotonic()
     # 8 ranges at a time: the rest of the backfill needs Temporal to dispatch it.
-    worker = worker_processes.start(
-        harness.task_queue, database_url, own_temporal.address, max_concurrent_activities=8
+    backfill, worker = await start_backfill(
+        harness,
+        worker_processes,
+        url,
+        database_url,
+        own_temporal.address,
+        max_concurrent_activities=8,
     )
-    await worker.ready()
-    await harness.start(row.config.name)
-
-    async def quarter() -> bool:
-        return await indexed_blocks(harness.pool, row.id) >= BACKLOG // 4
-
-    await wait_for(quarter, 60, "a quarter of the backfill")
+    row = backfill.row
+    await wait_indexed(harness, row.id, BACKLOG // 4, 60, "a quarter of the backfill")
     before = await worker.scrape()
     await own_temporal.stop()
     at_stop = await indexed_blocks(harness.pool, row.id)
@@ -72,15 +66,13 @@ async def test_temporal_restarted_on_its_database_mid_backfill(
     failed = failures(after) - failures(before)
     assert failed >= 1, "no Temporal request failed: the outage went unnoticed"
     record(
-        FaultReport(
-            case="3-temporal-restart",
-            fault=f"Temporal dev server stopped mid-backfill, started {DOWN_SECONDS:.0f} s later"
+        FaultReport.from_check(
+            "3-temporal-restart",
+            f"Temporal dev server stopped mid-backfill, started {DOWN_SECONDS:.0f} s later"
             " on the same port and SQLite file",
-            blocks_expected=check.expected,
-            blocks_found=check.found,
-            duplicates=check.duplicates,
+            check,
             recover_seconds=done - fault_end,
-            total_seconds=done - began,
+            total_seconds=done - backfill.began,
             metrics={
                 "temporal_request_failure_total + temporal_long_request_failure_total"
                 " (increase)": failed,

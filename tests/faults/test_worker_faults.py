@@ -9,19 +9,17 @@ from pathlib import Path
 from temporalio.api.enums.v1 import PendingActivityState
 
 from indexer.worker import DRAIN_TIMEOUT
-from tests.faults.conftest import (
-    BLOCKS_PER_WORKFLOW,
+from tests.support.faults import (
     FaultReport,
-    WorkerProcesses,
     assert_exactly_indexed,
     assert_nothing_half_written,
-    indexed_blocks,
     record,
-    sample_sum,
+    start_backfill,
     wait_covered,
-    wait_for,
+    wait_indexed,
 )
-from tests.integration.conftest import Harness
+from tests.support.harness import Harness
+from tests.support.workers import WorkerProcesses, sample_sum
 
 BACKLOG = 30_000
 
@@ -33,28 +31,21 @@ async def test_worker_sigkilled_three_times_mid_backfill(
     worker_processes: WorkerProcesses,
 ) -> None:
     url = sim_chain(backlog=BACKLOG, txs_per_block=2)
-    row = await harness.add_chain(
-        url, head_poll_interval_seconds=0.5, blocks_per_workflow=BLOCKS_PER_WORKFLOW
-    )
-    address = harness.client.service_client.config.target_host
-    began = time.monotonic()
-    worker = worker_processes.start(harness.task_queue, database_url, address)
-    await worker.ready()
-    await harness.start(row.config.name)
+    backfill, worker = await start_backfill(harness, worker_processes, url, database_url)
+    row, began = backfill.row, backfill.began
     at_kill = []
     kill_times: list[float] = []
     indexed_by_killed = 0.0
     for fraction in (0.15, 0.4, 0.65):
-        await wait_for(
-            lambda f=fraction: _past(harness, row.id, f), 60, f"{fraction:.0%} of the backfill"
+        await wait_indexed(
+            harness, row.id, fraction * BACKLOG, 60, f"{fraction:.0%} of the backfill"
         )
         indexed_by_killed += sample_sum(await worker.scrape(), "tindexer_blocks_indexed_total")
         worker.kill()
         kill_times.append(round(time.monotonic() - began, 2))
         # The dead worker wrote whole ranges or nothing; no other writer runs now.
         at_kill.append(await assert_nothing_half_written(harness.pool, row.id))
-        worker = worker_processes.start(harness.task_queue, database_url, address)
-        await worker.ready()
+        worker = await backfill.start_worker()
     fault_end = time.monotonic()
     assert at_kill[-1] < BACKLOG, "the backfill finished before the last kill"
     done = await wait_covered(harness, row.id, BACKLOG - 1, 120)
@@ -64,12 +55,10 @@ async def test_worker_sigkilled_three_times_mid_backfill(
     # Ranges in flight at a kill were retried on the next worker once their heartbeat lapsed.
     assert timed_out >= 1
     record(
-        FaultReport(
-            case="1-worker-sigkill",
-            fault="worker process SIGKILLed 3 times mid-backfill, restarted each time",
-            blocks_expected=check.expected,
-            blocks_found=check.found,
-            duplicates=check.duplicates,
+        FaultReport.from_check(
+            "1-worker-sigkill",
+            "worker process SIGKILLed 3 times mid-backfill, restarted each time",
+            check,
             recover_seconds=done - fault_end,
             total_seconds=done - began,
             metrics={
@@ -84,10 +73,6 @@ async def test_worker_sigkilled_three_times_mid_backfill(
             details={"blocks_indexed_at_each_kill": at_kill, "kill_seconds": kill_times},
         )
     )
-
-
-async def _past(harness: Harness, chain_id: int, fraction: float) -> bool:
-    return await indexed_blocks(harness.pool, chain_id) >= fraction * BACKLOG
 
 
 async def _heartbeat_timeouts(harness: Harness, chain: str) -> int:
@@ -129,17 +114,11 @@ async def test_worker_sigterm_drains_and_exits_within_drain_timeout(
 ) -> None:
     # 20 ms per RPC request: a 500-block range takes about a second, so 8 are always in flight.
     url = sim_chain(backlog=BACKLOG, txs_per_block=2, latency_seconds=0.02)
-    row = await harness.add_chain(
-        url, head_poll_interval_seconds=0.5, blocks_per_workflow=BLOCKS_PER_WORKFLOW
+    backfill, worker = await start_backfill(
+        harness, worker_processes, url, database_url, max_concurrent_activities=8
     )
-    address = harness.client.service_client.config.target_host
-    began = time.monotonic()
-    worker = worker_processes.start(
-        harness.task_queue, database_url, address, max_concurrent_activities=8
-    )
-    await worker.ready()
-    await harness.start(row.config.name)
-    await wait_for(lambda: _past(harness, row.id, 0.3), 60, "30% of the backfill")
+    row, began = backfill.row, backfill.began
+    await wait_indexed(harness, row.id, 0.3 * BACKLOG, 60, "30% of the backfill")
     before = await worker.scrape()
     exit_seconds = await worker.terminate(timeout=DRAIN_TIMEOUT.total_seconds() + 10)
     fault_end = time.monotonic()
@@ -151,17 +130,14 @@ async def test_worker_sigterm_drains_and_exits_within_drain_timeout(
     # waiting out a heartbeat timeout.
     stranded = await _started_activities(harness, row.config.name)
     assert stranded == [], f"activities left started on the stopped worker: {stranded}"
-    worker = worker_processes.start(harness.task_queue, database_url, address)
-    await worker.ready()
+    worker = await backfill.start_worker()
     done = await wait_covered(harness, row.id, BACKLOG - 1, 120)
     check = await assert_exactly_indexed(harness, row.id, url, BACKLOG - 1)
     record(
-        FaultReport(
-            case="7-worker-sigterm",
-            fault="SIGTERM to the worker process mid-backfill; a new worker started after",
-            blocks_expected=check.expected,
-            blocks_found=check.found,
-            duplicates=check.duplicates,
+        FaultReport.from_check(
+            "7-worker-sigterm",
+            "SIGTERM to the worker process mid-backfill; a new worker started after",
+            check,
             recover_seconds=done - fault_end,
             total_seconds=done - began,
             metrics={

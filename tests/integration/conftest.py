@@ -1,147 +1,19 @@
-"""An indexer wired to the real services: a fresh database, a fresh task queue, named chains."""
+"""Fixtures of the integration tests: an observed indexer and the admin API in this process."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest_asyncio
 from prometheus_client import CollectorRegistry
-from temporalio.client import Client, WorkflowExecutionStatus
 
 from exporter.metrics import Metrics
 from exporter.temporal_sdk import SdkMetrics
-from indexer.config import BIGINT_MAX, ChainConfig
 from indexer.embedded import free_port
 from indexer.observability import serving_metrics
-from indexer.store.chains import ChainRow, get_chain, upsert_chain
-from indexer.store.db import create_pool
-from indexer.temporal_client import connect_temporal, start_head_scan
-from indexer.worker import running_worker
-from tests.integration.chaindata import ExpectedBlock
-
-
-class Harness:
-    """What an integration test needs: the pool, the client, a worker, and ways to wait."""
-
-    def __init__(self, pool: asyncpg.Pool, client: Client) -> None:
-        self.pool = pool
-        self.client = client
-        self.task_queue = f"tq-{uuid.uuid4().hex[:8]}"
-        self.metrics = Metrics(CollectorRegistry())
-        self.chains: list[str] = []
-
-    def chain_config(self, rpc_url: str, **knobs: Any) -> ChainConfig:
-        name = f"c{uuid.uuid4().hex[:8]}"
-        self.chains.append(name)
-        return ChainConfig(name=name, rpc_url=rpc_url, **knobs)
-
-    async def add_chain(self, rpc_url: str, **knobs: Any) -> ChainRow:
-        return await upsert_chain(self.pool, self.chain_config(rpc_url, **knobs))
-
-    async def chain(self, name: str) -> ChainRow:
-        row = await get_chain(self.pool, name)
-        assert row is not None
-        return row
-
-    def worker(self, **options: Any) -> contextlib.AbstractAsyncContextManager[Any]:
-        return running_worker(
-            self.client, self.pool, self.task_queue, metrics=self.metrics, **options
-        )
-
-    async def start(self, chain: str) -> None:
-        await start_head_scan(self.client, chain, self.task_queue)
-
-    async def stored(self, chain_id: int) -> dict[int, bytes]:
-        rows = await self.pool.fetch(
-            "SELECT number, hash FROM blocks WHERE chain_id = $1 ORDER BY number", chain_id
-        )
-        return {r["number"]: bytes(r["hash"]) for r in rows}
-
-    async def stored_blocks(
-        self, chain_id: int, low: int = 0, high: int = BIGINT_MAX
-    ) -> dict[int, ExpectedBlock]:
-        """Blocks low..high as PostgreSQL holds them, in the same shape as the chain returns."""
-        blocks = await self.pool.fetch(
-            "SELECT number, hash, parent_hash FROM blocks"
-            " WHERE chain_id = $1 AND number BETWEEN $2 AND $3",
-            chain_id,
-            low,
-            high,
-        )
-        txs = await self.pool.fetch(
-            "SELECT block_number, hash FROM transactions"
-            " WHERE chain_id = $1 AND block_number BETWEEN $2 AND $3"
-            " ORDER BY block_number, tx_index",
-            chain_id,
-            low,
-            high,
-        )
-        by_block: dict[int, list[bytes]] = {}
-        for tx in txs:
-            by_block.setdefault(tx["block_number"], []).append(bytes(tx["hash"]))
-        return {
-            b["number"]: ExpectedBlock(
-                bytes(b["hash"]), bytes(b["parent_hash"]), tuple(by_block.get(b["number"], ()))
-            )
-            for b in blocks
-        }
-
-    async def ranges(self, chain_id: int) -> list[tuple[int, int]]:
-        rows = await self.pool.fetch(
-            "SELECT start_block, end_block FROM indexed_ranges WHERE chain_id = $1"
-            " ORDER BY start_block",
-            chain_id,
-        )
-        return [(r["start_block"], r["end_block"]) for r in rows]
-
-    async def terminate_chain_workflows(self) -> None:
-        for chain in self.chains:
-            async for execution in self.client.list_workflows(
-                f"WorkflowId STARTS_WITH 'headscan:{chain}' OR WorkflowId STARTS_WITH"
-                f" 'scheduler:{chain}' OR WorkflowId STARTS_WITH 'index:{chain}:'"
-            ):
-                if execution.status == WorkflowExecutionStatus.RUNNING:
-                    with contextlib.suppress(Exception):
-                        await self.client.get_workflow_handle(execution.id).terminate()
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.2
-) -> None:
-    """Poll `condition` until true; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await condition():
-            return
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def harness(database_url: str, temporal_client: Client) -> AsyncIterator[Harness]:
-    pool = await create_pool(database_url, max_size=20)
-    harness = Harness(pool, temporal_client)
-    try:
-        yield harness
-    finally:
-        await harness.terminate_chain_workflows()
-        await pool.close()
-
-
-@dataclass
-class ObservedIndexer:
-    harness: Harness
-    metrics: Metrics
-    client: Client
-    url: str
-    database_url: str
+from indexer.temporal_client import connect_temporal
+from tests.support.api import ApiClient, serving_api
+from tests.support.harness import Harness, ObservedIndexer
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -168,3 +40,10 @@ async def observed_indexer(
         yield ObservedIndexer(
             harness, metrics, client, f"http://127.0.0.1:{port}/metrics", database_url
         )
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def api(harness: Harness) -> AsyncIterator[ApiClient]:
+    """The admin API in this process, on the harness's pool, client and task queue."""
+    async with serving_api(harness) as client:
+        yield client

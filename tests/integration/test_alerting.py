@@ -39,8 +39,8 @@ from indexer.observability import serving_metrics
 from indexer.store.db import create_pool
 from indexer.temporal_client import connect_temporal
 from indexer.worker import running_worker
-from tests.integration.conftest import Harness, wait_until
-from tests.integration.test_pipeline import fully_indexed
+from tests.support.harness import Harness, fully_indexed
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKLOG = 3_000
@@ -88,7 +88,7 @@ class Webhook:
             self.received.append((request.match_info["receiver"], alert))
         return web.Response()
 
-    async def wait_for(self, alertname: str, timeout: float) -> None:
+    async def wait_until_firing(self, alertname: str, timeout: float) -> None:
         async def arrived() -> bool:
             return bool(self.firing(alertname))
 
@@ -327,7 +327,7 @@ async def test_rpc_rate_limits_reach_the_ticket_receiver(stack: Stack) -> None:
     faults = f"{stack.sim_url}/_sim/faults"
     await post(faults, {"rate_limit_ratio": 0.5, "retry_after_seconds": 0.05})
     try:
-        await stack.webhook.wait_for("TindexerRPCRateLimited", 90)
+        await stack.webhook.wait_until_firing("TindexerRPCRateLimited", 90)
     finally:
         await post(faults, {"rate_limit_ratio": 0})
     (receiver, alert), *_ = stack.webhook.firing("TindexerRPCRateLimited")
@@ -361,7 +361,7 @@ async def test_rpc_rate_limits_reach_the_ticket_receiver(stack: Stack) -> None:
 async def test_postgres_down_pages_while_what_depends_on_it_is_inhibited(stack: Stack) -> None:
     await asyncio.to_thread(stack.stop_postgres)
 
-    await stack.webhook.wait_for("TindexerPostgresDown", 60)
+    await stack.webhook.wait_until_firing("TindexerPostgresDown", 60)
     (receiver, alert), *_ = stack.webhook.firing("TindexerPostgresDown")
     assert receiver == PAGER
     assert alert["labels"]["severity"] == "critical"

@@ -26,11 +26,10 @@ from indexer.observability import ProgressCollector
 from indexer.store.blocks import store_range
 from indexer.store.chains import set_head
 from indexer.store.ranges import add_range, coverage
-from tests.integration.chaindata import expected_blocks
-from tests.integration.conftest import Harness, wait_until
-from tests.integration.test_api_support import TOKEN, ApiClient, api, cli_env
-
-__all__ = ["api"]  # the fixture, imported so pytest finds it here
+from tests.support.api import TOKEN, ApiClient, cli_env
+from tests.support.chaindata import expected_blocks
+from tests.support.harness import Harness
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 RATE_FIELDS = ("blocks_per_second", "eta_seconds")

@@ -23,7 +23,7 @@ from indexer.config import ChainConfig
 from indexer.store.chains import set_head, upsert_chain
 from indexer.store.db import create_pool
 from indexer.store.ranges import add_range
-from tests.integration.test_api_support import AUTH, api_process
+from tests.support.api import AUTH, api_process
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}

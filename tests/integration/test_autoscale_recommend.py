@@ -8,7 +8,7 @@ from exporter.metrics import Metrics
 from indexer.store.chains import delete_chain, set_head
 from indexer.store.ranges import add_range
 from indexer.supervisor import Supervisor, SupervisorOptions
-from tests.integration.conftest import Harness
+from tests.support.harness import Harness
 
 
 def replicas(metrics: Metrics, chain: str) -> dict[str, float | None]:

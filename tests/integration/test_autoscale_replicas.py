@@ -20,13 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from indexer.embedded import child_process, free_port
 from indexer.store.chains import set_head
-from tests.integration.conftest import Harness, wait_until
-from tests.integration.test_api_support import (
+from tests.support.api import (
     ApiClient,
     api_process,
     cli_env,
     settings_file,
 )
+from tests.support.harness import Harness
+from tests.support.waiting import wait_until
 
 INTERVAL = 1.0  # the supervisor's reconcile interval in this test (default 5 s)
 WINDOW = 3.0  # scale-down stabilisation window (default 300 s)

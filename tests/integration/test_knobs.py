@@ -18,9 +18,9 @@ from temporalio.client import (
 
 from indexer.store.chains import ChainRow
 from indexer.workflows.inputs import IndexRangeResult
-from tests.integration.chaindata import expected_blocks
-from tests.integration.conftest import Harness, wait_until
-from tests.integration.test_pipeline import fully_indexed
+from tests.support.chaindata import expected_blocks
+from tests.support.harness import Harness, fully_indexed
+from tests.support.waiting import wait_until
 
 
 async def executions(client: Client, query: str) -> list[WorkflowExecution]:

@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from indexer.store.blocks import delete_from
 from indexer.store.ranges import coverage
 from indexer.worker import running_worker
-from tests.integration.conftest import ObservedIndexer, wait_until
-from tests.integration.test_pipeline import fully_indexed
+from tests.support.harness import ObservedIndexer, fully_indexed
+from tests.support.waiting import wait_until
 
 
 @dataclass

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from glob import glob
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from exporter.collectors.postgres import KNOWN_STATES, PostgresHealthCollector
 from exporter.metrics import Metrics
 from exporter.server import start_metrics_server
 from indexer.embedded import embedded_postgres, free_port
+from tests.support.waiting import wait_until
 
 
 class PrivatePostgres:
@@ -90,13 +91,6 @@ async def refresh_until(
             return
         assert time.monotonic() < deadline, "the collector never saw the expected state"
         await asyncio.sleep(0.05)
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, "condition never held"
-        await asyncio.sleep(0.02)
 
 
 async def scrape(url: str, times: int) -> tuple[list[float], str]:
@@ -173,7 +167,7 @@ async def test_a_waiting_lock_and_an_open_transaction_are_seen(
             sql = "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = $1"
             return bool(await holder.fetchval(sql, waiter_pid))
 
-        await wait_for(waiting)
+        await wait_until(waiting, 10, "the waiter to queue for the lock", interval=0.02)
         await asyncio.sleep(0.3)
         assert await collector.refresh_once()
         refreshed = time.monotonic()
@@ -313,7 +307,7 @@ async def test_a_deadlock_counts_exactly_once(database_url: str) -> None:
             sql = "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid = $1"
             return bool(await observer.fetchval(sql, first.get_server_pid()))
 
-        await wait_for(first_waits)
+        await wait_until(first_waits, 10, "the first transaction to wait", interval=0.02)
         outcomes = await asyncio.gather(
             crossing, second.execute("UPDATE pair SET v = 2 WHERE id = 1"), return_exceptions=True
         )

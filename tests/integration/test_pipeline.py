@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from indexer.store.ranges import coverage
-from tests.integration.chaindata import expected_blocks, rpc
-from tests.integration.conftest import Harness, wait_until
-
-
-async def fully_indexed(harness: Harness, chain: str, head: int) -> bool:
-    row = await harness.chain(chain)
-    if row.head is None or row.head < head:
-        return False
-    covered = await coverage(harness.pool, row.id, 0, head)
-    return covered.missing_blocks == 0
+from tests.support.chaindata import expected_blocks, rpc
+from tests.support.harness import Harness, fully_indexed
+from tests.support.waiting import wait_until
 
 
 async def test_sim_chain_backlog_is_indexed_exactly(harness: Harness, sim_chain) -> None:

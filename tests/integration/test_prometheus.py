@@ -12,8 +12,8 @@ import aiohttp
 
 from indexer.embedded import child_process, free_port
 from indexer.worker import running_worker
-from tests.integration.conftest import ObservedIndexer, wait_until
-from tests.integration.test_pipeline import fully_indexed
+from tests.support.harness import ObservedIndexer, fully_indexed
+from tests.support.waiting import wait_until
 
 
 def prometheus_config(target: str) -> str:

@@ -12,7 +12,8 @@ from exporter.metrics import Metrics
 from exporter.temporal_sdk import SdkMetrics
 from indexer.embedded import child_process, free_port, temporal_dev_server_args
 from indexer.temporal_client import connect_temporal
-from tests.integration.conftest import Harness, wait_until
+from tests.support.harness import Harness
+from tests.support.waiting import wait_until
 
 NAMESPACE_RPS = 5  # low enough that a burst of parallel starts is refused
 

@@ -19,9 +19,10 @@ from indexer.chain.rpc import RpcClient
 from indexer.embedded import stop_process
 from indexer.store.blocks import store_range
 from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult
-from tests.integration.chaindata import expected_blocks
-from tests.integration.conftest import Harness, wait_until
-from tests.integration.test_pipeline import fully_indexed
+from tests.support.chaindata import expected_blocks
+from tests.support.harness import Harness, fully_indexed
+from tests.support.simchain import set_faults
+from tests.support.waiting import wait_until
 
 
 async def index_range(harness: Harness, chain: str, start: int, end: int, attempts: int = 10):
@@ -32,14 +33,6 @@ async def index_range(harness: Harness, chain: str, start: int, end: int, attemp
         task_queue=harness.task_queue,
         result_type=IndexRangeResult,
     )
-
-
-async def set_faults(url: str, **faults: float) -> None:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{url}/_sim/faults", json=faults) as response,
-    ):
-        assert response.status == 200, await response.text()
 
 
 async def block_count(harness: Harness, chain_id: int) -> tuple[int, int]:

@@ -14,9 +14,9 @@ from exporter.logs import configure_logging
 from exporter.tracing import configure_tracing
 from indexer.temporal_client import connect_temporal
 from indexer.worker import running_worker
-from tests.integration.conftest import Harness, wait_until
-from tests.integration.test_pipeline import fully_indexed
-from tests.integration.test_robustness import set_faults
+from tests.support.harness import Harness, fully_indexed
+from tests.support.simchain import set_faults
+from tests.support.waiting import wait_until
 
 
 def _root(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> int:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from exporter.metrics import Metrics
 from indexer.autoscale import Autoscaler, clamp, raw_replicas
 from indexer.supervisor import FIXED, Supervisor, SupervisorOptions, WorkerPool
+from tests.support.waiting import wait_until_sync
 
 
 @pytest.mark.parametrize(
@@ -93,13 +92,6 @@ IGNORES_SIGTERM += "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
 IGNORES_SIGTERM += "print('up', flush=True)\nwhile True: time.sleep(1)\n"
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 def started(pool: WorkerPool) -> bool:
     logs = sorted(pool.log_dir.glob("worker-*.log")) if pool.log_dir else []
     return bool(logs) and all(log.read_text().startswith("up") for log in logs)
@@ -110,12 +102,12 @@ def test_pool_starts_and_drains_newest_first(tmp_path: Path) -> None:
     try:
         pool.scale("a", 3)
         assert pool.current("a") == 3
-        wait_for(lambda: started(pool))
+        wait_until_sync(lambda: started(pool), 10, "the workers to start")
         first, second, third = pool.running["a"]
         pool.scale("a", 1)
         assert pool.running["a"] == [first]
         assert [d.process for d in pool.draining] == [third, second]
-        wait_for(lambda: (pool.reap(), not pool.draining)[1])
+        wait_until_sync(lambda: (pool.reap(), not pool.draining)[1], 10, "the drain to end")
         assert (second.returncode, third.returncode) == (0, 0)
         assert first.poll() is None
     finally:
@@ -126,10 +118,10 @@ def test_pool_starts_and_drains_newest_first(tmp_path: Path) -> None:
 def test_pool_kills_a_worker_that_overruns_its_drain(tmp_path: Path) -> None:
     pool = WorkerPool([sys.executable, "-c", IGNORES_SIGTERM], {}, tmp_path, drain_timeout=0.5)
     pool.scale("a", 1)
-    wait_for(lambda: started(pool))
+    wait_until_sync(lambda: started(pool), 10, "the workers to start")
     [process] = pool.running["a"]
     pool.scale("a", 0)
-    wait_for(lambda: (pool.reap(), not pool.draining)[1])
+    wait_until_sync(lambda: (pool.reap(), not pool.draining)[1], 10, "the drain to end")
     assert process.returncode == -signal.SIGKILL
 
 
@@ -152,14 +144,22 @@ def test_worker_metrics_ports_are_slots_reused_after_a_stop(tmp_path: Path) -> N
     try:
         pool.scale("a", 2)
         pool.scale("b", 1)
-        wait_for(lambda: all(log.read_text() for log in tmp_path.glob("worker-*.log")))
+        wait_until_sync(
+            lambda: all(log.read_text() for log in tmp_path.glob("worker-*.log")),
+            10,
+            "every worker to start",
+        )
         ports = sorted(log.read_text().strip() for log in tmp_path.glob("worker-*.log"))
         assert ports == ["9500", "9501", "9502"]
         pool.scale("a", 1)  # frees 9501
-        wait_for(lambda: (pool.reap(), not pool.draining)[1])
+        wait_until_sync(lambda: (pool.reap(), not pool.draining)[1], 10, "the drain to end")
         pool.scale("b", 2)
-        wait_for(lambda: len(list(tmp_path.glob("worker-*.log"))) == 4)
-        wait_for(lambda: (tmp_path / "worker-4.log").read_text() != "")
+        wait_until_sync(
+            lambda: len(list(tmp_path.glob("worker-*.log"))) == 4, 10, "a fourth worker"
+        )
+        wait_until_sync(
+            lambda: (tmp_path / "worker-4.log").read_text() != "", 10, "the fourth worker to start"
+        )
         assert (tmp_path / "worker-4.log").read_text().strip() == "9501"
     finally:
         asyncio.run(pool.stop_all())
@@ -172,7 +172,7 @@ def test_a_worker_stopped_while_starting_gets_the_signal_once_ready(tmp_path: Pa
     pool.scale("a", 1)
     [process] = pool.running["a"]
     pool.scale("a", 0)  # at once: the stand-in is still "importing"
-    wait_for(lambda: (pool.reap(), not pool.draining)[1])
+    wait_until_sync(lambda: (pool.reap(), not pool.draining)[1], 10, "the drain to end")
     assert process.returncode == 0  # its handler ran; the default action would be -15
 
 

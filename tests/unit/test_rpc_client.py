@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
@@ -16,6 +15,7 @@ from indexer.chain.limiter import AdaptiveLimiter
 from indexer.chain.model import BadChainData
 from indexer.chain.rpc import RpcClient, RpcSettings, RpcUnavailable, parse_retry_after
 from indexer.simchain.server import SimChain, SimChainConfig, build_app
+from tests.support.simchain import set_faults
 
 
 class Chain:
@@ -24,11 +24,7 @@ class Chain:
 
     async def set_faults(self, **faults: float) -> None:
         """Through the chain's own admin endpoint, as the integration tests do."""
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(f"{self.client.url}_sim/faults", json=faults) as response,
-        ):
-            assert response.status == 200
+        await set_faults(self.client.url.rstrip("/"), **faults)
 
     def count(self, outcome: str, method: str = "eth_getBlockByNumber") -> float:
         value = self.metrics.registry.get_sample_value(

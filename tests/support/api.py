@@ -1,4 +1,4 @@
-"""Helpers and fixtures for the admin API tests (no tests here): in-process and real APIs."""
+"""The admin API for tests: a JSON client, the API in this process or as a `tindexer api` child."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
 from indexer.api.app import create_app
 from indexer.api.state import ApiState
 from indexer.embedded import child_process, free_port
-from tests.integration.conftest import Harness
+from tests.support.harness import Harness
 
 TOKEN = "s3cret-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -54,8 +53,8 @@ class ApiClient:
         return await self.call("GET", path, token=None)
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def api(harness: Harness) -> AsyncIterator[ApiClient]:
+@contextlib.asynccontextmanager
+async def serving_api(harness: Harness) -> AsyncIterator[ApiClient]:
     """The admin API in this process, on the harness's pool, client and task queue."""
     state = ApiState(harness.pool, harness.client, TOKEN, task_queue=harness.task_queue)
     server = TestServer(create_app(state, sample_rates=False), host="127.0.0.1")
