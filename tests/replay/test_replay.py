@@ -1,9 +1,9 @@
 """Replay the committed histories against the current workflow code: a change that would make
 running workflows replay differently fails here, before it reaches a deployed worker.
 
-The histories come from a real indexing run (tests/replay/record.py). After an intended change
-of a workflow's commands (behind `workflow.patched(...)`, or once no old run is left), record
-them again. Replay runs in-process: no Temporal server, no database.
+The histories come from a real indexing run (tests/support/replay_recorder.py). After an
+intended change of a workflow's commands (behind `workflow.patched(...)`, or once no old run is
+left), record them again. Replay runs in-process: no Temporal server, no database.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult
     from indexer.workflows.policies import HEARTBEAT_TIMEOUT, index_range_timeout
     from indexer.workflows.scheduler import Scheduler
-    from tests.replay.corpus import WORKFLOW_TYPES, Recorded, coverage_gaps, load
+    from tests.support.replay_corpus import WORKFLOW_TYPES, Recorded, coverage_gaps, load
 
 WORKFLOWS = [HeadScan, Scheduler, IndexRange]
 

@@ -1,6 +1,6 @@
 """Record the histories test_replay.py replays, from a real indexing run.
 
-    PYTHONPATH=. .venv/bin/python -m tests.replay.record
+    PYTHONPATH=. .venv/bin/python -m tests.support.replay_recorder
 
 Starts a Temporal dev server, the simulated chain and PostgreSQL (DATABASE_URL, else an embedded
 one; a fresh database either way), indexes a small chain with knobs small enough that every path
@@ -46,7 +46,7 @@ from indexer.store.chains import upsert_chain
 from indexer.store.db import create_pool
 from indexer.temporal_client import connect_temporal, start_head_scan
 from indexer.worker import running_worker
-from tests.replay.corpus import HISTORIES, MANIFEST, Recorded, commands, coverage_gaps
+from tests.support.replay_corpus import HISTORIES, MANIFEST, Recorded, commands, coverage_gaps
 
 CHAIN = "replay"  # fixed, so workflow IDs (and so history diffs) are stable across recordings
 TASK_QUEUE = "replay"
@@ -68,7 +68,7 @@ KNOBS = {
 SCANS_AFTER_SCHEDULER = 3  # HeadScan scans that run once the Scheduler is done, live edge only
 INDEX_RANGES = ("0-9", "190-199")  # one range the Scheduler started, one HeadScan started
 PATIENCE_SECONDS = 120.0
-RECORDER = ["tests/replay/record.py", "tests/replay/corpus.py"]
+RECORDER = ["tests/support/replay_recorder.py", "tests/support/replay_corpus.py"]
 
 
 def with_database(url: str, database: str) -> str:
@@ -219,7 +219,7 @@ def write(recorded: list[Recorded]) -> None:
     ]
     server = subprocess.run([temporal_binary(), "--version"], capture_output=True, text=True)
     manifest = {
-        "recorded_by": "python -m tests.replay.record",
+        "recorded_by": "python -m tests.support.replay_recorder",
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source_commit": source_commit(),
         "temporalio": temporalio.__version__,

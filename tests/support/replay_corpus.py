@@ -11,7 +11,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent / "replay"
 HISTORIES = HERE / "histories"
 MANIFEST = HERE / "manifest.json"  # file name -> workflow ID (history JSON does not hold it)
 WORKFLOW_TYPES = ("HeadScan", "Scheduler", "IndexRange")
