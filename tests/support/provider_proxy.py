@@ -1,0 +1,138 @@
+"""A misbehaving JSON-RPC provider: a real HTTP proxy in front of the simulated chain or anvil.
+
+Real providers sit behind load balancers whose backends lag, resync and throttle; they carry an
+API key in their URL and sometimes answer garbage. The proxy forwards every request to a real
+upstream and lets a test change what comes back: `answer` replaces whole responses (a gzip bomb,
+a 429 with any Retry-After, a malformed body), `rewrite` edits the upstream's JSON answers (a head
+that goes back to 0, a hash cut short), and `head_lag` makes it behave as a lagging backend.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+KEY_PATH = "/v3/0123456789abcdef0123456789abcdef"  # what a provider's API key looks like
+
+# A whole response instead of the upstream's: return one to answer, None to forward.
+Answer = Callable[[list[dict[str, Any]]], web.Response | None]
+# One upstream answer (a JSON-RPC response object) edited in place, given its call.
+Rewrite = Callable[[dict[str, Any], dict[str, Any]], None]
+
+
+class ProviderProxy:
+    def __init__(self, upstream: str, path: str = KEY_PATH) -> None:
+        self.upstream = upstream
+        self.path = path
+        self.answer: Answer | None = None
+        self.rewrite: Rewrite | None = None
+        self.head_lag: int | None = None  # answer heads this far behind, and null above them
+        self.head_fixed: int | None = None  # answer this head whatever the upstream says
+        self.calls: Counter[str] = Counter()
+        self.url = ""
+        self._session: aiohttp.ClientSession | None = None
+
+    def reset(self) -> None:
+        self.answer = self.rewrite = None
+        self.head_lag = self.head_fixed = None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path != self.path:
+            return web.Response(status=404, text="unknown path: no API key")
+        body = await request.read()
+        payload = json.loads(body)
+        calls = payload if isinstance(payload, list) else [payload]
+        self.calls.update(str(call.get("method")) for call in calls)
+        if self.answer is not None and (response := self.answer(calls)) is not None:
+            return response
+        assert self._session is not None
+        async with self._session.post(
+            self.upstream, data=body, headers={"Content-Type": "application/json"}
+        ) as upstream:
+            status, raw = upstream.status, await upstream.read()
+        if status != 200 or not (self.rewrite or self._lying_about_head()):
+            return web.Response(status=status, body=raw, content_type="application/json")
+        answers = json.loads(raw)
+        listed = answers if isinstance(answers, list) else [answers]
+        by_id = {call.get("id"): call for call in calls}
+        head = await self._reported_head()
+        for answer in listed:
+            call = by_id.get(answer.get("id"), {})
+            self._apply_head(call, answer, head)
+            if self.rewrite is not None:
+                self.rewrite(call, answer)
+        return web.json_response(answers)
+
+    def _lying_about_head(self) -> bool:
+        return self.head_lag is not None or self.head_fixed is not None
+
+    async def _reported_head(self) -> int | None:
+        if self.head_fixed is not None:
+            return self.head_fixed
+        if self.head_lag is None:
+            return None
+        assert self._session is not None
+        query = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
+        async with self._session.post(self.upstream, json=query) as upstream:
+            real = int((await upstream.json())["result"], 16)
+        return max(0, real - self.head_lag)
+
+    @staticmethod
+    def _apply_head(call: dict[str, Any], answer: dict[str, Any], head: int | None) -> None:
+        """A lagging backend: its head is `head`, and it has no block above it."""
+        if head is None or "result" not in answer:
+            return
+        if call.get("method") == "eth_blockNumber":
+            answer["result"] = hex(head)
+        elif call.get("method") == "eth_getBlockByNumber":
+            tag = call.get("params", [None])[0]
+            if isinstance(tag, str) and tag.startswith("0x") and int(tag, 16) > head:
+                answer["result"] = None
+
+    @asynccontextmanager
+    async def running(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+        """Serve until the block ends; yields the provider URL, key path included."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        self._session = aiohttp.ClientSession()
+        try:
+            await site.start()
+            bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.url = f"http://{host}:{bound}{self.path}"
+            yield self.url
+        finally:
+            await self._session.close()
+            await runner.cleanup()
+
+
+def gzip_bomb(decoded_bytes: int) -> Answer:
+    """Every call answered by a small gzip body that decodes to `decoded_bytes` of JSON."""
+    filler = b'{"jsonrpc":"2.0","id":1,"result":"0x' + b"0" * decoded_bytes + b'"}'
+    compressed = gzip.compress(filler, compresslevel=9)
+
+    def answer(calls: list[dict[str, Any]]) -> web.Response:
+        return web.Response(
+            body=compressed,
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+
+    return answer
+
+
+def raw_answer(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Answer:
+    """Every call answered with exactly these bytes."""
+
+    def answer(calls: list[dict[str, Any]]) -> web.Response:
+        return web.Response(status=status, body=body, headers=headers)
+
+    return answer
