@@ -6,11 +6,22 @@ ANVIL   := node_modules/.bin/anvil
 
 .PHONY: install run test lint unit integration clean generate prometheus-tools
 
-$(STAMP): pyproject.toml
+LOCK    := requirements.lock
+
+# Every dependency from the hash-pinned lock (a tampered or substituted download fails the
+# install), then the project itself with no dependency resolution of its own.
+$(STAMP): pyproject.toml $(LOCK)
 	python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e '.[dev]'
+	$(PYTHON) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# Re-pin every dependency, with hashes, after changing pyproject.toml (needs pip-tools).
+.PHONY: lock
+lock:
+	pip-compile --quiet --allow-unsafe --extra=bench --extra=dev --generate-hashes \
+		--no-emit-index-url --no-emit-find-links --strip-extras \
+		--output-file=$(LOCK) pyproject.toml
 
 $(ANVIL): package.json
 	npm install --no-audit --no-fund --loglevel=error
@@ -86,7 +97,6 @@ bench-schedule: $(STAMP)
 # End to end: 750,000 and 75,000 blocks, with the RPC and COPY ceilings and a plot.
 .PHONY: bench-backlog
 bench-backlog: $(STAMP)
-	$(PYTHON) -m pip install --quiet -e '.[bench]'
 	$(PYTHON) bench/backlog.py
 
 # Every benchmark, then bench/results/REPORT.md.
