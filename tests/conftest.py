@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -33,6 +35,20 @@ ROOT = Path(__file__).resolve().parent.parent
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
 
 
+# --- temporary files --------------------------------------------------------------------------
+# pytest makes /tmp/pytest-of-<user> private (0700) whenever a session starts. An embedded
+# PostgreSQL started as root runs as pgserver's own user, which must traverse its data
+# directory's parents: a second test session started beside this one would lock it out of them
+# (initdb and pg_ctl then fail). Each session gets a temporary root of its own instead.
+_own_basetemp: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _own_basetemp
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        _own_basetemp = config.option.basetemp = tempfile.mkdtemp(prefix="tindexer-pytest-")
+
+
 # --- process exit -----------------------------------------------------------------------------
 # The Temporal SDK's runtime can segfault during interpreter teardown after every test passed.
 # Exit with pytest's own status before teardown, so only real failures turn the build red.
@@ -47,6 +63,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if _own_basetemp is not None:
+        shutil.rmtree(_own_basetemp, ignore_errors=True)
     if _exit_status is not None and not hasattr(config, "workerinput"):
         sys.stdout.flush()
         sys.stderr.flush()
