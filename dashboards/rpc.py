@@ -49,7 +49,8 @@ ROWS: Rows = [
             timeseries(
                 "Requests per second by outcome",
                 "HTTP requests to the provider (a JSON-RPC batch is one) by outcome: ok, "
-                "rate_limited (429), timeout or error.",
+                "rate_limited (429), timeout, too_large (over rpc_max_response_bytes), "
+                "bad_data (garbage JSON-RPC or chain data) or error.",
                 PER_SECOND,
                 Query(q.REQUESTS_BY_OUTCOME, "{{chain}} {{outcome}}"),
                 stacked=True,

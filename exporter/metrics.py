@@ -15,6 +15,8 @@ from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+# What a JSON-RPC request can end in (chain/rpc.py): every chain's counters start at zero.
+RPC_OUTCOMES = ("ok", "rate_limited", "timeout", "too_large", "bad_data", "error")
 
 
 class ObservedCounter(Collector):
@@ -148,7 +150,9 @@ class Metrics:
         )
         self.rpc_requests = Counter(
             "tindexer_rpc_requests_total",
-            "JSON-RPC HTTP requests sent to a chain's provider, by outcome.",
+            "JSON-RPC HTTP requests sent to a chain's provider, by outcome: ok, rate_limited,"
+            " timeout, too_large (answer over rpc_max_response_bytes), bad_data (an answer"
+            " that is not valid JSON-RPC or chain data) or error.",
             ["chain", "method", "outcome"],
             registry=r,
         )
@@ -157,6 +161,13 @@ class Metrics:
             "Time from sending a JSON-RPC HTTP request to reading its whole answer.",
             ["chain", "method"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rpc_retry_after_clamped = Counter(
+            "tindexer_rpc_retry_after_clamped_total",
+            "Retry-After values from a chain's provider that were negative, not a number or"
+            " longer than the client waits (60 s), and so were clamped.",
+            ["chain"],
             registry=r,
         )
         self.rpc_concurrency_limit = Gauge(
@@ -406,8 +417,9 @@ class Metrics:
         self.blocks_indexed.labels(chain)
         for mode in ("direct", "scheduler"):
             self.blocks_scheduled.labels(chain, mode)
-        for outcome in ("ok", "rate_limited", "timeout", "error"):
+        for outcome in RPC_OUTCOMES:
             self.rpc_requests.labels(chain, "eth_getBlockByNumber", outcome)
+        self.rpc_retry_after_clamped.labels(chain)
 
 
 _default: Metrics | None = None

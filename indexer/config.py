@@ -11,6 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 BIGINT_MAX = 2**63 - 1  # block numbers are PostgreSQL bigints
 
+# The largest answer (decoded) a provider may send to one JSON-RPC batch. A mainnet transaction
+# in a full block is about 2 KiB of JSON: ~700 bytes of hashes, addresses, signature and
+# quantities, plus its calldata (~500 bytes on average, 1 KiB as hex). Real blocks carry 150-300
+# transactions (DESIGN.md), so 300 x 2 KiB = 600 KiB a block and the default batch of 100 blocks
+# is about 60 MiB. A single block stays far below the cap even when full of calldata (30M gas
+# at 16 gas a byte = 1.9 MB, 3.75 MB as hex), and a batch over it is split in two: a cap set
+# too low costs requests, never blocks. What it stops is a provider's gzip bomb.
+DEFAULT_RPC_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
 
 class ConfigError(Exception):
     """A configuration that cannot be used; the message names the field and the reason."""
@@ -60,6 +69,12 @@ class ChainConfig(BaseModel):
     )
     rpc_timeout_seconds: float = Field(10.0, gt=0, le=300, description="Per-request timeout.")
     rpc_max_retries: int = Field(8, ge=0, le=100, description="Retries of one RPC request.")
+    rpc_max_response_bytes: int = Field(
+        DEFAULT_RPC_MAX_RESPONSE_BYTES,
+        ge=1024 * 1024,  # ordinary mainnet blocks are ~600 KiB each
+        le=1024 * 1024 * 1024,
+        description="Largest decoded answer to one JSON-RPC batch; a batch over it is split.",
+    )
     index_max_attempts: int = Field(
         10, ge=1, le=1_000, description="Attempts of the IndexRange activity before it fails."
     )

@@ -22,6 +22,7 @@ def rpc_settings(config: ChainConfig) -> RpcSettings:
         max_concurrency=config.rpc_max_concurrency,
         timeout_seconds=config.rpc_timeout_seconds,
         max_retries=config.rpc_max_retries,
+        max_response_bytes=config.rpc_max_response_bytes,
     )
 
 

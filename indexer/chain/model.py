@@ -10,8 +10,23 @@ from __future__ import annotations
 
 import binascii
 import itertools
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+# A quantity is "0x" and hex digits (no sign, "_", space or leading "0X"), small enough for the
+# column it is stored in (store/schema.py): bigint for numbers, timestamps, gas and nonces
+# (int64, far above any real gas or nonce), integer for a transaction's index, numeric for
+# values and fees, bounded by the EVM's uint256. Python's int(value, 16) accepts "-0x1",
+# "0x1_0" and 4,000 digits alike; such a value would fail the whole COPY, or be stored.
+# wire.py hands the same patterns to msgspec, so both parsers accept exactly the same values.
+Width = Literal["int32", "int64", "uint256"]
+QUANTITY_PATTERNS: dict[Width, str] = {
+    "int32": r"^0x[0-7]?[0-9a-fA-F]{1,7}\Z",
+    "int64": r"^0x[0-7]?[0-9a-fA-F]{1,15}\Z",
+    "uint256": r"^0x[0-9a-fA-F]{1,64}\Z",
+}
+_QUANTITIES = {width: re.compile(pattern) for width, pattern in QUANTITY_PATTERNS.items()}
 
 
 class BadChainData(Exception):
@@ -43,16 +58,28 @@ class Block:
     transactions: list[Transaction]
 
 
-def _quantity(raw: dict[str, Any], key: str, where: str, required: bool = False) -> int | None:
+def shown(value: Any) -> str:
+    """A provider's value for a message: its repr, cut short (a field may hold megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:72]}… ({len(text)} characters)"
+
+
+def parse_quantity(value: Any, width: Width, what: str) -> int:
+    """A JSON-RPC quantity that fits `width`, or BadChainData naming `what`."""
+    if isinstance(value, str) and _QUANTITIES[width].search(value) is not None:
+        return int(value, 16)
+    raise BadChainData(f"{what} is not a hex quantity ({width}): {shown(value)}")
+
+
+def _quantity(
+    raw: dict[str, Any], key: str, where: str, width: Width, required: bool = False
+) -> int | None:
     value = raw.get(key)
     if value is None:
         if required:
             raise BadChainData(f"{where}: missing field {key!r}")
         return None
-    try:
-        return int(value, 16)
-    except (TypeError, ValueError):
-        raise BadChainData(f"{where}: field {key!r} is not a hex quantity: {value!r}") from None
+    return parse_quantity(value, width, f"{where}: field {key!r}")
 
 
 def _data(raw: dict[str, Any], key: str, where: str, size: int | None = None) -> str | None:
@@ -66,7 +93,9 @@ def _data(raw: dict[str, Any], key: str, where: str, size: int | None = None) ->
         binascii.unhexlify(value[2:])  # strict: hex digits only, no signs, spaces or "_"
     except (TypeError, ValueError, binascii.Error):
         expected = f" of {size} bytes" if size is not None else ""
-        raise BadChainData(f"{where}: field {key!r} is not hex data{expected}: {value!r}") from None
+        raise BadChainData(
+            f"{where}: field {key!r} is not hex data{expected}: {shown(value)}"
+        ) from None
     return value[2:].lower()
 
 
@@ -82,10 +111,10 @@ def parse_transaction(raw: Any, block_number: int, position: int) -> Transaction
     where = f"block {block_number} transaction {position}"
     if not isinstance(raw, dict):
         raise BadChainData(f"{where}: expected a transaction object, got {type(raw).__name__}")
-    index = _quantity(raw, "transactionIndex", where, required=True)
+    index = _quantity(raw, "transactionIndex", where, "int32", required=True)
     if index != position:
         raise BadChainData(f"{where}: transactionIndex is {index}")
-    value = _quantity(raw, "value", where, required=True)
+    value = _quantity(raw, "value", where, "uint256", required=True)
     assert value is not None
     return Transaction(
         hash=_required_data(raw, "hash", where, 32),
@@ -93,26 +122,40 @@ def parse_transaction(raw: Any, block_number: int, position: int) -> Transaction
         from_address=_required_data(raw, "from", where, 20),
         to_address=_data(raw, "to", where, 20),
         value=value,
-        gas=_quantity(raw, "gas", where),
-        gas_price=_quantity(raw, "gasPrice", where),
-        nonce=_quantity(raw, "nonce", where),
+        gas=_quantity(raw, "gas", where, "int64"),
+        gas_price=_quantity(raw, "gasPrice", where, "uint256"),
+        nonce=_quantity(raw, "nonce", where, "int64"),
+    )
+
+
+def _block_object(raw: Any, expected_number: int) -> dict[str, Any]:
+    """A block (or header) object that says it is block `expected_number`."""
+    where = f"block {expected_number}"
+    if raw is None:
+        raise BadChainData(f"{where}: the provider returned null (block not available)")
+    if not isinstance(raw, dict):
+        raise BadChainData(f"{where}: expected a block object, got {type(raw).__name__}")
+    number = _quantity(raw, "number", where, "int64", required=True)
+    if number != expected_number:
+        raise BadChainData(f"{where}: the provider returned block {number}")
+    return raw
+
+
+def parse_header_hash(raw: Any, expected_number: int) -> str:
+    """The hash of a header-only block for `expected_number`, checked like a full block's."""
+    return _required_data(
+        _block_object(raw, expected_number), "hash", f"block {expected_number}", 32
     )
 
 
 def parse_block(raw: Any, expected_number: int) -> Block:
     """A full block (with transaction objects) for `expected_number`, or BadChainData."""
     where = f"block {expected_number}"
-    if raw is None:
-        raise BadChainData(f"{where}: the provider returned null (block not available)")
-    if not isinstance(raw, dict):
-        raise BadChainData(f"{where}: expected a block object, got {type(raw).__name__}")
-    number = _quantity(raw, "number", where, required=True)
-    if number != expected_number:
-        raise BadChainData(f"{where}: the provider returned block {number}")
+    raw = _block_object(raw, expected_number)
     transactions = raw.get("transactions")
     if not isinstance(transactions, list):
         raise BadChainData(f"{where}: 'transactions' is not a list")
-    timestamp = _quantity(raw, "timestamp", where, required=True)
+    timestamp = _quantity(raw, "timestamp", where, "int64", required=True)
     assert timestamp is not None
     return Block(
         number=expected_number,
@@ -120,9 +163,9 @@ def parse_block(raw: Any, expected_number: int) -> Block:
         parent_hash=_required_data(raw, "parentHash", where, 32),
         timestamp=timestamp,
         miner=_data(raw, "miner", where, 20),
-        gas_used=_quantity(raw, "gasUsed", where),
-        gas_limit=_quantity(raw, "gasLimit", where),
-        base_fee_per_gas=_quantity(raw, "baseFeePerGas", where),
+        gas_used=_quantity(raw, "gasUsed", where, "int64"),
+        gas_limit=_quantity(raw, "gasLimit", where, "int64"),
+        base_fee_per_gas=_quantity(raw, "baseFeePerGas", where, "uint256"),
         transactions=[
             parse_transaction(tx, expected_number, position)
             for position, tx in enumerate(transactions)

@@ -1,53 +1,52 @@
-"""Async EVM JSON-RPC client: batched, adaptively bounded, retried with jitter, rate-limit aware."""
+"""Async EVM JSON-RPC client: batched, adaptively bounded, retried with jitter, rate-limit aware.
+
+The provider is untrusted (DESIGN.md): an answer is read up to a size cap (a batch over it is
+split in two), Retry-After is clamped, every answer is checked before it leaves the client
+(garbage is counted as `bad_data` and retried), and no message, log line or metric names the
+provider by more than scheme://host[:port].
+"""
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import itertools
-import json
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from exporter.metrics import Metrics, default_metrics
+from indexer.chain.decoders import (
+    Decoder,
+    decode_blocks,
+    decode_header_hashes,
+    decode_quantities,
+)
+from indexer.chain.envelope import results_in_order
+from indexer.chain.errors import (
+    MAX_RETRY_AFTER_SECONDS,
+    RateLimited,
+    ResponseTooLarge,
+    RpcError,
+    RpcTimeout,
+    RpcUnavailable,
+    read_retry_after,
+)
 from indexer.chain.limiter import AdaptiveLimiter
-from indexer.chain.model import BadChainData, Block, check_links, parse_block
-from indexer.chain.wire import WireBlock, decode_block_batch, to_block
+from indexer.chain.model import BadChainData, Block, check_links
+from indexer.chain.redaction import Redactor
+from indexer.config import DEFAULT_RPC_MAX_RESPONSE_BYTES
+
+__all__ = ["RateLimited", "RpcClient", "RpcError", "RpcSettings", "RpcUnavailable"]
 
 log = logging.getLogger(__name__)
 
-RATE_LIMIT_CODES = {-32005, -32029, 429}  # codes providers use for "too many requests"
-PERMANENT_CODES = {-32601, -32602}  # method not found, invalid params: retrying cannot help
-
-
-class RpcError(Exception):
-    """A JSON-RPC call failed; `retryable` says whether trying again could help."""
-
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-class RateLimited(RpcError):
-    """The provider refused the request for rate limiting; wait `retry_after` seconds."""
-
-    def __init__(self, message: str, retry_after: float | None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class RpcUnavailable(Exception):
-    """Every retry of a request failed; the message carries the last error."""
-
-
-# Turns a batch answer's body into results in call order (RpcClient._answers is the default).
-Decoder = Callable[[bytes, list[int], Sequence[tuple[str, list[Any]]]], list[Any]]
+READ_CHUNK_BYTES = 256 * 1024  # decoded bytes read at a time, so the cap is checked as they come
+ERROR_BODY_BYTES = 64 * 1024  # enough of an error page to quote its start
 
 
 @dataclass(frozen=True)
@@ -58,21 +57,8 @@ class RpcSettings:
     max_retries: int = 8
     backoff_base_seconds: float = 0.1
     backoff_max_seconds: float = 10.0
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    max_response_bytes: int = DEFAULT_RPC_MAX_RESPONSE_BYTES
+    max_retry_after_seconds: float = MAX_RETRY_AFTER_SECONDS
 
 
 class RpcClient:
@@ -85,7 +71,8 @@ class RpcClient:
         settings: RpcSettings | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        self.url = url
+        self.url = url  # the stored config's URL, key included: only ever sent to the provider
+        self.redact = Redactor(url)
         self.chain = chain
         self.settings = settings or RpcSettings()
         self.metrics = metrics or default_metrics()
@@ -111,62 +98,75 @@ class RpcClient:
     async def _post_once(
         self, calls: Sequence[tuple[str, list[Any]]], decode: Decoder
     ) -> list[Any]:
-        """Send one batch; return results in call order or raise an RpcError."""
+        """Send one batch; return results in call order or raise an RpcError or BadChainData."""
         ids = [next(self._ids) for _ in calls]
         body = [
             {"jsonrpc": "2.0", "id": i, "method": method, "params": params}
             for i, (method, params) in zip(ids, calls, strict=True)
         ]
-        async with self._http().post(self.url, json=body) as response:
-            raw = await response.read()
-            if response.status == 429:
-                raise RateLimited(
-                    f"HTTP 429 from {self.url}",
-                    parse_retry_after(response.headers.get("Retry-After")),
-                )
-            if response.status >= 400:
-                raise RpcError(f"HTTP {response.status} from {self.url}: {raw[:200]!r}")
-        return decode(raw, ids, calls)
+        return decode(await self._exchange(body), ids, calls, self.redact)
 
-    def _answers(
-        self, raw: bytes, ids: list[int], calls: Sequence[tuple[str, list[Any]]]
-    ) -> list[Any]:
-        """The results of a batch answer in call order; error answers raise an RpcError."""
+    async def _exchange(self, body: list[dict[str, Any]]) -> bytes:
+        """POST a batch and read its answer. Every failure is an RpcError safe to show.
+
+        aiohttp's exceptions spell out the whole URL, key included ("Connection timeout to host
+        http://…/v3/KEY"), so none of them leaves here, not even as __context__: the RpcError
+        replacing it is raised after the handler.
+        """
         try:
-            answers = json.loads(raw)
-        except ValueError:
-            raise RpcError(f"malformed JSON from {self.url}: {raw[:120]!r}") from None
-        if isinstance(answers, dict):  # some providers answer a whole batch with one error
-            answers = [answers] * len(ids) if "error" in answers else [answers]
-        if not isinstance(answers, list):
-            raise RpcError(f"unexpected JSON-RPC answer from {self.url}: {raw[:120]!r}")
-        by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
-        results = []
-        for call_id, (method, _) in zip(ids, calls, strict=True):
-            answer = by_id.get(call_id) or (answers[0] if len(answers) == 1 == len(ids) else None)
-            if answer is None:
-                raise RpcError(f"{method}: no answer for id {call_id} from {self.url}")
-            error = answer.get("error")
-            if error is not None:
-                code = error.get("code") if isinstance(error, dict) else None
-                message = error.get("message") if isinstance(error, dict) else str(error)
-                if code in RATE_LIMIT_CODES or "rate limit" in str(message).lower():
-                    raise RateLimited(f"{method}: {message} (code {code})", None)
-                raise RpcError(
-                    f"{method}: JSON-RPC error {code}: {message}",
-                    retryable=code not in PERMANENT_CODES,
-                )
-            if "result" not in answer:
-                raise RpcError(f"{method}: answer without result from {self.url}")
-            results.append(answer["result"])
-        return results
+            async with self._http().post(self.url, json=body) as response:
+                return await self._read(response)
+        except TimeoutError:
+            failure: RpcError = RpcTimeout(
+                f"no answer from {self.redact.public} within {self.settings.timeout_seconds}s"
+            )
+        except aiohttp.ClientError as exc:
+            failure = RpcError(
+                f"{type(exc).__name__} from {self.redact.public}: {self.redact.scrub(str(exc))}"
+            )
+        raise failure
 
-    def _block_answers(
-        self, raw: bytes, ids: list[int], calls: Sequence[tuple[str, list[Any]]]
-    ) -> list[Any]:
-        """Full blocks as WireBlocks on the fast path; anything unusual goes the careful way."""
-        blocks = decode_block_batch(raw, ids)
-        return blocks if blocks is not None else self._answers(raw, ids, calls)
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The answer's body, at most max_response_bytes once decompressed, or an RpcError."""
+        public = self.redact.public
+        if response.status == 429:
+            wait, clamped = read_retry_after(
+                response.headers.get("Retry-After"), self.settings.max_retry_after_seconds
+            )
+            if clamped:
+                self.metrics.rpc_retry_after_clamped.labels(self.chain).inc()
+            raise RateLimited(f"HTTP 429 from {public}", wait)
+        if response.status >= 400:
+            page = await self._read_capped(response, ERROR_BODY_BYTES)
+            shown = (
+                f"a body over {ERROR_BODY_BYTES} bytes"
+                if page is None
+                else self.redact.snippet(page)
+            )
+            raise RpcError(f"HTTP {response.status} from {public}: {shown}")
+        body = await self._read_capped(response, self.settings.max_response_bytes)
+        if body is None:
+            raise ResponseTooLarge(
+                f"the answer from {public} passed {self.settings.max_response_bytes} bytes"
+                " (rpc_max_response_bytes)"
+            )
+        return body
+
+    @staticmethod
+    async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes | None:
+        """The decoded body, or None as soon as it passes `cap` bytes.
+
+        aiohttp decompresses as it reads, in bounded steps: stopping here stops a gzip bomb
+        (200 KiB on the wire, 200 MiB decoded) at the cap, where read() would hold it all.
+        """
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(READ_CHUNK_BYTES):
+            size += len(chunk)
+            if size > cap:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def _wait_out_pause(self) -> None:
         delay = self._paused_until - time.monotonic()
@@ -183,7 +183,20 @@ class RpcClient:
     async def request(
         self, calls: Sequence[tuple[str, list[Any]]], decode: Decoder | None = None
     ) -> list[Any]:
-        """Send a batch with retries; results in call order, or RpcUnavailable."""
+        """Send a batch with retries; results in call order, RpcUnavailable or BadChainData.
+
+        A batch whose answer passes max_response_bytes is split in two, down to single calls;
+        a single call over it is bad data.
+        """
+        try:
+            return await self._attempts(calls, decode or results_in_order)
+        except ResponseTooLarge:
+            pass  # split outside the handler, so what the halves raise is not chained to it
+        half = len(calls) // 2
+        return await self.request(calls[:half], decode) + await self.request(calls[half:], decode)
+
+    async def _attempts(self, calls: Sequence[tuple[str, list[Any]]], decode: Decoder) -> list[Any]:
+        """The retry loop of `request`; ResponseTooLarge leaves it at once for batches of two+."""
         method = calls[0][0] if calls else "none"
         last_error: Exception | None = None
         for attempt in range(self.settings.max_retries + 1):
@@ -191,24 +204,20 @@ class RpcClient:
             async with self.limiter:
                 started = time.perf_counter()
                 try:
-                    results = await self._post_once(calls, decode or self._answers)
+                    results = await self._post_once(calls, decode)
                 except RateLimited as exc:
-                    outcome, last_error, wait = "rate_limited", exc, exc.retry_after
-                    self.metrics.rate_limited.labels("rpc").inc()
-                    self.limiter.on_overload()
-                    wait = wait if wait is not None else self._backoff(attempt + 2)
-                    self._paused_until = max(self._paused_until, time.monotonic() + wait)
-                    log.warning(
-                        "rate limited by %s provider, waiting %.2fs",
-                        self.chain,
-                        wait,
-                        extra={"source": "rpc", "chain": self.chain, "wait_seconds": wait},
-                    )
-                except TimeoutError as exc:
+                    outcome, last_error = "rate_limited", exc
+                    self._pause(exc.retry_after, attempt)
+                except RpcTimeout as exc:
                     outcome, last_error = "timeout", exc
                     self.limiter.on_overload()
-                except aiohttp.ClientError as exc:
-                    outcome, last_error = "error", exc
+                except ResponseTooLarge as exc:
+                    outcome, last_error = "too_large", exc
+                    if len(calls) > 1:
+                        self._observe(method, outcome, started)
+                        raise
+                except BadChainData as exc:
+                    outcome, last_error = "bad_data", exc
                 except RpcError as exc:
                     outcome, last_error = "error", exc
                     if not exc.retryable:
@@ -221,9 +230,26 @@ class RpcClient:
                 self._observe(method, outcome, started)
             if outcome != "rate_limited":
                 await asyncio.sleep(self._backoff(attempt))
-        raise RpcUnavailable(
+        message = (
             f"{self.chain}: {method} failed after {self.settings.max_retries + 1} attempts; "
             f"last error: {type(last_error).__name__}: {last_error}"
+        )
+        if isinstance(last_error, BadChainData | ResponseTooLarge):
+            raise BadChainData(message)
+        raise RpcUnavailable(message)
+
+    def _pause(self, retry_after: float | None, attempt: int) -> None:
+        """Pause every request of this client: Retry-After (clamped), else a backoff."""
+        self.metrics.rate_limited.labels("rpc").inc()
+        self.limiter.on_overload()
+        wait = retry_after if retry_after is not None else self._backoff(attempt + 2)
+        wait = min(wait, self.settings.max_retry_after_seconds)
+        self._paused_until = max(self._paused_until, time.monotonic() + wait)
+        log.warning(
+            "rate limited by %s provider, waiting %.2fs",
+            self.chain,
+            wait,
+            extra={"source": "rpc", "chain": self.chain, "wait_seconds": wait},
         )
 
     def _observe(self, method: str, outcome: str, started: float) -> None:
@@ -237,24 +263,25 @@ class RpcClient:
         return (await self.request([(method, list(params))]))[0]
 
     async def chain_id(self) -> int:
-        return int(await self.call("eth_chainId"), 16)
+        return int((await self.request([("eth_chainId", [])], decode_quantities))[0])
 
     async def latest_available_block(self) -> int:
         """The head-1 rule: if block N (eth_blockNumber) cannot be fetched yet, the head is N-1."""
-        announced = int(await self.call("eth_blockNumber"), 16)
-        block = await self.call("eth_getBlockByNumber", hex(announced), False)
-        return announced if block is not None else announced - 1
+        announced = int((await self.request([("eth_blockNumber", [])], decode_quantities))[0])
+        call = ("eth_getBlockByNumber", [hex(announced), False])
+        header = (await self.request([call], decode_header_hashes))[0]
+        return announced if header is not None else announced - 1
 
     async def _fetch_batch(self, numbers: list[int], full: bool) -> list[Any]:
-        """One batch of raw blocks (WireBlocks or dicts); null answers are retried."""
+        """One batch of checked blocks (full) or header hashes; null answers are retried."""
         calls = [("eth_getBlockByNumber", [hex(n), full]) for n in numbers]
-        decode = self._block_answers if full else None
+        decode = decode_blocks if full else decode_header_hashes
         last_error: Exception | None = None
         for attempt in range(self.settings.max_retries + 1):
-            raws = await self.request(calls, decode)
-            missing = [n for n, raw in zip(numbers, raws, strict=True) if raw is None]
+            results = await self.request(calls, decode)
+            missing = [n for n, result in zip(numbers, results, strict=True) if result is None]
             if not missing:
-                return raws
+                return results
             last_error = BadChainData(f"block {missing[0]}: the provider returned null")
             await asyncio.sleep(self._backoff(attempt))
         raise BadChainData(
@@ -271,12 +298,8 @@ class RpcClient:
         numbers = list(range(max(start - 1, 0), end + 1))
         size = self.settings.batch_size
         batches = [numbers[i : i + size] for i in range(0, len(numbers), size)]
-        raws = await asyncio.gather(*(self._fetch_batch(batch, True) for batch in batches))
-        blocks = [
-            to_block(raw, number) if isinstance(raw, WireBlock) else parse_block(raw, number)
-            for batch, batch_raws in zip(batches, raws, strict=True)
-            for number, raw in zip(batch, batch_raws, strict=True)
-        ]
+        fetched = await asyncio.gather(*(self._fetch_batch(batch, True) for batch in batches))
+        blocks: list[Block] = [block for batch_blocks in fetched for block in batch_blocks]
         check_links(blocks)
         return blocks[1:] if start > 0 else blocks
 
@@ -287,8 +310,6 @@ class RpcClient:
         hashes: dict[int, bytes] = {}
         for i in range(0, len(numbers), size):
             batch = numbers[i : i + size]
-            for number, raw in zip(batch, await self._fetch_batch(batch, False), strict=True):
-                if not isinstance(raw, dict) or not isinstance(raw.get("hash"), str):
-                    raise BadChainData(f"block {number}: header without a hash")
-                hashes[number] = bytes.fromhex(raw["hash"][2:])
+            for number, digest in zip(batch, await self._fetch_batch(batch, False), strict=True):
+                hashes[number] = bytes.fromhex(digest)
         return hashes

@@ -17,37 +17,42 @@ from typing import Annotated, Any
 
 import msgspec
 
-from indexer.chain.model import Block, Transaction, parse_block
+from indexer.chain.model import QUANTITY_PATTERNS, Block, Transaction, parse_block
 
 Hash = Annotated[str, msgspec.Meta(min_length=66, max_length=66)]  # 0x + 32 bytes
 Address = Annotated[str, msgspec.Meta(min_length=42, max_length=42)]  # 0x + 20 bytes
+# Quantities checked while decoding (in C) against model.py's own patterns: one that is not
+# strict hex or does not fit its column fails the batch here, and parse_block names it.
+Int32 = Annotated[str, msgspec.Meta(pattern=QUANTITY_PATTERNS["int32"])]
+Int64 = Annotated[str, msgspec.Meta(pattern=QUANTITY_PATTERNS["int64"])]
+Uint256 = Annotated[str, msgspec.Meta(pattern=QUANTITY_PATTERNS["uint256"])]
 
 
 class WireTransaction(msgspec.Struct):
     hash: Hash
     sender: Address = msgspec.field(name="from")
-    transactionIndex: str
-    value: str
+    transactionIndex: Int32
+    value: Uint256
     to: Address | None = None
-    gas: str | None = None
-    gasPrice: str | None = None
-    nonce: str | None = None
+    gas: Int64 | None = None
+    gasPrice: Uint256 | None = None
+    nonce: Int64 | None = None
 
 
 class WireBlock(msgspec.Struct):
-    number: str
+    number: Int64
     hash: Hash
     parentHash: Hash
-    timestamp: str
+    timestamp: Int64
     transactions: list[WireTransaction]
     miner: Address | None = None
-    gasUsed: str | None = None
-    gasLimit: str | None = None
-    baseFeePerGas: str | None = None
+    gasUsed: Int64 | None = None
+    gasLimit: Int64 | None = None
+    baseFeePerGas: Uint256 | None = None
 
 
 class WireAnswer(msgspec.Struct):
-    id: Any = None
+    id: int | str | None = None  # anything else (a list, an object) goes the careful way
     result: WireBlock | None = None
     error: Any = None
 

@@ -3,14 +3,16 @@
 Real providers sit behind load balancers whose backends lag, resync and throttle; they carry an
 API key in their URL and sometimes answer garbage. The proxy forwards every request to a real
 upstream and lets a test change what comes back: `answer` replaces whole responses (a gzip bomb,
-a 429 with any Retry-After, a malformed body), `rewrite` edits the upstream's JSON answers (a head
-that goes back to 0, a hash cut short), and `head_lag` makes it behave as a lagging backend.
+a 429 with any Retry-After, a malformed body; `first` limits that to the first requests),
+`rewrite` edits the upstream's JSON answers (a head that goes back to 0, a hash cut short),
+`head_lag` makes it behave as a lagging backend, and `delay_seconds` as a slow one.
 """
 
 from __future__ import annotations
 
-import gzip
+import asyncio
 import json
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -35,6 +37,7 @@ class ProviderProxy:
         self.rewrite: Rewrite | None = None
         self.head_lag: int | None = None  # answer heads this far behind, and null above them
         self.head_fixed: int | None = None  # answer this head whatever the upstream says
+        self.delay_seconds = 0.0  # wait this long before answering anything
         self.calls: Counter[str] = Counter()
         self.url = ""
         self._session: aiohttp.ClientSession | None = None
@@ -42,6 +45,7 @@ class ProviderProxy:
     def reset(self) -> None:
         self.answer = self.rewrite = None
         self.head_lag = self.head_fixed = None
+        self.delay_seconds = 0.0
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.path != self.path:
@@ -50,6 +54,8 @@ class ProviderProxy:
         payload = json.loads(body)
         calls = payload if isinstance(payload, list) else [payload]
         self.calls.update(str(call.get("method")) for call in calls)
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         if self.answer is not None and (response := self.answer(calls)) is not None:
             return response
         assert self._session is not None
@@ -117,8 +123,13 @@ class ProviderProxy:
 
 def gzip_bomb(decoded_bytes: int) -> Answer:
     """Every call answered by a small gzip body that decodes to `decoded_bytes` of JSON."""
-    filler = b'{"jsonrpc":"2.0","id":1,"result":"0x' + b"0" * decoded_bytes + b'"}'
-    compressed = gzip.compress(filler, compresslevel=9)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
+    parts = [compressor.compress(b'{"jsonrpc":"2.0","id":1,"result":"0x')]
+    step = b"0" * (1024 * 1024)  # compressed a MiB at a time: the filler never sits in memory
+    for _ in range(decoded_bytes // len(step)):
+        parts.append(compressor.compress(step))
+    parts += [compressor.compress(b"0" * (decoded_bytes % len(step))), compressor.compress(b'"}')]
+    compressed = b"".join([*parts, compressor.flush()])
 
     def answer(calls: list[dict[str, Any]]) -> web.Response:
         return web.Response(
@@ -136,3 +147,17 @@ def raw_answer(body: bytes, status: int = 200, headers: dict[str, str] | None = 
         return web.Response(status=status, body=body, headers=headers)
 
     return answer
+
+
+def first(requests: int, answer: Answer) -> Answer:
+    """`answer` for the first `requests` requests, then forward to the upstream again."""
+    remaining = requests
+
+    def limited(calls: list[dict[str, Any]]) -> web.Response | None:
+        nonlocal remaining
+        if remaining <= 0:
+            return None
+        remaining -= 1
+        return answer(calls)
+
+    return limited

@@ -7,7 +7,6 @@ end in the same BadChainData message, or leave the batch to the careful path.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from indexer.chain.model import BadChainData, Block, parse_block
 from indexer.chain.wire import decode_block_batch, to_block
 from indexer.simchain.server import SimChain, SimChainConfig
+from tests.support.mutations import Mutation, set_field
 
 
 def batch_body(blocks: list[Any], first_id: int = 1) -> bytes:
@@ -56,41 +56,44 @@ def test_upper_case_hex_contract_creation_and_missing_optional_fields() -> None:
     assert decoded is not None and decoded[0].hash == raw["hash"][2:].lower()
 
 
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    def mutate(raw: dict[str, Any]) -> None:
-        target: Any = raw
-        *parents, last = path.split(".")
-        for key in parents:
-            target = target[int(key)] if key.isdigit() else target[key]
-        if value is KeyError:
-            del target[last]
-        else:
-            target[last] = value
-
-    return mutate
-
-
 BAD_BLOCKS = {
-    "non-hex hash": _set("hash", "0x" + "g" * 64),
-    "short parentHash": _set("parentHash", "0x" + "a" * 62),
-    "hash without 0x": _set("hash", "00" + "a" * 64),
-    "spaces in an address": _set("transactions.0.from", "0x" + "ab" * 19 + "  "),
-    "underscores in a hash": _set("transactions.1.hash", "0x" + "a" * 62 + "_a"),
-    "empty to": _set("transactions.0.to", ""),
-    "wrong block number": _set("number", "0x7"),
-    "number not hex": _set("number", "seven"),
-    "value as a JSON number": _set("transactions.0.value", 5),
-    "transaction index out of order": _set("transactions.1.transactionIndex", "0x0"),
-    "missing parentHash": _set("parentHash", KeyError),
-    "missing timestamp": _set("timestamp", KeyError),
-    "transaction hashes instead of objects": _set("transactions", ["0x" + "a" * 64]),
-    "transactions not a list": _set("transactions", {}),
+    "non-hex hash": set_field("hash", "0x" + "g" * 64),
+    "short parentHash": set_field("parentHash", "0x" + "a" * 62),
+    "hash without 0x": set_field("hash", "00" + "a" * 64),
+    "spaces in an address": set_field("transactions.0.from", "0x" + "ab" * 19 + "  "),
+    "underscores in a hash": set_field("transactions.1.hash", "0x" + "a" * 62 + "_a"),
+    "empty to": set_field("transactions.0.to", ""),
+    "wrong block number": set_field("number", "0x7"),
+    "number not hex": set_field("number", "seven"),
+    "value as a JSON number": set_field("transactions.0.value", 5),
+    "transaction index out of order": set_field("transactions.1.transactionIndex", "0x0"),
+    "missing parentHash": set_field("parentHash", KeyError),
+    "missing timestamp": set_field("timestamp", KeyError),
+    "transaction hashes instead of objects": set_field("transactions", ["0x" + "a" * 64]),
+    "transactions not a list": set_field("transactions", {}),
+    # Quantities: strict hex, and small enough for their column (int(x, 16) takes all of these).
+    "negative gas": set_field("transactions.0.gas", "-0x1"),
+    "underscore in a value": set_field("transactions.0.value", "0x1_0"),
+    "nonce without 0x": set_field("transactions.1.nonce", "10"),
+    "space before a gas price": set_field("transactions.0.gasPrice", " 0x10"),
+    "upper-case 0X": set_field("baseFeePerGas", "0X10"),
+    "empty quantity": set_field("gasUsed", "0x"),
+    "plus sign": set_field("gasLimit", "+0x10"),
+    "non-ASCII digit": set_field("transactions.0.value", "0x\u0663"),
+    "4,000-digit value": set_field("transactions.0.value", "0x" + "f" * 4000),
+    "4,000-digit timestamp": set_field("timestamp", "0x" + "1" * 4000),
+    "timestamp above bigint": set_field("timestamp", hex(2**63)),
+    "gas above bigint": set_field("transactions.1.gas", hex(2**63)),
+    "transaction index above integer": set_field("transactions.1.transactionIndex", hex(2**31)),
+    "value above uint256": set_field("transactions.0.value", hex(2**256)),
+    "base fee above uint256": set_field("baseFeePerGas", "0x1" + "0" * 64),
+    "number with leading zeros past bigint's width": set_field("number", "0x" + "0" * 16 + "2"),
 }
 
 
 @pytest.mark.parametrize("mutation", BAD_BLOCKS.values(), ids=BAD_BLOCKS.keys())
 def test_a_bad_block_is_refused_with_the_reference_message(
-    mutation: Callable[[dict[str, Any]], None],
+    mutation: Mutation,
 ) -> None:
     raws = sim_blocks(4, 2)
     mutation(raws[2])
@@ -128,3 +131,19 @@ def test_answers_are_matched_by_id_not_position() -> None:
     assert [to_block(w, n) for n, w in enumerate(wire)] == [
         parse_block(raw, n) for n, raw in enumerate(raws)
     ]
+
+
+def test_quantities_at_the_edge_of_their_columns_are_accepted_by_both() -> None:
+    raw = sim_blocks(1, 2)[0]
+    for mutation in (
+        set_field("timestamp", hex(2**63 - 1)),
+        set_field("gasLimit", "0x7FFFFFFFFFFFFFFF"),
+        set_field("transactions.0.value", hex(2**256 - 1)),
+        set_field("transactions.0.gasPrice", "0x00ff"),
+        set_field("transactions.1.nonce", "0x0"),
+    ):
+        mutation(raw)
+    decoded = fast([raw], [0])
+    assert decoded == [parse_block(raw, 0)]
+    assert decoded is not None and decoded[0].timestamp == 2**63 - 1
+    assert decoded[0].transactions[0].value == 2**256 - 1

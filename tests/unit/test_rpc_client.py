@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -11,10 +12,13 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Metrics
+from indexer.chain.errors import parse_retry_after, read_retry_after
 from indexer.chain.limiter import AdaptiveLimiter
 from indexer.chain.model import BadChainData
-from indexer.chain.rpc import RpcClient, RpcSettings, RpcUnavailable, parse_retry_after
+from indexer.chain.rpc import RpcClient, RpcSettings, RpcUnavailable
 from indexer.simchain.server import SimChain, SimChainConfig, build_app
+from tests.support.provider_proxy import first, raw_answer
+from tests.support.proxied_chain import FAST_RETRIES, Provider
 from tests.support.simchain import set_faults
 
 
@@ -100,6 +104,57 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("garbage") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+
+
+@pytest.mark.parametrize(
+    ("header", "wait", "clamped"),
+    [
+        ("1e9", 60.0, True),
+        ("inf", 60.0, True),
+        ("-inf", 0.0, True),
+        ("-5", 0.0, True),
+        ("nan", None, True),  # unusable: the client backs off instead
+        ("60", 60.0, False),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 60.0, True),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0, False),  # already past: not a clamp
+        ("Wed, 21 Oct 99999 07:28:00 GMT", None, False),  # no date: ignored
+        ("soon", None, False),
+    ],
+)
+def test_retry_after_is_clamped_to_a_minute(header: str, wait: float | None, clamped: bool) -> None:
+    assert read_retry_after(header) == (wait, clamped)
+
+
+RETRY_AFTERS = {"1e9": 0.3, "inf": 0.3, "Fri, 31 Dec 9999 23:59:59 GMT": 0.3, "-5": 0.0}
+
+
+@pytest.mark.parametrize(("header", "wait"), RETRY_AFTERS.items(), ids=RETRY_AFTERS.keys())
+async def test_a_huge_retry_after_pauses_the_client_no_longer_than_the_clamp(
+    provider: Provider, caplog: pytest.LogCaptureFixture, header: str, wait: float
+) -> None:
+    # The old client slept for 1e9 s (or forever), pausing its chain until a restart.
+    provider.proxy.answer = first(1, raw_answer(b"", status=429, headers={"Retry-After": header}))
+    client = provider.client(max_retry_after_seconds=0.3)
+    started = time.monotonic()
+    async with asyncio.timeout(30):
+        blocks = await client.get_blocks(1, 3)
+    assert time.monotonic() - started >= wait
+    assert [b.number for b in blocks] == [1, 2, 3]
+    assert [r.wait_seconds for r in caplog.records if hasattr(r, "wait_seconds")] == [wait]
+    assert provider.count("rate_limited") == 1 and provider.count("ok") == 1
+    clamped = provider.metrics.registry.get_sample_value(
+        "tindexer_rpc_retry_after_clamped_total", {"chain": "t"}
+    )
+    assert clamped == 1
+
+
+async def test_a_429_with_no_usable_retry_after_backs_off(
+    provider: Provider, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider.proxy.answer = first(1, raw_answer(b"", status=429, headers={"Retry-After": "nan"}))
+    assert [b.number for b in await provider.client().get_blocks(1, 1)] == [1]
+    (wait,) = [r.wait_seconds for r in caplog.records if hasattr(r, "wait_seconds")]
+    assert 0 <= wait <= FAST_RETRIES.backoff_max_seconds
 
 
 def test_limiter_halves_on_overload_once_per_cooldown_and_grows_back() -> None:

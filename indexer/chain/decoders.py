@@ -1,0 +1,61 @@
+"""What the answers to each kind of call must be, checked inside the request that fetched them.
+
+A decoder turns a batch's body into results in call order, or raises BadChainData; raised
+there, inside RpcClient.request, bad data is counted (`outcome="bad_data"`) and retried like
+any failed request, instead of surfacing after the request was already counted as ok.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from indexer.chain.envelope import results_in_order
+from indexer.chain.model import Block, parse_block, parse_header_hash, parse_quantity
+from indexer.chain.redaction import Redactor
+from indexer.chain.wire import decode_block_batch, to_block
+
+Calls = Sequence[tuple[str, list[Any]]]
+# (body, the ids sent, the calls, the provider's redactor) -> results in call order.
+Decoder = Callable[[bytes, list[int], Calls, Redactor], list[Any]]
+
+
+def _block_numbers(calls: Calls) -> list[int]:
+    """The block each eth_getBlockByNumber call asked for (we wrote the hex ourselves)."""
+    return [int(params[0], 16) for _, params in calls]
+
+
+def decode_blocks(raw: bytes, ids: list[int], calls: Calls, redact: Redactor) -> list[Block | None]:
+    """Full blocks, checked: the fast path first, anything unusual the careful way.
+
+    A null stays None: the block is not available yet, and RpcClient._fetch_batch retries it.
+    """
+    numbers = _block_numbers(calls)
+    wire = decode_block_batch(raw, ids)
+    if wire is not None:
+        return [to_block(block, n) for block, n in zip(wire, numbers, strict=True)]
+    results = results_in_order(raw, ids, calls, redact)
+    return [
+        None if result is None else parse_block(result, n)
+        for result, n in zip(results, numbers, strict=True)
+    ]
+
+
+def decode_header_hashes(
+    raw: bytes, ids: list[int], calls: Calls, redact: Redactor
+) -> list[str | None]:
+    """The checked hash of each header-only block (reorg checks compare them); null stays None."""
+    results = results_in_order(raw, ids, calls, redact)
+    return [
+        None if result is None else parse_header_hash(result, n)
+        for result, n in zip(results, _block_numbers(calls), strict=True)
+    ]
+
+
+def decode_quantities(raw: bytes, ids: list[int], calls: Calls, redact: Redactor) -> list[int]:
+    """Results that must be quantities fitting a bigint: a chain id, a block number."""
+    results = results_in_order(raw, ids, calls, redact)
+    return [
+        parse_quantity(result, "int64", f"the {method} result")
+        for result, (method, _) in zip(results, calls, strict=True)
+    ]
