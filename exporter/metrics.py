@@ -11,12 +11,34 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 # What a JSON-RPC request can end in (chain/rpc.py): every chain's counters start at zero.
 RPC_OUTCOMES = ("ok", "rate_limited", "timeout", "too_large", "bad_data", "error")
+# Reasons of tindexer_workflow_start_failures_total: Temporal's gRPC status names in lower case,
+# but resource_exhausted (counted as rate limiting) and ok.
+WORKFLOW_START_FAILURE_REASONS = (
+    "cancelled",
+    "unknown",
+    "invalid_argument",
+    "deadline_exceeded",
+    "not_found",
+    "already_exists",
+    "permission_denied",
+    "failed_precondition",
+    "aborted",
+    "out_of_range",
+    "unimplemented",
+    "internal",
+    "unavailable",
+    "data_loss",
+    "unauthenticated",
+)
+# Workflow types the indexer starts itself (tindexer_workflows_started_total's `workflow`).
+STARTED_WORKFLOWS = ("IndexRange", "Scheduler")
 
 
 class ObservedCounter(Collector):
@@ -411,15 +433,40 @@ class Metrics:
             registry=r,
         )
 
+        # Every family labelled by chain: what forget_chain clears.
+        self._per_chain = [
+            family
+            for family in vars(self).values()
+            if isinstance(family, MetricWrapperBase) and "chain" in family._labelnames
+        ]
+
     def touch_chain(self, chain: str) -> None:
         """Create a chain's counters at zero, so rate() and increase() see their first event."""
         self.reorgs.labels(chain)
         self.blocks_indexed.labels(chain)
+        self.scheduler_continue_as_new.labels(chain)
         for mode in ("direct", "scheduler"):
             self.blocks_scheduled.labels(chain, mode)
         for outcome in RPC_OUTCOMES:
             self.rpc_requests.labels(chain, "eth_getBlockByNumber", outcome)
         self.rpc_retry_after_clamped.labels(chain)
+        for reason in WORKFLOW_START_FAILURE_REASONS:
+            self.workflow_start_failures.labels(chain, reason)
+        for workflow in STARTED_WORKFLOWS:
+            self.workflows_started.labels(chain, workflow)
+
+    def forget_chain(self, chain: str) -> None:
+        """Remove every series of a chain that is gone: a deleted chain's gauges fire no alert."""
+        for family in self._per_chain:
+            names = family._labelnames
+            stale = {
+                tuple(sample.labels[name] for name in names)
+                for metric in family.collect()
+                for sample in metric.samples
+                if sample.labels.get("chain") == chain
+            }
+            for labelvalues in stale:
+                family.remove(*labelvalues)
 
 
 _default: Metrics | None = None

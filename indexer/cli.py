@@ -177,6 +177,8 @@ def api(
                 bind_host,
                 settings.api_port if port is None else port,
                 ready,
+                hosts=settings.api_allowed_hosts,
+                allow_link_local_rpc=settings.allow_link_local_rpc,
             )
         )
     _finish(0)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -20,15 +23,66 @@ BIGINT_MAX = 2**63 - 1  # block numbers are PostgreSQL bigints
 # too low costs requests, never blocks. What it stops is a provider's gzip bomb.
 DEFAULT_RPC_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
+# Cloud metadata services answer on link-local addresses (169.254.0.0/16, fe80::/10), plus these
+# names and addresses outside that range. A provider URL pointing at one turns the indexer into
+# a way to read the instance's credentials, so it takes `allow_link_local_rpc = true`.
+METADATA_NAMES = frozenset({"metadata.google.internal", "metadata.goog"})
+# AWS's IPv6 endpoint and Alibaba's:
+METADATA_ADDRESSES = frozenset(map(ipaddress.ip_address, ("fd00:ec2::254", "100.100.100.200")))
+
 
 class ConfigError(Exception):
     """A configuration that cannot be used; the message names the field and the reason."""
 
 
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host names literally, in any form a resolver accepts (`2852039166` too)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_metadata_host(host: str) -> bool:
+    """Whether `host` is literally link-local or a known cloud metadata endpoint (no DNS lookup)."""
+    host = host.lower().rstrip(".")
+    if host in METADATA_NAMES:
+        return True
+    address = _literal_address(host)
+    return address is not None and (address.is_link_local or address in METADATA_ADDRESSES)
+
+
+def rpc_url_problem(url: str, allow_link_local: bool = False) -> str | None:
+    """Why `url` cannot be a provider URL, or None; the reason never repeats the URL (keys)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises ValueError for a port out of range
+    except ValueError:
+        return "must be a valid URL"
+    if parts.scheme not in ("http", "https"):
+        return "must be an http or https URL"
+    if not host:
+        return "must name a host"
+    if not allow_link_local and is_metadata_host(host):
+        return (
+            "must not be a link-local or cloud metadata address"
+            " (set allow_link_local_rpc = true to allow it)"
+        )
+    return None
+
+
 class ChainConfig(BaseModel):
     """One chain to index and the knobs that shape how it is scheduled."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # hide_input_in_errors: a rejected value may be a provider URL with its key in it.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Chain name, a slug.")
     rpc_url: str = Field(pattern=r"^https?://", description="JSON-RPC endpoint.")
@@ -95,7 +149,7 @@ class ChainConfig(BaseModel):
 class Settings(BaseModel):
     """Process-wide settings: where Temporal, PostgreSQL and the endpoints are."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     database_url: str | None = None
     temporal_address: str | None = None
@@ -107,6 +161,11 @@ class Settings(BaseModel):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9464, ge=0, le=65535)
     api_token: str | None = None
+    # Host names the admin API answers to (DNS rebinding); unset: its bind address and localhost.
+    # ["*"] accepts any, for a reverse proxy that checks Host itself.
+    api_allowed_hosts: list[str] | None = None
+    # Provider URLs on link-local addresses (cloud metadata services) are refused unless set.
+    allow_link_local_rpc: bool = False
     chains: list[ChainConfig] = []
 
     @model_validator(mode="after")
@@ -115,6 +174,14 @@ class Settings(BaseModel):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"chain names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    @model_validator(mode="after")
+    def _safe_rpc_urls(self) -> Settings:
+        for chain in self.chains:
+            problem = rpc_url_problem(chain.rpc_url, self.allow_link_local_rpc)
+            if problem:
+                raise ValueError(f"chain {chain.name!r}: rpc_url {problem}")
         return self
 
 

@@ -27,10 +27,22 @@ class ProgressCollector(PeriodicCollector):
         super().__init__(metrics, interval)
         self.pool = pool
         self.rates = RateTracker()
+        self.chains: set[str] = set()
+
+    def _follow(self, listed: set[str]) -> None:
+        """A new chain's counters start at zero; a deleted chain's series go, alerts with them."""
+        for chain in listed - self.chains:
+            self.metrics.touch_chain(chain)
+        for chain in self.chains - listed:
+            self.metrics.forget_chain(chain)
+        self.rates.forget(listed)
+        self.chains = listed
 
     async def refresh(self) -> None:
         m = self.metrics
-        for row in await list_chains(self.pool):
+        rows = await list_chains(self.pool)
+        self._follow({row.config.name for row in rows})
+        for row in rows:
             status = await chain_status(self.pool, row)
             if status.head is None:
                 continue

@@ -45,9 +45,12 @@ def index_range_id(chain: str, block_range: Range) -> str:
 
 
 def chain_workflows_query(chain: str) -> str:
-    """Visibility query for every workflow of the chain (HeadScan, Schedulers, ranges)."""
+    """Visibility query for every workflow of the chain (HeadScan, Schedulers, ranges).
+
+    Exact IDs or prefixes ending in `:`: chain `main` must not match `mainnet`'s workflows.
+    """
     return (
-        f"WorkflowId STARTS_WITH 'headscan:{chain}' OR WorkflowId STARTS_WITH 'scheduler:{chain}'"
+        f"WorkflowId = '{head_scan_id(chain)}' OR WorkflowId = '{scheduler_id(chain)}'"
         f" OR WorkflowId STARTS_WITH 'backfill:{chain}:' OR WorkflowId STARTS_WITH 'index:{chain}:'"
     )
 

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from indexer.api.app import serving_api
 from indexer.api.auth import generate_token
+from indexer.api.hosts import allowed_hosts
 from indexer.api.state import ApiState
 from indexer.config import ChainConfig, Settings
 from indexer.embedded import (
@@ -56,7 +57,14 @@ async def index(
             await upsert_chain(pool, chain)
         console.print(f"metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
         token = settings.api_token or generate_token()
-        api = ApiState(pool=pool, temporal=client, token=token, task_queue=settings.task_queue)
+        api = ApiState(
+            pool=pool,
+            temporal=client,
+            token=token,
+            task_queue=settings.task_queue,
+            allowed_hosts=allowed_hosts(settings.api_host, settings.api_allowed_hosts),
+            allow_link_local_rpc=settings.allow_link_local_rpc,
+        )
         async with (
             serving_api(api, settings.api_host, settings.api_port) as api_port,
             running_worker(client, pool, settings.task_queue, metrics=metrics),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import asyncpg
@@ -15,13 +15,15 @@ from temporalio.client import Client
 
 from indexer.api import chains, health, status
 from indexer.api.auth import require_token
+from indexer.api.deletion import run_purger
 from indexer.api.errors import ApiError, error_response
+from indexer.api.hosts import allowed_hosts, check_host
 from indexer.api.openapi import build_document
 from indexer.api.state import STATE, ApiState, log
 from indexer.api.validation import MAX_BODY_BYTES
 
 RATE_SAMPLE_SECONDS = 5.0  # throughput samples even when nobody polls the status
-STATUS_POOL_SIZE = 10  # STATUS_CONCURRENCY plus room for writes and probes
+STATUS_POOL_SIZE = 10  # READ_CONNECTIONS for reads, the rest for writes, deletes and probes
 
 
 @web.middleware
@@ -55,7 +57,9 @@ def openapi_handler(document: dict[str, Any]) -> Callable[[web.Request], Awaitab
 
 def create_app(state: ApiState, sample_rates: bool = True) -> web.Application:
     """The admin API on `state`; `sample_rates` runs the background throughput sampler."""
-    app = web.Application(middlewares=[json_errors, require_token], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[json_errors, check_host, require_token], client_max_size=MAX_BODY_BYTES
+    )
     app[STATE] = state
     app.add_routes(
         [
@@ -75,22 +79,37 @@ def create_app(state: ApiState, sample_rates: bool = True) -> web.Application:
             web.post("/chains/{name}/backfill", chains.backfill),
         ]
     )
+    app.cleanup_ctx.append(_in_background(run_purger))
     if sample_rates:
-        app.cleanup_ctx.append(_rate_sampler)
+        app.cleanup_ctx.append(
+            _in_background(lambda state: status.sample_rates(state, RATE_SAMPLE_SECONDS))
+        )
     return app
 
 
-async def _rate_sampler(app: web.Application) -> Any:
-    task = asyncio.create_task(status.sample_rates(app[STATE], RATE_SAMPLE_SECONDS))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+def _in_background(
+    run: Callable[[ApiState], Coroutine[Any, Any, None]],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context running `run(state)` as a task while the app serves."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run(app[STATE]))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return context
 
 
 @contextlib.asynccontextmanager
 async def serving_api(state: ApiState, host: str, port: int) -> AsyncIterator[int]:
-    """Serve the admin API for the duration of the block; yields the bound port."""
+    """Serve the admin API for the duration of the block; yields the bound port.
+
+    Unless `state.allowed_hosts` is set, the API answers to localhost names and `host`.
+    """
+    if state.allowed_hosts is None:
+        state.allowed_hosts = allowed_hosts(host, None)
     runner = web.AppRunner(create_app(state), access_log=None)
     await runner.setup()
     try:
@@ -109,15 +128,28 @@ async def serve(
     host: str,
     port: int,
     ready: Callable[[int], None] | None = None,
+    *,
+    hosts: list[str] | None = None,
+    allow_link_local_rpc: bool = False,
 ) -> None:
-    """Run the API until SIGTERM or SIGINT; `ready(port)` is called once it listens."""
+    """Run the API until SIGTERM or SIGINT; `ready(port)` is called once it listens.
+
+    `hosts` are the Host names it answers to (api_allowed_hosts; default: localhost and `host`).
+    """
     from indexer.store.db import create_pool
 
     pool = await create_pool(database_url, min_size=1, max_size=STATUS_POOL_SIZE)
     try:
         # Lazy: the API starts (and /readyz says why not ready) while Temporal is still down.
         temporal = await Client.connect(temporal_address, namespace=namespace, lazy=True)
-        state = ApiState(pool=pool, temporal=temporal, token=token, task_queue=task_queue)
+        state = ApiState(
+            pool=pool,
+            temporal=temporal,
+            token=token,
+            task_queue=task_queue,
+            allowed_hosts=allowed_hosts(host, hosts),
+            allow_link_local_rpc=allow_link_local_rpc,
+        )
         async with serving_api(state, host, port) as bound:
             if ready:
                 ready(bound)

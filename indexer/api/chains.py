@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from typing import Any
 
 from aiohttp import web
-from temporalio.client import Client
 from temporalio.service import RPCError
 
 from indexer.api.backfill import BackfillPlan, plan_backfill, start_backfill
+from indexer.api.deletion import stop_chain_workflows
 from indexer.api.errors import ApiError, not_found
+from indexer.api.reads import read_connection
 from indexer.api.state import ApiState, state_of
 from indexer.api.validation import (
     NAME_PATTERN,
@@ -23,16 +23,17 @@ from indexer.api.validation import (
     read_json_object,
 )
 from indexer.config import ChainConfig
+from indexer.redact import public_url
 from indexer.store.chains import (
     ChainRow,
-    delete_chain,
     get_chain,
     insert_chain,
     list_chains,
+    retire_chain,
     update_chain,
 )
 from indexer.store.ranges import coverage
-from indexer.temporal_client import head_scan_id, scheduler_id, start_head_scan
+from indexer.temporal_client import start_head_scan
 from indexer.workflows.inputs import Range
 
 TEMPORAL_TIMEOUT_SECONDS = 10.0  # a Temporal call from a request handler never hangs longer
@@ -40,7 +41,8 @@ NAME = re.compile(NAME_PATTERN)
 
 
 def chain_document(config: ChainConfig) -> dict[str, Any]:
-    return config.model_dump(mode="json")
+    """A chain as the API shows it: `rpc_url` as scheme://host[:port], never its key, to anyone."""
+    return {**config.model_dump(mode="json"), "rpc_url": public_url(config.rpc_url)}
 
 
 def chain_name(request: web.Request) -> str:
@@ -59,14 +61,16 @@ async def _existing(state: ApiState, name: str) -> ChainRow:
 
 
 async def list_chains_handler(request: web.Request) -> web.Response:
-    rows = await list_chains(state_of(request).pool)
+    state = state_of(request)
+    async with read_connection(state.pool, state.reads) as conn:
+        rows = await list_chains(conn)
     return web.json_response({"chains": [chain_document(row.config) for row in rows]})
 
 
 async def create_chain(request: web.Request) -> web.Response:
     """Store a new chain and start its HeadScan; 409 if the name is taken."""
     state = state_of(request)
-    config = new_chain(await read_json_object(request))
+    config = new_chain(await read_json_object(request), state.allow_link_local_rpc)
     row = await insert_chain(state.pool, config)
     if row is None:
         raise ApiError(409, f"a chain named {config.name!r} exists", "name")
@@ -84,7 +88,12 @@ async def create_chain(request: web.Request) -> web.Response:
 
 
 async def get_chain_handler(request: web.Request) -> web.Response:
-    row = await _existing(state_of(request), chain_name(request))
+    state = state_of(request)
+    name = chain_name(request)
+    async with read_connection(state.pool, state.reads) as conn:
+        row = await get_chain(conn, name)
+    if row is None:
+        raise not_found(name)
     return web.json_response(chain_document(row.config))
 
 
@@ -93,28 +102,30 @@ async def patch_chain(request: web.Request) -> web.Response:
     state = state_of(request)
     name = chain_name(request)
     body = await read_json_object(request)
-    row = await update_chain(state.pool, name, lambda current: patched_chain(current, body))
+    row = await update_chain(
+        state.pool,
+        name,
+        lambda current: patched_chain(current, body, state.allow_link_local_rpc),
+    )
     if row is None:
         raise not_found(name)
     return web.json_response(chain_document(row.config))
 
 
-async def _terminate(client: Client, workflow_id: str) -> None:
-    with contextlib.suppress(RPCError):  # not running: nothing to stop
-        await client.get_workflow_handle(workflow_id).terminate(reason="chain deleted")
-
-
 async def delete_chain_handler(request: web.Request) -> web.Response:
-    """Forget the chain and everything indexed for it; stop its HeadScan and Scheduler."""
+    """Delete the chain (`?confirm=<name>`): hide it, stop its workflows, purge its rows after."""
     state = state_of(request)
     name = chain_name(request)
-    if not await delete_chain(state.pool, name):
+    if request.query.get("confirm") != name:
+        raise ApiError(400, "confirm the deletion: pass the chain's name as `confirm`", "confirm")
+    if await retire_chain(state.pool, name) is None:
         raise not_found(name)
+    state.purge_wanted.set()
     try:
-        async with asyncio.timeout(TEMPORAL_TIMEOUT_SECONDS):
-            await _terminate(state.temporal, head_scan_id(name))
-            await _terminate(state.temporal, scheduler_id(name))
-    except (RuntimeError, TimeoutError) as exc:
+        async with asyncio.timeout(TEMPORAL_TIMEOUT_SECONDS * 3):
+            stopped = await stop_chain_workflows(state.temporal, name)
+        state.log.info("chain %s deleted; %d of its workflows terminated", name, stopped)
+    except (RPCError, RuntimeError, TimeoutError) as exc:
         # Left running, they fail on their next step: the chain is unknown.
         state.log.warning("chain %s deleted; stopping its workflows failed: %s", name, exc)
     return web.Response(status=204)
@@ -151,7 +162,8 @@ async def backfill(request: web.Request) -> web.Response:
             TEMPORAL_TIMEOUT_SECONDS * 3,
         )
     except (RPCError, RuntimeError, TimeoutError) as exc:
-        raise ApiError(503, f"Temporal is unavailable: {exc}") from None
+        state.log.warning("backfill of %s: Temporal is unavailable: %s", name, exc)
+        raise ApiError(503, "Temporal is unavailable") from None
     return web.json_response(
         {
             "chain": name,

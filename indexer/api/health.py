@@ -1,4 +1,8 @@
-"""Liveness (the process answers) and readiness (PostgreSQL and Temporal both answer)."""
+"""Liveness (the process answers) and readiness (PostgreSQL and Temporal both answer).
+
+Probes are unauthenticated and exempt from the Host check, so they answer fixed words; why a
+service is unreachable (addresses, driver messages) goes to the server log only.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from indexer.api.state import ApiState, state_of
 from indexer.store.db import ping
 
 READY_TIMEOUT_SECONDS = 2.0  # a probe that waits longer than this is as good as down
+UNREACHABLE = "unreachable"
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -24,7 +29,8 @@ async def _postgres(state: ApiState) -> str:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             await ping(state.pool)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        return f"unreachable: {type(exc).__name__}: {exc}"
+        state.log.warning("not ready: PostgreSQL unreachable: %s: %s", type(exc).__name__, exc)
+        return UNREACHABLE
     return "ok"
 
 
@@ -33,7 +39,8 @@ async def _temporal(state: ApiState) -> str:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             healthy = await state.temporal.service_client.check_health()
     except (RPCError, RuntimeError, OSError, TimeoutError) as exc:
-        return f"unreachable: {type(exc).__name__}: {exc}"
+        state.log.warning("not ready: Temporal unreachable: %s: %s", type(exc).__name__, exc)
+        return UNREACHABLE
     return "ok" if healthy else "not serving"
 
 

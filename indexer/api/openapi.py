@@ -40,12 +40,22 @@ def _strip_titles(schema: Any) -> Any:
     return schema
 
 
+RPC_URL_DESCRIPTION = (
+    "JSON-RPC endpoint, http or https; link-local and cloud metadata addresses only with"
+    " `allow_link_local_rpc`. Answers show it as `scheme://host[:port]` only: its path, query"
+    " and user-info may carry the provider's key, which no answer returns, with a token or"
+    " without. PATCHing the shown value keeps the stored URL."
+)
+
+
 def chain_properties() -> dict[str, Any]:
     """ChainConfig's fields as JSON Schema, with the API's extra bounds."""
     properties: dict[str, Any] = _strip_titles(ChainConfig.model_json_schema()["properties"])
     properties["name"]["pattern"] = NAME_PATTERN
     properties["name"]["description"] = "Chain name, a slug; `status` is reserved."
-    properties["rpc_url"].update(pattern=RPC_URL_PATTERN, maxLength=RPC_URL_MAX_LENGTH)
+    properties["rpc_url"].update(
+        pattern=RPC_URL_PATTERN, maxLength=RPC_URL_MAX_LENGTH, description=RPC_URL_DESCRIPTION
+    )
     for name in UNBOUNDED_INTEGERS:
         properties[name]["maximum"] = MAX_INT64
     return properties
@@ -168,11 +178,11 @@ def schemas() -> dict[str, Any]:
         "Ready": _object(
             {
                 "status": {"type": "string", "enum": ["ready", "not ready"]},
-                "postgres": {"type": "string"},
-                "temporal": {"type": "string"},
+                "postgres": {"type": "string", "enum": ["ok", "unreachable"]},
+                "temporal": {"type": "string", "enum": ["ok", "unreachable", "not serving"]},
             },
             ["status", "postgres", "temporal"],
-            "Whether PostgreSQL and Temporal answer.",
+            "Whether PostgreSQL and Temporal answer; why not is in the server log only.",
         ),
     }
 
@@ -192,7 +202,7 @@ ERRORS = {
     "409": "Conflicts with the current state.",
     "413": f"Body larger than {MAX_BODY_BYTES} bytes.",
     "415": "Body is not application/json.",
-    "503": "A backing service (Temporal) is unavailable.",
+    "503": "PostgreSQL or Temporal is unavailable or busy; retry later.",
 }
 
 
@@ -209,6 +219,14 @@ NAME_PARAMETER = {
     "in": "path",
     "required": True,
     "schema": {"type": "string", "pattern": NAME_PATTERN},
+    "example": "mainnet",
+}
+CONFIRM_PARAMETER = {
+    "name": "confirm",
+    "in": "query",
+    "required": True,
+    "description": "The chain's name again, so a deletion is never an accident.",
+    "schema": {"type": "string"},
     "example": "mainnet",
 }
 SECURED: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -250,7 +268,7 @@ def paths() -> dict[str, Any]:
             "get": {
                 "operationId": "listChains",
                 "summary": "Every chain and its configuration.",
-                "responses": {"200": _json("The chains.", "ChainList")},
+                "responses": {"200": _json("The chains.", "ChainList"), **_errors("503")},
             },
             "post": {
                 "operationId": "createChain",
@@ -270,7 +288,7 @@ def paths() -> dict[str, Any]:
             "get": {
                 "operationId": "chainsStatus",
                 "summary": "Every chain's status, computed concurrently.",
-                "responses": {"200": _json("Statuses.", "StatusList")},
+                "responses": {"200": _json("Statuses.", "StatusList"), **_errors("503")},
             }
         },
         "/chains/{name}": {
@@ -278,7 +296,7 @@ def paths() -> dict[str, Any]:
             "get": {
                 "operationId": "getChain",
                 "summary": "One chain's configuration.",
-                "responses": {"200": _json("The chain.", "Chain"), **_errors("404")},
+                "responses": {"200": _json("The chain.", "Chain"), **_errors("404", "503")},
             },
             "patch": {
                 "operationId": "patchChain",
@@ -295,8 +313,12 @@ def paths() -> dict[str, Any]:
             "delete": {
                 "operationId": "deleteChain",
                 "summary": "Delete a chain and everything indexed for it.",
+                "description": "The chain disappears at once (its name can be reused) and its"
+                " workflows are terminated; its rows are then purged in the background, a batch"
+                " of blocks per transaction.",
                 "security": SECURED,
-                "responses": {"204": {"description": "Deleted."}, **_errors("401", "404")},
+                "parameters": [CONFIRM_PARAMETER],
+                "responses": {"204": {"description": "Deleted."}, **_errors("400", "401", "404")},
             },
         },
         "/chains/{name}/status": {
@@ -304,7 +326,10 @@ def paths() -> dict[str, Any]:
             "get": {
                 "operationId": "chainStatus",
                 "summary": "One chain's status: live sync and backlog side by side.",
-                "responses": {"200": _json("The status.", "ChainStatus"), **_errors("404")},
+                "responses": {
+                    "200": _json("The status.", "ChainStatus"),
+                    **_errors("404", "503"),
+                },
             },
         },
         "/chains/{name}/gaps": {
@@ -330,7 +355,10 @@ def paths() -> dict[str, Any]:
                         "schema": BLOCK,
                     },
                 ],
-                "responses": {"200": _json("A page.", "GapsPage"), **_errors("400", "404")},
+                "responses": {
+                    "200": _json("A page.", "GapsPage"),
+                    **_errors("400", "404", "503"),
+                },
             },
         },
         "/chains/{name}/backfill": {
@@ -356,7 +384,9 @@ def build_document() -> dict[str, Any]:
             "title": "Temporal Indexer admin API",
             "version": "1.0.0",
             "description": "Chains, their configuration and status. Mutating requests need"
-            " `Authorization: Bearer <token>` (TINDEXER_API_TOKEN).",
+            " `Authorization: Bearer <token>` (TINDEXER_API_TOKEN). A request whose `Host` is not"
+            " a name the API is served under (`api_allowed_hosts`; default its bind address and"
+            " localhost) gets 421, except the probes /healthz and /readyz.",
         },
         "paths": paths(),
         "components": {

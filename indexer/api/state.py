@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -9,9 +10,12 @@ import asyncpg
 from aiohttp import web
 from temporalio.client import Client
 
+from indexer.api.reads import ReadLimits
 from indexer.progress import RateTracker
 
 log = logging.getLogger("indexer.api")
+
+PURGE_BATCH_BLOCKS = 500  # per transaction: at ~300 transactions a block, ~150k rows
 
 
 @dataclass
@@ -22,6 +26,12 @@ class ApiState:
     task_queue: str = "tindexer"
     rates: RateTracker = field(default_factory=RateTracker)
     log: logging.Logger = log
+    reads: ReadLimits = field(default_factory=ReadLimits)
+    # Host names the API answers to; None: localhost names (serving_api adds its bind address).
+    allowed_hosts: frozenset[str] | None = None
+    allow_link_local_rpc: bool = False
+    purge_batch_blocks: int = PURGE_BATCH_BLOCKS
+    purge_wanted: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 STATE: web.AppKey[ApiState] = web.AppKey("state", ApiState)

@@ -9,7 +9,8 @@ import asyncpg
 from aiohttp import web
 
 from indexer.api.chains import chain_name
-from indexer.api.errors import not_found
+from indexer.api.errors import ApiError, not_found
+from indexer.api.reads import read_connection
 from indexer.api.state import ApiState, state_of
 from indexer.api.validation import gaps_query
 from indexer.progress import ChainStatus, RateTracker, chain_status, eta_seconds
@@ -43,14 +44,15 @@ def status_document(status: ChainStatus, rates: RateTracker) -> dict[str, Any]:
 
 
 async def all_statuses(state: ApiState) -> list[dict[str, Any]]:
-    """Every chain's status, at most STATUS_CONCURRENCY computed at a time."""
-    rows = await list_chains(state.pool)
+    """Every chain's status, at most STATUS_CONCURRENCY computed at a time (and the read limits)."""
+    async with read_connection(state.pool, state.reads) as conn:
+        rows = await list_chains(conn)
     state.rates.forget({row.config.name for row in rows})
     limit = asyncio.Semaphore(STATUS_CONCURRENCY)
 
     async def one(row: ChainRow) -> dict[str, Any]:
-        async with limit:
-            return status_document(await chain_status(state.pool, row), state.rates)
+        async with limit, read_connection(state.pool, state.reads) as conn:
+            return status_document(await chain_status(conn, row), state.rates)
 
     return list(await asyncio.gather(*(one(row) for row in rows)))
 
@@ -59,9 +61,9 @@ async def chains_status(request: web.Request) -> web.Response:
     return web.json_response({"chains": await all_statuses(state_of(request))})
 
 
-async def _chain(state: ApiState, request: web.Request) -> ChainRow:
+async def _chain(conn: asyncpg.Connection, request: web.Request) -> ChainRow:
     name = chain_name(request)
-    row = await get_chain(state.pool, name)
+    row = await get_chain(conn, name)
     if row is None:
         raise not_found(name)
     return row
@@ -69,22 +71,24 @@ async def _chain(state: ApiState, request: web.Request) -> ChainRow:
 
 async def chain_status_handler(request: web.Request) -> web.Response:
     state = state_of(request)
-    row = await _chain(state, request)
-    return web.json_response(status_document(await chain_status(state.pool, row), state.rates))
+    async with read_connection(state.pool, state.reads) as conn:
+        status = await chain_status(conn, await _chain(conn, request))
+    return web.json_response(status_document(status, state.rates))
 
 
 async def chain_gaps(request: web.Request) -> web.Response:
     """Missing ranges between the chain's start_block and head, oldest first, `limit` a page."""
     state = state_of(request)
     limit, after = gaps_query(request.query)
-    row = await _chain(state, request)
-    if row.head is None:
-        gaps: list[tuple[int, int]] = []
-        more = False
-    else:
-        gaps, more = await gaps_page(
-            state.pool, row.id, row.config.start_block, row.head, after, limit
-        )
+    async with read_connection(state.pool, state.reads) as conn:
+        row = await _chain(conn, request)
+        if row.head is None:
+            gaps: list[tuple[int, int]] = []
+            more = False
+        else:
+            gaps, more = await gaps_page(
+                conn, row.id, row.config.start_block, row.head, after, limit
+            )
     return web.json_response(
         {
             "chain": row.config.name,
@@ -101,6 +105,12 @@ async def sample_rates(state: ApiState, interval: float) -> None:
         await asyncio.sleep(interval)
         try:
             await all_statuses(state)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (
+            OSError,
+            TimeoutError,
+            ApiError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+        ) as exc:
             # Postgres away or busy: try again next time
             state.log.warning("rate sampling failed: %s", exc)

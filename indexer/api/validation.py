@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from indexer.api.errors import ApiError
 from indexer.config import BIGINT_MAX as MAX_INT64
-from indexer.config import ChainConfig
+from indexer.config import ChainConfig, rpc_url_problem
+from indexer.redact import public_url
 
 MAX_BODY_BYTES = 1024 * 1024  # 1 MiB: a chain config is under 2 KiB; anything bigger is abuse
 RESERVED_NAMES = frozenset({"status"})  # `/chains/status` is every chain's status
@@ -110,26 +111,32 @@ def _first_error(exc: ValidationError, known: Mapping[str, Any] | None = None) -
     return ApiError(400, message, field)
 
 
-def _check_api_rules(body: Mapping[str, Any]) -> None:
-    """The API's bounds beyond ChainConfig's own: bigint-sized integers, a printable URL."""
+def _check_api_rules(body: Mapping[str, Any], allow_link_local: bool) -> None:
+    """The API's bounds beyond ChainConfig's own: bigint-sized integers, a printable, safe URL.
+
+    No message repeats the URL: it may carry the provider's key.
+    """
     for name in UNBOUNDED_INTEGERS:
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value > MAX_INT64:
             raise ApiError(400, f"Input should be less than or equal to {MAX_INT64}", name)
     url = body.get("rpc_url")
-    if isinstance(url, str) and (
-        len(url) > RPC_URL_MAX_LENGTH or not re.fullmatch(RPC_URL_PATTERN, url)
-    ):
+    if not isinstance(url, str):
+        return
+    if len(url) > RPC_URL_MAX_LENGTH or not re.fullmatch(RPC_URL_PATTERN, url):
         raise ApiError(
             400,
             f"must be an http(s) URL of printable ASCII, at most {RPC_URL_MAX_LENGTH} long",
             "rpc_url",
         )
+    problem = rpc_url_problem(url, allow_link_local)
+    if problem:
+        raise ApiError(400, problem, "rpc_url")
 
 
-def new_chain(body: dict[str, Any]) -> ChainConfig:
+def new_chain(body: dict[str, Any], allow_link_local: bool = False) -> ChainConfig:
     """A POSTed chain: every field checked, defaults for the knobs it leaves out."""
-    _check_api_rules(body)
+    _check_api_rules(body, allow_link_local)
     try:
         config = ChainConfig.model_validate(body, strict=True)
     except ValidationError as exc:
@@ -139,11 +146,19 @@ def new_chain(body: dict[str, Any]) -> ChainConfig:
     return config
 
 
-def patched_chain(current: ChainConfig, body: dict[str, Any]) -> ChainConfig:
-    """`current` with every field of a PATCH body applied, or the 400 naming the bad field."""
+def patched_chain(
+    current: ChainConfig, body: dict[str, Any], allow_link_local: bool = False
+) -> ChainConfig:
+    """`current` with every field of a PATCH body applied, or the 400 naming the bad field.
+
+    An `rpc_url` equal to what reads show (scheme://host[:port]) keeps the stored URL and its
+    key, so a chain read, edited and sent back does not lose its key.
+    """
     if "name" in body and body["name"] != current.name:
         raise ApiError(400, "a chain cannot be renamed", "name")
-    _check_api_rules(body)
+    if body.get("rpc_url") == public_url(current.rpc_url):
+        body = {key: value for key, value in body.items() if key != "rpc_url"}
+    _check_api_rules(body, allow_link_local)
     unknown = sorted(set(body) - set(ChainConfig.model_fields))
     if unknown:
         raise ApiError(400, "unknown field", unknown[0])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from indexer.config import ChainConfig
+from indexer.config import BIGINT_MAX, ChainConfig
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,14 @@ async def get_chain(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> Chain
     return _row(record) if record else None
 
 
+# A deleted chain's row stays, renamed RETIRED_PREFIX || id, until its data is purged in batches:
+# no chain name starts with "#", so its old name is free at once and lookups by name miss it.
+RETIRED_PREFIX = "#deleted:"
+
 LIST_CHAINS = f"""
 SELECT {CHAIN_COLUMNS}
   FROM chains
+ WHERE name NOT LIKE '#%'
  ORDER BY name
 """
 
@@ -90,7 +95,7 @@ async def set_head(conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, head:
     await conn.execute(SET_HEAD, chain_id, head)
 
 
-# The chain row, locked until the transaction ends: update_chain and delete_chain take it first.
+# The chain row, locked until the transaction ends: update_chain takes it first.
 LOCK_CHAIN = GET_CHAIN + "   FOR UPDATE\n"
 
 UPDATE_CONFIG = f"""
@@ -118,17 +123,71 @@ async def update_chain(
         return _row(await conn.fetchrow(UPDATE_CONFIG, current.id, updated.model_dump_json()))
 
 
-# transactions has no foreign key to chains; blocks and indexed_ranges cascade.
-DELETE_TRANSACTIONS = "DELETE FROM transactions WHERE chain_id = $1"
+RETIRE_CHAIN = """
+UPDATE chains SET name = $2::text || id, updated_at = now()
+ WHERE name = $1
+RETURNING id
+"""
+
+
+async def retire_chain(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> int | None:
+    """Hide the chain at once (one short statement): its name is free, workers find it unknown.
+
+    Returns its id for `purge_batch`, or None if no chain has that name.
+    """
+    chain_id: int | None = await conn.fetchval(RETIRE_CHAIN, name, RETIRED_PREFIX)
+    return chain_id
+
+
+RETIRED_CHAINS = """
+SELECT id
+  FROM chains
+ WHERE name LIKE '#%'
+ ORDER BY id
+"""
+
+
+async def retired_chains(conn: asyncpg.Connection | asyncpg.Pool) -> list[int]:
+    """Ids of deleted chains whose data is not purged yet (a purge resumes from these)."""
+    return [record["id"] for record in await conn.fetch(RETIRED_CHAINS)]
+
+
+# The rows of a chain, by table and block column; `transactions` has no foreign key to chains.
+CHAIN_DATA = (("transactions", "block_number"), ("blocks", "number"))
+OLDEST_BLOCK = "SELECT least({})".format(
+    ", ".join(
+        f"(SELECT min({column}) FROM {table} WHERE chain_id = $1)" for table, column in CHAIN_DATA
+    )
+)
+DELETE_THROUGH = [
+    f"DELETE FROM {table} WHERE chain_id = $1 AND {column} <= $2" for table, column in CHAIN_DATA
+]
+IS_RETIRED = "SELECT EXISTS (SELECT FROM chains WHERE id = $1 AND name LIKE '#%')"
+# Taken before the last step: a writer still storing blocks of the chain holds FOR KEY SHARE on
+# the row (the foreign key) and is waited for; one that comes later fails its key check.
+LOCK_RETIRED = "SELECT id FROM chains WHERE id = $1 AND name LIKE '#%' FOR UPDATE"
+DELETE_RANGES = "DELETE FROM indexed_ranges WHERE chain_id = $1"
 DELETE_CHAIN = "DELETE FROM chains WHERE id = $1"
 
 
-async def delete_chain(pool: asyncpg.Pool, name: str) -> bool:
-    """Delete the chain, its blocks, transactions and indexed ranges; False if it did not exist."""
+async def purge_batch(pool: asyncpg.Pool, chain_id: int, batch_blocks: int) -> bool:
+    """Delete the oldest `batch_blocks` blocks' rows of a retired chain in one short transaction.
+
+    Once no rows are left, delete its indexed ranges and its row. True while more remains.
+    """
     async with pool.acquire() as conn, conn.transaction():
-        record = await conn.fetchrow(LOCK_CHAIN, name)
-        if record is None:
-            return False
-        await conn.execute(DELETE_TRANSACTIONS, record["id"])
-        await conn.execute(DELETE_CHAIN, record["id"])
+        if not await conn.fetchval(IS_RETIRED, chain_id):
+            return False  # purged already, or a live chain: never touch its rows
+        oldest = await conn.fetchval(OLDEST_BLOCK, chain_id)
+        if oldest is None:
+            if await conn.fetchval(LOCK_RETIRED, chain_id) is None:
+                return False
+            oldest = await conn.fetchval(OLDEST_BLOCK, chain_id)
+            if oldest is None:
+                await conn.execute(DELETE_RANGES, chain_id)
+                await conn.execute(DELETE_CHAIN, chain_id)
+                return False
+        last = min(oldest + batch_blocks - 1, BIGINT_MAX)
+        for statement in DELETE_THROUGH:
+            await conn.execute(statement, chain_id, last)
         return True

@@ -1,4 +1,4 @@
-"""Connection pool with per-connection staging tables for bulk writes; probes of the server."""
+"""Connection pool with per-connection staging tables for bulk writes; probes; read time limits."""
 
 from __future__ import annotations
 
@@ -49,3 +49,12 @@ async def backend_pid(conn: asyncpg.Connection | asyncpg.Pool) -> int:
     """Process id of the server backend serving this connection (PostgreSQL forks one each)."""
     pid: int = await conn.fetchval(BACKEND_PID)
     return pid
+
+
+# `true`: for the current transaction only, so a pooled connection never keeps it.
+LOCAL_STATEMENT_TIMEOUT = "SELECT set_config('statement_timeout', $1, true)"
+
+
+async def limit_statement_time(conn: asyncpg.Connection, seconds: float) -> None:
+    """Cancel any statement of the open transaction that runs longer than `seconds`."""
+    await conn.fetchval(LOCAL_STATEMENT_TIMEOUT, f"{max(1, round(seconds * 1000))}ms")

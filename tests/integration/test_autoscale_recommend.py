@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Metrics
-from indexer.store.chains import delete_chain, set_head
+from indexer.store.chains import retire_chain, set_head
 from indexer.store.ranges import add_range
 from indexer.supervisor import Supervisor, SupervisorOptions
 from tests.support.harness import Harness
@@ -47,7 +47,7 @@ async def test_recommendations_follow_backlog_bounds_and_deleted_chains(harness:
     await supervisor.tick()
     assert replicas(metrics, busy.config.name)["desired"] == 5
 
-    assert await delete_chain(harness.pool, idle.config.name)
+    assert await retire_chain(harness.pool, idle.config.name) is not None  # as DELETE does
     await supervisor.tick()
     assert replicas(metrics, idle.config.name) == dict.fromkeys(
         ("desired", "current", "min", "max")

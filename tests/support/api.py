@@ -54,9 +54,13 @@ class ApiClient:
 
 
 @contextlib.asynccontextmanager
-async def serving_api(harness: Harness) -> AsyncIterator[ApiClient]:
-    """The admin API in this process, on the harness's pool, client and task queue."""
-    state = ApiState(harness.pool, harness.client, TOKEN, task_queue=harness.task_queue)
+async def serving_api(harness: Harness, **options: Any) -> AsyncIterator[ApiClient]:
+    """The admin API in this process, on the harness's pool, client and task queue.
+
+    `options` replace or add ApiState fields (pool, temporal, allowed_hosts, purge_batch_blocks).
+    """
+    fields = {"pool": harness.pool, "temporal": harness.client, "token": TOKEN}
+    state = ApiState(**{**fields, "task_queue": harness.task_queue, **options})
     server = TestServer(create_app(state, sample_rates=False), host="127.0.0.1")
     await server.start_server()
     try:

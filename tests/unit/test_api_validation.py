@@ -11,6 +11,7 @@ import pytest
 from indexer.api.auth import generate_token, token_matches
 from indexer.api.backfill import MAX_DIRECT_RANGES, count_aligned_ranges, plan_backfill
 from indexer.api.errors import ApiError
+from indexer.api.hosts import allowed_hosts, host_name
 from indexer.api.openapi import DOCUMENT_PATH, build_document
 from indexer.api.validation import (
     MAX_INT64,
@@ -166,3 +167,48 @@ def test_document_is_valid_json_with_sorted_keys() -> None:
     text = DOCUMENT_PATH.read_text()
     assert json.loads(text)["openapi"] == "3.1.0"
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def test_deleting_needs_the_name_again_and_reads_document_their_503() -> None:
+    paths = build_document()["paths"]
+    delete = paths["/chains/{name}"]["delete"]
+    assert [(p["name"], p["in"], p["required"]) for p in delete["parameters"]] == [
+        ("confirm", "query", True)
+    ]
+    assert "400" in delete["responses"]
+    for path in ("/chains", "/chains/status", "/chains/{name}/status", "/chains/{name}/gaps"):
+        assert "503" in paths[path]["get"]["responses"], path
+    shown = build_document()["components"]["schemas"]["Chain"]["properties"]["rpc_url"]
+    assert "scheme://host[:port]" in shown["description"]
+
+
+def test_a_patch_sending_the_shown_url_back_keeps_the_stored_key() -> None:
+    current = ChainConfig(name="main", rpc_url="https://node.example/v3/KEY")
+    assert patched_chain(current, {"rpc_url": "https://node.example"}) == current
+    edited = patched_chain(current, {"rpc_url": "https://node.example", "max_replicas": 4})
+    assert (edited.rpc_url, edited.max_replicas) == (current.rpc_url, 4)
+    changed = patched_chain(current, {"rpc_url": "https://other.example/v3/NEW"})
+    assert changed.rpc_url == "https://other.example/v3/NEW"
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("127.0.0.1:8088", "127.0.0.1"),
+        ("LocalHost.", "localhost"),
+        ("[::1]:8088", "::1"),
+        ("::1", "::1"),
+        ("api.example", "api.example"),
+        ("", ""),
+    ],
+)
+def test_host_names_from_headers(header: str, name: str) -> None:
+    assert host_name(header) == name
+
+
+def test_allowed_hosts_default_to_the_bind_address_and_localhost() -> None:
+    local = {"localhost", "127.0.0.1", "::1"}
+    assert allowed_hosts("127.0.0.1", None) == local
+    assert allowed_hosts("10.0.0.5", None) == local | {"10.0.0.5"}
+    assert allowed_hosts("0.0.0.0", None) == local  # every interface: names must be configured
+    assert allowed_hosts("0.0.0.0", ["API.example.", "*"]) == {"api.example", "*"}
