@@ -1,4 +1,5 @@
-"""Reorgs of depth 1 to 32 at the head during live sync, on the simulated chain and on anvil."""
+"""Reorgs of depth 1 to 32 at the head during live sync, on the simulated chain and on anvil;
+a fork deeper than the reorg window, refused."""
 
 from __future__ import annotations
 
@@ -7,23 +8,26 @@ from collections.abc import Callable
 
 import pytest
 
+from indexer.store.chains import update_chain
 from tests.support.chaindata import ExpectedBlock, expected_blocks, rpc
 from tests.support.faults import (
     POLL_SECONDS,
     UNAVAILABLE,
     FaultReport,
     assert_exactly_indexed,
-    covered,
+    caught_up,
     record,
     wait_covered,
 )
 from tests.support.harness import Harness
-from tests.support.simchain import sim_head, sim_post
+from tests.support.simchain import sim_post
 from tests.support.waiting import wait_until
 
 BACKLOG = 20_000
 SIM_DEPTHS = [1, 2, 3, 5, 8, 13, 21, 32]
 ANVIL_DEPTHS = [1, 7, 32]
+DEEP_BACKLOG = 1_000
+WINDOW = 16  # the deep-fork case's max_reorg_depth
 
 
 def reorg_samples(harness: Harness, chain: str) -> tuple[float, float]:
@@ -58,7 +62,7 @@ async def test_sim_chain_reorgs_during_live_sync(
         await harness.start(chain)
         await wait_covered(harness, row.id, BACKLOG - 1, 90)
         for depth in SIM_DEPTHS:
-            head = await _caught_up(harness, row.id, url)
+            head = await caught_up(harness, row.id, url)
             before = await harness.stored_blocks(row.id, head - depth + 1, head)
             count_before, _ = reorg_samples(harness, chain)
             reorged_at = (await sim_post(url, "/_sim/reorg", {"depth": depth}))["head"]
@@ -97,7 +101,7 @@ async def test_sim_chain_reorgs_during_live_sync(
             detected += counted
             if exact:
                 assert counted == 1, f"the depth-{depth} reorg was counted {counted} times"
-        final_head = await _caught_up(harness, row.id, url)
+        final_head = await caught_up(harness, row.id, url)
     check = await assert_exactly_indexed(harness, row.id, url, final_head)
     count, depth_sum = reorg_samples(harness, chain)
     assert count == detected  # nothing counted after its repair
@@ -121,19 +125,56 @@ async def test_sim_chain_reorgs_during_live_sync(
     )
 
 
-async def _caught_up(harness: Harness, chain_id: int, url: str) -> int:
-    """Wait until every block up to the chain's current head is stored; returns that head."""
-    head = await sim_head(url)
+async def test_sim_chain_fork_deeper_than_the_window_stops_the_chain_and_deletes_nothing(
+    harness: Harness, sim_chain: Callable[..., str]
+) -> None:
+    """The fork replaces the whole window and the block below it (low - 1).
 
-    async def stored_to_head() -> bool:
-        nonlocal head
-        head = await sim_head(url)
-        return await covered(harness.pool, chain_id, head) and await sim_head(url) == head
-
-    await wait_until(
-        stored_to_head, 30, "live sync to reach the head", interval=0.05, retry_on=UNAVAILABLE
+    Deleting the window alone would leave block low - 1 of the old fork stored: the range
+    re-indexed above it would fail its parent check (ParentMismatch) at every attempt, for ever.
+    """
+    url = sim_chain(backlog=DEEP_BACKLOG, txs_per_block=1)
+    row = await harness.add_chain(
+        url, head_poll_interval_seconds=0.1, blocks_per_workflow=250, max_reorg_depth=WINDOW
     )
-    return head
+    chain = row.config.name
+    head = DEEP_BACKLOG - 1
+    async with harness.worker():
+        await harness.start(chain)
+        await wait_covered(harness, row.id, head, 60)
+        before = await harness.stored_blocks(row.id)
+        await sim_post(url, "/_sim/reorg", {"depth": WINDOW + 1})
+
+        async def refused_or_changed() -> bool:
+            too_deep = harness.sample("tindexer_chain_fork_too_deep", chain=chain) == 1
+            return too_deep or await harness.stored_blocks(row.id) != before
+
+        await wait_until(refused_or_changed, 30, "the deep fork to be refused")
+        assert await harness.stored_blocks(row.id) == before  # nothing deleted
+
+        async def failed() -> tuple[str, str] | None:
+            return await harness.head_scan_failure(chain)
+
+        await wait_until(failed, 30, "HeadScan to report the deep fork")
+        kind, message = await failed() or ("", "")
+        assert kind == "ForkDeeperThanWindow"
+        assert f"blocks {head - WINDOW}..{head - WINDOW + 1} differ" in message, message
+        assert reorg_samples(harness, chain) == (0, 0)
+        assert await harness.stored_blocks(row.id) == before
+
+        # Nothing is wedged: with the window raised past the fork, the next scan repairs it.
+        await update_chain(
+            harness.pool, chain, lambda c: c.model_copy(update={"max_reorg_depth": 2 * WINDOW})
+        )
+        expected = await expected_blocks(url, 0, head)
+
+        async def repaired() -> bool:
+            return await harness.stored_blocks(row.id) == expected
+
+        await wait_until(repaired, 60, "the deep fork to be repaired", POLL_SECONDS)
+        assert harness.sample("tindexer_chain_fork_too_deep", chain=chain) == 0
+    await assert_exactly_indexed(harness, row.id, url, head)
+    assert reorg_samples(harness, chain) == (1, WINDOW + 1)
 
 
 # --- anvil ----------------------------------------------------------------------------------
