@@ -25,6 +25,7 @@ from tests.support.waiting import wait_until
 
 BACKLOG = 20_000
 SIM_DEPTHS = [1, 2, 3, 5, 8, 13, 21, 32]
+RACED_DEPTH = 5  # a reorg raced by a block mined just before it, on purpose
 ANVIL_DEPTHS = [1, 7, 32]
 DEEP_BACKLOG = 1_000
 WINDOW = 16  # the deep-fork case's max_reorg_depth
@@ -56,55 +57,81 @@ async def test_sim_chain_reorgs_during_live_sync(
     chain = row.config.name
     began = time.monotonic()
     recoveries: list[float] = []
+
+    async def reorg_at_head(depth: int, race: bool = False) -> tuple[bool, float]:
+        """Reorg `depth` blocks once every block is stored, wait for the repair; whether the
+        reorg replaced exactly the blocks stored, and how many reorgs the indexer counted.
+
+        A block mined between the check and the reorg (by chance: a few ms of each second; or
+        on purpose: `race`) moves the replaced window up by one: the lowest block read before
+        stays, with its transactions, and the reorg the indexer sees may be shallower, or
+        (depth 1) no reorg at all.
+        """
+        head = await caught_up(harness, row.id, url)
+        before = await harness.stored_blocks(row.id, head - depth + 1, head)
+        count_before, _ = reorg_samples(harness, chain)
+        if race:
+            await sim_post(url, "/_sim/mine", {"blocks": 1})
+        reorged_at = (await sim_post(url, "/_sim/reorg", {"depth": depth}))["head"]
+        fault_end = time.monotonic()
+        low, high = head - depth - 1, reorged_at
+        expected = await expected_blocks(url, low, high)
+        replaced = [n for n in before if n > reorged_at - depth]
+        assert all(expected[n].hash != before[n].hash for n in replaced)
+        old_txs = [tx for n in replaced for tx in before[n].tx_hashes]
+        exact = reorged_at == head
+
+        async def repaired() -> bool:
+            return (
+                (reorg_samples(harness, chain)[0] > count_before or not exact)
+                and await harness.stored_blocks(row.id, low, high) == expected
+                and await old_transactions_left(harness, row.id, old_txs) == 0
+            )
+
+        async def diagnosis() -> str:
+            stored = await harness.stored_blocks(row.id, low, high)
+            numbers = sorted(expected.keys() | stored.keys())
+            wrong = [n for n in numbers if stored.get(n) != expected.get(n)]
+            return (
+                f"blocks {low}..{high} missing or stale: {wrong}; old transactions left:"
+                f" {await old_transactions_left(harness, row.id, old_txs)}; reorgs counted"
+                f" since: {reorg_samples(harness, chain)[0] - count_before}; ranges"
+                f" {(await harness.ranges(row.id))[-3:]}; scan failure"
+                f" {await harness.head_scan_failure(chain)}; failing ranges"
+                f" {await harness.range_failures(chain)}"
+            )
+
+        # 90 s: a range that met the reorg mid-fetch retries with backoff (1, 2, 4, 8, 16 s…).
+        repaired_at = await wait_until(
+            repaired,
+            90,
+            f"the depth-{depth} reorg",
+            POLL_SECONDS,
+            retry_on=UNAVAILABLE,
+            diagnose=diagnosis,
+        )
+        recoveries.append(repaired_at - fault_end)
+        return exact, reorg_samples(harness, chain)[0] - count_before
+
     raced = 0
     detected = 0.0
     async with harness.worker():
         await harness.start(chain)
         await wait_covered(harness, row.id, BACKLOG - 1, 90)
         for depth in SIM_DEPTHS:
-            head = await caught_up(harness, row.id, url)
-            before = await harness.stored_blocks(row.id, head - depth + 1, head)
-            count_before, _ = reorg_samples(harness, chain)
-            reorged_at = (await sim_post(url, "/_sim/reorg", {"depth": depth}))["head"]
-            fault_end = time.monotonic()
-            # A block mined between the check and the reorg (rare: the window is a few ms of
-            # each second) means the indexer may not have stored every replaced block, so the
-            # reorg it sees may be shallower, or (depth 1) no reorg at all.
-            exact = reorged_at == head
+            exact, counted = await reorg_at_head(depth)
             raced += not exact
-            expected = await expected_blocks(url, head - depth - 1, reorged_at)
-            old_txs = [tx for block in before.values() for tx in block.tx_hashes]
-            # A block mined between the check and the reorg moves the replaced window up by one.
-            replaced = [n for n in before if n > reorged_at - depth]
-            assert all(expected[n].hash != before[n].hash for n in replaced)
-
-            async def repaired(
-                low: int = head - depth - 1,
-                high: int = reorged_at,
-                expected: dict[int, ExpectedBlock] = expected,
-                old_txs: list[bytes] = old_txs,
-                count_before: float = count_before,
-                exact: bool = exact,
-            ) -> bool:
-                return (
-                    (reorg_samples(harness, chain)[0] > count_before or not exact)
-                    and await harness.stored_blocks(row.id, low, high) == expected
-                    and await old_transactions_left(harness, row.id, old_txs) == 0
-                )
-
-            # 90 s: a range that met the reorg mid-fetch retries with backoff (1, 2, 4, 8, 16 s…).
-            repaired_at = await wait_until(
-                repaired, 90, f"the depth-{depth} reorg", POLL_SECONDS, retry_on=UNAVAILABLE
-            )
-            recoveries.append(repaired_at - fault_end)
-            counted = reorg_samples(harness, chain)[0] - count_before
             detected += counted
             if exact:
                 assert counted == 1, f"the depth-{depth} reorg was counted {counted} times"
+        count, depth_sum = reorg_samples(harness, chain)
+        # One more, raced by a block on purpose: its lowest block read before is not replaced.
+        exact, counted = await reorg_at_head(RACED_DEPTH, race=True)
+        assert not exact
+        detected += counted
         final_head = await caught_up(harness, row.id, url)
     check = await assert_exactly_indexed(harness, row.id, url, final_head)
-    count, depth_sum = reorg_samples(harness, chain)
-    assert count == detected  # nothing counted after its repair
+    assert reorg_samples(harness, chain)[0] == detected  # nothing counted after its repair
     if not raced:
         assert count == len(SIM_DEPTHS)  # each reorg detected, and detected once
         assert depth_sum == sum(SIM_DEPTHS)
@@ -112,7 +139,8 @@ async def test_sim_chain_reorgs_during_live_sync(
         FaultReport.from_check(
             "6-reorgs-sim-chain",
             f"reorgs of depth {SIM_DEPTHS} at the head of a growing chain (1 block/s)"
-            " after a 20,000-block backfill",
+            f" after a 20,000-block backfill, then one of depth {RACED_DEPTH} raced by a new"
+            " block",
             check,
             recover_seconds=max(recoveries),
             total_seconds=time.monotonic() - began,

@@ -64,6 +64,18 @@ class Harness:
                 return failure.application_failure_info.type, failure.message
         return None
 
+    async def range_failures(self, chain: str) -> list[tuple[str, int, str]]:
+        """(workflow ID, attempt, last failure) of each running IndexRange retrying its activity."""
+        failures = []
+        async for execution in self.client.list_workflows(
+            f"WorkflowId STARTS_WITH 'index:{chain}:' AND ExecutionStatus = 'Running'"
+        ):
+            description = await self.client.get_workflow_handle(execution.id).describe()
+            for pending in description.raw_description.pending_activities:
+                if pending.last_failure.message:
+                    failures.append((execution.id, pending.attempt, pending.last_failure.message))
+        return failures
+
     async def block_count(self, chain_id: int) -> int:
         """How many block rows the chain has."""
         query = "SELECT count(*) FROM blocks WHERE chain_id = $1"
