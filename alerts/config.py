@@ -61,6 +61,18 @@ class AlertConfig:
     deep_reorg_blocks: int = 8
     deep_reorg_window: str = "1h"
 
+    # --- What the provider answers ----------------------------------------------------------
+    # Load-balanced providers answer from backends a block or two apart, so a head below the
+    # chain's now and then is normal (counted, never acted on). Behind at every scan for 10
+    # minutes, then 5 more, is a node stuck or resyncing: nothing new is indexed meanwhile, and
+    # TindexerLiveSyncLost cannot see it, because the head it measures from stays at the highest
+    # the provider answered. Fifteen minutes in all, as for live sync lost.
+    provider_behind_window: str = "10m"
+    provider_behind_for: str = "5m"
+    # A scan or two on a stale fork heals by itself (the next answer agrees again); a minute of
+    # refusals is a stopped chain that only a human resumes (max_reorg_depth, or the provider).
+    fork_too_deep_for: str = "1m"
+
     # --- Rate limits and errors -----------------------------------------------------------
     # The SDK retries RESOURCE_EXHAUSTED by itself; a few per minute are harmless, more than
     # one every 10 s for 15 minutes means the namespace RPS limit throttles scheduling.

@@ -1,4 +1,4 @@
-"""RPC providers: is the chain's provider the bottleneck or rate-limiting us."""
+"""RPC providers: is the chain's provider the bottleneck, rate-limiting us, or behind."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from dashboards.queries import rpc as q
 TITLE = "Tindexer / RPC providers"
 DESCRIPTION = (
     "JSON-RPC requests to each chain's provider: outcomes, 429s, latency and the adaptive "
-    "concurrency limit."
+    "concurrency limit; and what the indexer refuses to act on: a head behind the chain's, a "
+    "fork deeper than the reorg window."
 )
 VARIABLES = ("chain",)
 
@@ -111,6 +112,35 @@ ROWS: Rows = [
                 SECONDS,
                 Query(q.FETCH_P95, "{{chain}}"),
                 width=12,
+            ),
+        ],
+    ),
+    (
+        "Untrusted answers",
+        [
+            timeseries(
+                "Provider head behind the chain's head",
+                "Blocks the provider's latest block was below the highest it answered before, "
+                "at the last head scan: a lagging or resyncing node. Nothing is deleted or "
+                "scheduled above its head meanwhile.",
+                COUNT,
+                Query(q.HEAD_LAG, "{{chain}}"),
+                thresholds=steps((GREEN, None), (RED, 1)),
+            ),
+            timeseries(
+                "Head regressions per second",
+                "Head scans that found the provider below the chain's head; a load-balanced "
+                "provider flaps now and then, a stuck one at every scan.",
+                PER_SECOND,
+                Query(q.HEAD_REGRESSIONS, "{{chain}}"),
+            ),
+            stat(
+                "Fork deeper than the window",
+                "1 while the chain is stopped on a fork deeper than its max_reorg_depth "
+                "(nothing deleted; see the runbook of TindexerForkDeeperThanWindow).",
+                COUNT,
+                Query(q.FORK_TOO_DEEP, "{{chain}}"),
+                thresholds=steps((GREEN, None), (RED, 1)),
             ),
         ],
     ),

@@ -261,6 +261,26 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
             registry=r,
         )
+        self.fork_too_deep = Gauge(
+            "tindexer_chain_fork_too_deep",
+            "Whether the last reorg check found a fork deeper than max_reorg_depth (1), which"
+            " stops the chain with nothing deleted, or none (0).",
+            ["chain"],
+            registry=r,
+        )
+        self.head_regressions = Counter(
+            "tindexer_rpc_head_regressions_total",
+            "Head scans in which the provider's latest block was below the chain's head (the"
+            " highest it answered before): a lagging or resyncing node, never a reorg.",
+            ["chain"],
+            registry=r,
+        )
+        self.head_lag = Gauge(
+            "tindexer_rpc_head_lag_blocks",
+            "Blocks the provider's latest block was below the chain's head at the last head scan.",
+            ["chain"],
+            registry=r,
+        )
         self.index_range_duration = Histogram(
             "tindexer_index_range_duration_seconds",
             "Time an IndexRange activity spends per phase (fetch from RPC, store to PostgreSQL).",
@@ -443,6 +463,7 @@ class Metrics:
     def touch_chain(self, chain: str) -> None:
         """Create a chain's counters at zero, so rate() and increase() see their first event."""
         self.reorgs.labels(chain)
+        self.head_regressions.labels(chain)
         self.blocks_indexed.labels(chain)
         self.scheduler_continue_as_new.labels(chain)
         for mode in ("direct", "scheduler"):

@@ -8,6 +8,7 @@ from alerts.groups import (
     errors,
     postgres,
     progress,
+    provider,
     scaling,
     slo,
 )
@@ -18,6 +19,7 @@ def all_groups(config: AlertConfig) -> list[Group]:
     return [
         availability.group(config),
         progress.group(config),
+        provider.group(config),
         errors.group(config),
         postgres.group(config),
         scaling.group(config),

@@ -42,3 +42,9 @@ _SLO = rpc_slo(CONFIG)
 SUCCESS_RATIO_5M = f"1 - {_SLO.error_ratio('5m')}{C}"
 SUCCESS_RATIO_1H = f"1 - {_SLO.error_ratio('1h')}{C}"
 SUCCESS_TARGET = _SLO.target
+# What the indexer refuses to act on: a head below the chain's, a fork deeper than the window.
+HEAD_LAG = f"max by (chain) (tindexer_rpc_head_lag_blocks{C})"
+HEAD_REGRESSIONS = (
+    f"sum by (chain) (rate(tindexer_rpc_head_regressions_total{C}[$__rate_interval]))"
+)
+FORK_TOO_DEEP = f"max by (chain) (tindexer_chain_fork_too_deep{C})"

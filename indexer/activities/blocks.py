@@ -12,9 +12,10 @@ from temporalio.exceptions import ApplicationError
 from exporter.tracing import current_trace_id, tracer
 from indexer.activities.chain_cache import ChainCache, knobs
 from indexer.activities.heartbeat import heartbeating
+from indexer.activities.reorg import ForkDeeperThanWindow, repair_reorg
 from indexer.chain.model import BadChainData, Block
 from indexer.chain.rpc import RpcClient, RpcError, RpcUnavailable
-from indexer.store.blocks import delete_from, store_range, stored_hashes
+from indexer.store.blocks import store_range
 from indexer.store.chains import set_head
 from indexer.store.ranges import coverage, is_covered
 from indexer.workflows.inputs import (
@@ -61,6 +62,7 @@ class BlockActivities:
         self.chains = chains
         self.pool = chains.pool
         self.metrics = chains.metrics
+        self._behind: set[str] = set()  # chains whose provider answered below their head
 
     @activity.defn(name="index_range")
     async def index_range(self, request: IndexRangeInput) -> IndexRangeResult:
@@ -116,7 +118,12 @@ class BlockActivities:
 
     @activity.defn(name="scan_head")
     async def scan_head(self, request: ScanHeadInput | str) -> ScanResult:
-        """Latest available block, reorg repair near it, and the gaps still to index."""
+        """Latest available block, reorg repair near it, and the gaps still to index.
+
+        The chain's head is the highest block the provider ever answered. A provider answering
+        below it is lagging or resyncing, not reorganising: nothing is checked or deleted, and
+        only the blocks it can serve are scheduled (its lag is a metric, not a fork).
+        """
         # A HeadScan run started before ScanHeadInput existed passes the bare chain name.
         chain_name = request if isinstance(request, str) else request.chain
         chain = await self.chains.chain(chain_name)
@@ -124,43 +131,74 @@ class BlockActivities:
         rpc = self.chains.rpc(config)
         async with heartbeating():
             try:
-                head = await rpc.latest_available_block()
-                depth = await self._repair_reorg(
-                    chain.id, config.name, rpc, head, config.max_reorg_depth
-                )
+                served = await rpc.latest_available_block()
+                head = await set_head(self.pool, chain.id, served)
+                depth = 0
+                if not self._observe_lag(config.name, head, served):
+                    depth = await self._repair_reorg(
+                        chain.id, config.name, rpc, served, config.max_reorg_depth
+                    )
             except (BadChainData, RpcUnavailable, RpcError) as exc:
                 raise _chain_failure(exc) from exc
-            await set_head(self.pool, chain.id, head)
+            except ForkDeeperThanWindow as exc:
+                self.metrics.fork_too_deep.labels(config.name).set(1)
+                activity.logger.error("%s: %s", config.name, exc)
+                # Retryable on purpose: HeadScan keeps scanning patiently, so the chain resumes
+                # by itself once max_reorg_depth is raised past the fork (or the provider is
+                # back on the stored fork); meanwhile nothing above the fork is indexed.
+                raise ApplicationError(
+                    f"{config.name}: {exc}; raise max_reorg_depth past the fork or check the"
+                    " provider (runbook: TindexerForkDeeperThanWindow)",
+                    type="ForkDeeperThanWindow",
+                ) from exc
             with self.metrics.pg_query_duration.labels("coverage").time():
-                covered = await coverage(self.pool, chain.id, config.start_block, head)
+                covered = await coverage(self.pool, chain.id, config.start_block, served)
         return ScanResult(
-            head=head,
+            head=served,
             missing_blocks=covered.missing_blocks,
             gaps=[Range(start, end) for start, end in covered.gaps[:MAX_GAPS_PER_SCAN]],
             knobs=knobs(config),
             reorg_depth=depth,
         )
 
+    def _observe_lag(self, chain_name: str, head: int, served: int) -> bool:
+        """Count a provider whose latest block is below the chain's head; log when that starts
+        and ends (not at every scan of a long resync)."""
+        lag = head - served
+        self.metrics.head_lag.labels(chain_name).set(lag)
+        if lag > 0:
+            self.metrics.head_regressions.labels(chain_name).inc()
+        was_behind = chain_name in self._behind
+        if lag > 0 and not was_behind:
+            self._behind.add(chain_name)
+            activity.logger.warning(
+                "%s: the provider's latest block %d is %d below the chain's head %d: a lagging"
+                " node, not a reorg; nothing is deleted or scheduled above it until it catches up",
+                chain_name,
+                served,
+                lag,
+                head,
+            )
+        elif lag <= 0 and was_behind:
+            self._behind.discard(chain_name)
+            activity.logger.info("%s: the provider caught up at block %d", chain_name, served)
+        return lag > 0
+
     async def _repair_reorg(
         self, chain_id: int, chain_name: str, rpc: RpcClient, head: int, window: int
     ) -> int:
-        """Compare stored hashes near the head with the chain; delete from the first mismatch up."""
-        low = max(0, head - window + 1)
-        with self.metrics.pg_query_duration.labels("reorg_window").time():
-            stored = await stored_hashes(self.pool, chain_id, low)
-        if not stored:
+        """Repair a fork within the window below `head`; the depth replaced, 0 if none."""
+        repair = await repair_reorg(self.pool, self.metrics, chain_id, rpc, head, window)
+        self.metrics.fork_too_deep.labels(chain_name).set(0)
+        if repair is None:
             return 0
-        canonical = await rpc.get_block_hashes(low, min(head, max(stored)))
-        forked = sorted(n for n, h in stored.items() if canonical.get(n) != h)
-        if not forked:
-            return 0
-        fork_start, top = forked[0], max(stored)
-        async with self.pool.acquire() as conn:
-            await delete_from(conn, chain_id, fork_start, top)
-        depth = top - fork_start + 1
         self.metrics.reorgs.labels(chain_name).inc()
-        self.metrics.reorg_depth.labels(chain_name).observe(depth)
+        self.metrics.reorg_depth.labels(chain_name).observe(repair.depth)
         activity.logger.warning(
-            "reorg on %s: blocks %d..%d replaced (depth %d)", chain_name, fork_start, top, depth
+            "reorg on %s: blocks %d..%d replaced (depth %d)",
+            chain_name,
+            repair.start,
+            repair.end,
+            repair.depth,
         )
-        return depth
+        return repair.depth

@@ -209,21 +209,23 @@ async def block_census(conn: asyncpg.Connection | asyncpg.Pool, chain_id: int) -
     )
 
 
-DELETE_TRANSACTIONS_BETWEEN = """
-DELETE FROM transactions
- WHERE chain_id = $1 AND block_number BETWEEN $2 AND $3
-"""
 DELETE_BLOCKS_BETWEEN = """
 DELETE FROM blocks
  WHERE chain_id = $1 AND number BETWEEN $2 AND $3
+"""
+DELETE_TRANSACTIONS_BETWEEN = """
+DELETE FROM transactions
+ WHERE chain_id = $1 AND block_number BETWEEN $2 AND $3
 """
 
 
 async def delete_from(conn: asyncpg.Connection, chain_id: int, start: int, end: int) -> int:
     """Forget blocks start..end (a reorg's orphans) and their transactions; returns the count."""
-    # Rows before the range lock, in the same order as store_range, so the two cannot deadlock.
+    # Blocks, then transactions, then the range lock: the order store_range takes them in (its
+    # upsert locks a replaced block before deleting that block's transactions). In the other
+    # order a repair and a store of the same blocks each wait for the other: a deadlock.
     async with conn.transaction():
-        await conn.execute(DELETE_TRANSACTIONS_BETWEEN, chain_id, start, end)
         status = await conn.execute(DELETE_BLOCKS_BETWEEN, chain_id, start, end)
+        await conn.execute(DELETE_TRANSACTIONS_BETWEEN, chain_id, start, end)
         await remove_range(conn, chain_id, start, end)
     return int(status.split()[-1])

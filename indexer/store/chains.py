@@ -85,14 +85,22 @@ async def list_chains(conn: asyncpg.Connection | asyncpg.Pool) -> list[ChainRow]
     return [_row(r) for r in records]
 
 
+# GREATEST ignores NULL: the first head is taken as it is.
 SET_HEAD = """
-UPDATE chains SET head = $2, head_updated_at = now()
+UPDATE chains SET head = GREATEST(head, $2), head_updated_at = now()
  WHERE id = $1
+RETURNING head
 """
 
 
-async def set_head(conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, head: int) -> None:
-    await conn.execute(SET_HEAD, chain_id, head)
+async def set_head(conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, head: int) -> int:
+    """Record a head the provider answered; returns the chain's head, the highest ever recorded.
+
+    The head never goes back: a provider answering below it is lagging or resyncing (a reorg
+    keeps the chain's height), and status must not show stored blocks above the head.
+    """
+    recorded = await conn.fetchval(SET_HEAD, chain_id, head)
+    return head if recorded is None else int(recorded)  # None: the chain was just deleted
 
 
 # The chain row, locked until the transaction ends: update_chain takes it first.

@@ -1,4 +1,5 @@
-"""Reorgs of depth 1 to 32 at the head during live sync, on the simulated chain and on anvil."""
+"""Reorgs of depth 1 to 32 at the head during live sync, on the simulated chain and on anvil;
+a fork deeper than the reorg window, refused."""
 
 from __future__ import annotations
 
@@ -7,23 +8,27 @@ from collections.abc import Callable
 
 import pytest
 
+from indexer.store.chains import update_chain
 from tests.support.chaindata import ExpectedBlock, expected_blocks, rpc
 from tests.support.faults import (
     POLL_SECONDS,
     UNAVAILABLE,
     FaultReport,
     assert_exactly_indexed,
-    covered,
+    caught_up,
     record,
     wait_covered,
 )
 from tests.support.harness import Harness
-from tests.support.simchain import sim_head, sim_post
+from tests.support.simchain import sim_post
 from tests.support.waiting import wait_until
 
 BACKLOG = 20_000
 SIM_DEPTHS = [1, 2, 3, 5, 8, 13, 21, 32]
+RACED_DEPTH = 5  # a reorg raced by a block mined just before it, on purpose
 ANVIL_DEPTHS = [1, 7, 32]
+DEEP_BACKLOG = 1_000
+WINDOW = 16  # the deep-fork case's max_reorg_depth
 
 
 def reorg_samples(harness: Harness, chain: str) -> tuple[float, float]:
@@ -52,55 +57,81 @@ async def test_sim_chain_reorgs_during_live_sync(
     chain = row.config.name
     began = time.monotonic()
     recoveries: list[float] = []
+
+    async def reorg_at_head(depth: int, race: bool = False) -> tuple[bool, float]:
+        """Reorg `depth` blocks once every block is stored, wait for the repair; whether the
+        reorg replaced exactly the blocks stored, and how many reorgs the indexer counted.
+
+        A block mined between the check and the reorg (by chance: a few ms of each second; or
+        on purpose: `race`) moves the replaced window up by one: the lowest block read before
+        stays, with its transactions, and the reorg the indexer sees may be shallower, or
+        (depth 1) no reorg at all.
+        """
+        head = await caught_up(harness, row.id, url)
+        before = await harness.stored_blocks(row.id, head - depth + 1, head)
+        count_before, _ = reorg_samples(harness, chain)
+        if race:
+            await sim_post(url, "/_sim/mine", {"blocks": 1})
+        reorged_at = (await sim_post(url, "/_sim/reorg", {"depth": depth}))["head"]
+        fault_end = time.monotonic()
+        low, high = head - depth - 1, reorged_at
+        expected = await expected_blocks(url, low, high)
+        replaced = [n for n in before if n > reorged_at - depth]
+        assert all(expected[n].hash != before[n].hash for n in replaced)
+        old_txs = [tx for n in replaced for tx in before[n].tx_hashes]
+        exact = reorged_at == head
+
+        async def repaired() -> bool:
+            return (
+                (reorg_samples(harness, chain)[0] > count_before or not exact)
+                and await harness.stored_blocks(row.id, low, high) == expected
+                and await old_transactions_left(harness, row.id, old_txs) == 0
+            )
+
+        async def diagnosis() -> str:
+            stored = await harness.stored_blocks(row.id, low, high)
+            numbers = sorted(expected.keys() | stored.keys())
+            wrong = [n for n in numbers if stored.get(n) != expected.get(n)]
+            return (
+                f"blocks {low}..{high} missing or stale: {wrong}; old transactions left:"
+                f" {await old_transactions_left(harness, row.id, old_txs)}; reorgs counted"
+                f" since: {reorg_samples(harness, chain)[0] - count_before}; ranges"
+                f" {(await harness.ranges(row.id))[-3:]}; scan failure"
+                f" {await harness.head_scan_failure(chain)}; failing ranges"
+                f" {await harness.range_failures(chain)}"
+            )
+
+        # 90 s: a range that met the reorg mid-fetch retries with backoff (1, 2, 4, 8, 16 s…).
+        repaired_at = await wait_until(
+            repaired,
+            90,
+            f"the depth-{depth} reorg",
+            POLL_SECONDS,
+            retry_on=UNAVAILABLE,
+            diagnose=diagnosis,
+        )
+        recoveries.append(repaired_at - fault_end)
+        return exact, reorg_samples(harness, chain)[0] - count_before
+
     raced = 0
     detected = 0.0
     async with harness.worker():
         await harness.start(chain)
         await wait_covered(harness, row.id, BACKLOG - 1, 90)
         for depth in SIM_DEPTHS:
-            head = await _caught_up(harness, row.id, url)
-            before = await harness.stored_blocks(row.id, head - depth + 1, head)
-            count_before, _ = reorg_samples(harness, chain)
-            reorged_at = (await sim_post(url, "/_sim/reorg", {"depth": depth}))["head"]
-            fault_end = time.monotonic()
-            # A block mined between the check and the reorg (rare: the window is a few ms of
-            # each second) means the indexer may not have stored every replaced block, so the
-            # reorg it sees may be shallower, or (depth 1) no reorg at all.
-            exact = reorged_at == head
+            exact, counted = await reorg_at_head(depth)
             raced += not exact
-            expected = await expected_blocks(url, head - depth - 1, reorged_at)
-            old_txs = [tx for block in before.values() for tx in block.tx_hashes]
-            # A block mined between the check and the reorg moves the replaced window up by one.
-            replaced = [n for n in before if n > reorged_at - depth]
-            assert all(expected[n].hash != before[n].hash for n in replaced)
-
-            async def repaired(
-                low: int = head - depth - 1,
-                high: int = reorged_at,
-                expected: dict[int, ExpectedBlock] = expected,
-                old_txs: list[bytes] = old_txs,
-                count_before: float = count_before,
-                exact: bool = exact,
-            ) -> bool:
-                return (
-                    (reorg_samples(harness, chain)[0] > count_before or not exact)
-                    and await harness.stored_blocks(row.id, low, high) == expected
-                    and await old_transactions_left(harness, row.id, old_txs) == 0
-                )
-
-            # 90 s: a range that met the reorg mid-fetch retries with backoff (1, 2, 4, 8, 16 s…).
-            repaired_at = await wait_until(
-                repaired, 90, f"the depth-{depth} reorg", POLL_SECONDS, retry_on=UNAVAILABLE
-            )
-            recoveries.append(repaired_at - fault_end)
-            counted = reorg_samples(harness, chain)[0] - count_before
             detected += counted
             if exact:
                 assert counted == 1, f"the depth-{depth} reorg was counted {counted} times"
-        final_head = await _caught_up(harness, row.id, url)
+        count, depth_sum = reorg_samples(harness, chain)
+        # One more, raced by a block on purpose: its lowest block read before is not replaced.
+        exact, counted = await reorg_at_head(RACED_DEPTH, race=True)
+        assert not exact
+        detected += counted
+        final_head = await caught_up(harness, row.id, url)
     check = await assert_exactly_indexed(harness, row.id, url, final_head)
-    count, depth_sum = reorg_samples(harness, chain)
-    assert count == detected  # nothing counted after its repair
+    assert reorg_samples(harness, chain)[0] == detected  # nothing counted after its repair
     if not raced:
         assert count == len(SIM_DEPTHS)  # each reorg detected, and detected once
         assert depth_sum == sum(SIM_DEPTHS)
@@ -108,7 +139,8 @@ async def test_sim_chain_reorgs_during_live_sync(
         FaultReport.from_check(
             "6-reorgs-sim-chain",
             f"reorgs of depth {SIM_DEPTHS} at the head of a growing chain (1 block/s)"
-            " after a 20,000-block backfill",
+            f" after a 20,000-block backfill, then one of depth {RACED_DEPTH} raced by a new"
+            " block",
             check,
             recover_seconds=max(recoveries),
             total_seconds=time.monotonic() - began,
@@ -121,19 +153,56 @@ async def test_sim_chain_reorgs_during_live_sync(
     )
 
 
-async def _caught_up(harness: Harness, chain_id: int, url: str) -> int:
-    """Wait until every block up to the chain's current head is stored; returns that head."""
-    head = await sim_head(url)
+async def test_sim_chain_fork_deeper_than_the_window_stops_the_chain_and_deletes_nothing(
+    harness: Harness, sim_chain: Callable[..., str]
+) -> None:
+    """The fork replaces the whole window and the block below it (low - 1).
 
-    async def stored_to_head() -> bool:
-        nonlocal head
-        head = await sim_head(url)
-        return await covered(harness.pool, chain_id, head) and await sim_head(url) == head
-
-    await wait_until(
-        stored_to_head, 30, "live sync to reach the head", interval=0.05, retry_on=UNAVAILABLE
+    Deleting the window alone would leave block low - 1 of the old fork stored: the range
+    re-indexed above it would fail its parent check (ParentMismatch) at every attempt, for ever.
+    """
+    url = sim_chain(backlog=DEEP_BACKLOG, txs_per_block=1)
+    row = await harness.add_chain(
+        url, head_poll_interval_seconds=0.1, blocks_per_workflow=250, max_reorg_depth=WINDOW
     )
-    return head
+    chain = row.config.name
+    head = DEEP_BACKLOG - 1
+    async with harness.worker():
+        await harness.start(chain)
+        await wait_covered(harness, row.id, head, 60)
+        before = await harness.stored_blocks(row.id)
+        await sim_post(url, "/_sim/reorg", {"depth": WINDOW + 1})
+
+        async def refused_or_changed() -> bool:
+            too_deep = harness.sample("tindexer_chain_fork_too_deep", chain=chain) == 1
+            return too_deep or await harness.stored_blocks(row.id) != before
+
+        await wait_until(refused_or_changed, 30, "the deep fork to be refused")
+        assert await harness.stored_blocks(row.id) == before  # nothing deleted
+
+        async def failed() -> tuple[str, str] | None:
+            return await harness.head_scan_failure(chain)
+
+        await wait_until(failed, 30, "HeadScan to report the deep fork")
+        kind, message = await failed() or ("", "")
+        assert kind == "ForkDeeperThanWindow"
+        assert f"blocks {head - WINDOW}..{head - WINDOW + 1} differ" in message, message
+        assert reorg_samples(harness, chain) == (0, 0)
+        assert await harness.stored_blocks(row.id) == before
+
+        # Nothing is wedged: with the window raised past the fork, the next scan repairs it.
+        await update_chain(
+            harness.pool, chain, lambda c: c.model_copy(update={"max_reorg_depth": 2 * WINDOW})
+        )
+        expected = await expected_blocks(url, 0, head)
+
+        async def repaired() -> bool:
+            return await harness.stored_blocks(row.id) == expected
+
+        await wait_until(repaired, 60, "the deep fork to be repaired", POLL_SECONDS)
+        assert harness.sample("tindexer_chain_fork_too_deep", chain=chain) == 0
+    await assert_exactly_indexed(harness, row.id, url, head)
+    assert reorg_samples(harness, chain) == (1, WINDOW + 1)
 
 
 # --- anvil ----------------------------------------------------------------------------------

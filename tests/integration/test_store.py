@@ -13,10 +13,11 @@ import pytest_asyncio
 from indexer.chain.model import Block, parse_block
 from indexer.config import ChainConfig
 from indexer.simchain.server import SimChain, SimChainConfig
-from indexer.store.blocks import store_range
+from indexer.store.blocks import delete_from, store_range
 from indexer.store.chains import upsert_chain
 from indexer.store.db import create_pool
 from indexer.store.ranges import coverage
+from tests.support.waiting import wait_until
 
 
 def chain_blocks(start: int, end: int, txs_per_block: int = 3, fork: int = 0) -> list[Block]:
@@ -113,3 +114,40 @@ async def test_a_concurrent_writer_of_the_same_fresh_range_fails_and_its_retry_c
             await racing  # an activity failure: Temporal retries it
         await store_range(second, store.chain_id, blocks)  # the retry upserts: no change
     assert await store.rows() == expected(blocks)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_repair_waits_for_a_store_of_the_same_blocks_instead_of_deadlocking(
+    store: Store,
+) -> None:
+    """store_range's upsert of a fork locks each replaced block, then deletes its transactions;
+    a reorg repair (delete_from) of the same blocks must take them in that order too, or each
+    waits for the other until PostgreSQL aborts one (a failed scan, or a failed range)."""
+    await store.write(chain_blocks(0, 99))
+    async with store.pool.acquire() as writer, store.pool.acquire() as repairer:
+        transaction = writer.transaction()
+        await transaction.start()
+        # The writer's first step on a fork of 50..99: the replaced blocks, updated and locked.
+        await writer.execute(
+            "UPDATE blocks SET tx_count = tx_count WHERE chain_id = $1 AND number >= 50",
+            store.chain_id,
+        )
+        repair = asyncio.create_task(delete_from(repairer, store.chain_id, 50, 99))
+        repairer_pid = repairer.get_server_pid()
+
+        async def repair_waits() -> bool:
+            query = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1"
+            return await store.pool.fetchval(query, repairer_pid) == "Lock"
+
+        await wait_until(repair_waits, 10, "the repair to wait for the writer's locks", 0.02)
+        # The writer's next step: the replaced blocks' old transactions.
+        await writer.execute(
+            "DELETE FROM transactions WHERE chain_id = $1 AND block_number >= 50", store.chain_id
+        )
+        await transaction.commit()
+        assert await repair == 50
+    blocks, transactions = await store.rows()
+    assert sorted(blocks) == list(range(50))
+    assert sorted({number for number, _ in transactions}) == list(range(50))
+    covered = await coverage(store.pool, store.chain_id, 0, 99)
+    assert covered.gaps == [(50, 99)]

@@ -18,6 +18,7 @@ from indexer.store.chains import ChainRow
 from indexer.store.ranges import coverage
 from tests.support.chaindata import expected_blocks
 from tests.support.harness import Harness
+from tests.support.simchain import sim_head
 from tests.support.waiting import wait_until
 from tests.support.workers import WorkerProcess, WorkerProcesses
 
@@ -129,6 +130,21 @@ async def wait_covered(harness: Harness, chain_id: int, head: int, timeout: floa
         retry_on=UNAVAILABLE,
         diagnose=gaps,
     )
+
+
+async def caught_up(harness: Harness, chain_id: int, url: str, timeout: float = 30) -> int:
+    """Wait until every block up to the simulated chain's current head is stored; that head."""
+    head = await sim_head(url)
+
+    async def stored_to_head() -> bool:
+        nonlocal head
+        head = await sim_head(url)
+        return await covered(harness.pool, chain_id, head) and await sim_head(url) == head
+
+    await wait_until(
+        stored_to_head, timeout, "live sync to reach the head", interval=0.05, retry_on=UNAVAILABLE
+    )
+    return head
 
 
 async def assert_nothing_half_written(pool: asyncpg.Pool, chain_id: int) -> int:

@@ -15,7 +15,7 @@ from exporter.metrics import Metrics
 from indexer.config import BIGINT_MAX, ChainConfig
 from indexer.store.chains import ChainRow, get_chain, upsert_chain
 from indexer.store.ranges import coverage
-from indexer.temporal_client import start_head_scan
+from indexer.temporal_client import head_scan_id, start_head_scan
 from indexer.worker import running_worker
 from tests.support.chaindata import ExpectedBlock
 
@@ -50,6 +50,42 @@ class Harness:
 
     async def start(self, chain: str) -> None:
         await start_head_scan(self.client, chain, self.task_queue)
+
+    def sample(self, name: str, **labels: str) -> float:
+        """A sample of the harness's metrics; 0 for a series not created yet."""
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
+
+    async def head_scan_failure(self, chain: str) -> tuple[str, str] | None:
+        """(type, message) of the failure the chain's HeadScan is retrying its scan after."""
+        description = await self.client.get_workflow_handle(head_scan_id(chain)).describe()
+        for pending in description.raw_description.pending_activities:
+            failure = pending.last_failure
+            if failure.message:
+                return failure.application_failure_info.type, failure.message
+        return None
+
+    async def range_failures(self, chain: str) -> list[tuple[str, int, str]]:
+        """(workflow ID, attempt, last failure) of each running IndexRange retrying its activity."""
+        failures = []
+        async for execution in self.client.list_workflows(
+            f"WorkflowId STARTS_WITH 'index:{chain}:' AND ExecutionStatus = 'Running'"
+        ):
+            description = await self.client.get_workflow_handle(execution.id).describe()
+            for pending in description.raw_description.pending_activities:
+                if pending.last_failure.message:
+                    failures.append((execution.id, pending.attempt, pending.last_failure.message))
+        return failures
+
+    async def block_count(self, chain_id: int) -> int:
+        """How many block rows the chain has."""
+        query = "SELECT count(*) FROM blocks WHERE chain_id = $1"
+        return int(await self.pool.fetchval(query, chain_id))
+
+    async def row_versions(self, chain_id: int) -> dict[int, str]:
+        """Each block row's creating transaction (xmin): a block deleted and stored again, even
+        identical, shows as a new version."""
+        query = "SELECT number, xmin::text AS version FROM blocks WHERE chain_id = $1"
+        return {r["number"]: r["version"] for r in await self.pool.fetch(query, chain_id)}
 
     async def stored(self, chain_id: int) -> dict[int, bytes]:
         rows = await self.pool.fetch(

@@ -21,6 +21,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.support.waiting import wait_until
+
 KEY_PATH = "/v3/0123456789abcdef0123456789abcdef"  # what a provider's API key looks like
 
 # A whole response instead of the upstream's: return one to answer, None to forward.
@@ -75,6 +77,15 @@ class ProviderProxy:
             if self.rewrite is not None:
                 self.rewrite(call, answer)
         return web.json_response(answers)
+
+    async def more_calls(self, method: str, count: int, timeout: float = 30) -> None:
+        """Wait until `count` more calls of `method` arrive (head scans: eth_blockNumber)."""
+        target = self.calls[method] + count
+
+        async def arrived() -> bool:
+            return self.calls[method] >= target
+
+        await wait_until(arrived, timeout, f"{count} more {method} calls", interval=0.02)
 
     def _lying_about_head(self) -> bool:
         return self.head_lag is not None or self.head_fixed is not None

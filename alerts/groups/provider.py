@@ -1,0 +1,49 @@
+"""What the indexer refuses to act on: a provider stuck behind the chain's head, a fork deeper
+than the reorg window. Either one stops a chain without deleting anything."""
+
+from __future__ import annotations
+
+from alerts.config import AlertConfig
+from alerts.rules import Alert, Group, selector
+
+
+def group(config: AlertConfig) -> Group:
+    s = selector(config.job_selector)
+    window = config.provider_behind_window
+    return Group(
+        "tindexer-provider",
+        (
+            Alert(
+                name="TindexerProviderBehind",
+                # Behind at every scan of the window; and still scanning (the regressions keep
+                # counting), so a worker that stopped scanning cannot fire it with a stale gauge.
+                expr=(
+                    f"max by (chain) (min_over_time(tindexer_rpc_head_lag_blocks{s}[{window}]))"
+                    f" > 0\n"
+                    f"and on (chain)\n"
+                    f"sum by (chain) (increase(tindexer_rpc_head_regressions_total{s}"
+                    f"[{window}])) > 0"
+                ),
+                for_=config.provider_behind_for,
+                severity="critical",
+                summary="A chain's provider answers a head below what is indexed, at every scan.",
+                description=(
+                    "Chain {{ $labels.chain }}'s provider has been at least {{ $value | humanize }}"
+                    f" blocks below the chain's head at every scan for {window}: nothing new is"
+                    " indexed until it catches up."
+                ),
+            ),
+            Alert(
+                name="TindexerForkDeeperThanWindow",
+                expr=f"max by (chain) (tindexer_chain_fork_too_deep{s}) > 0",
+                for_=config.fork_too_deep_for,
+                severity="critical",
+                summary="A chain stopped on a fork deeper than its max_reorg_depth.",
+                description=(
+                    "Chain {{ $labels.chain }}'s stored blocks differ from the provider's below"
+                    " the reorg window (tindexer_chain_fork_too_deep = {{ $value }}): the chain"
+                    " is stopped, nothing was deleted."
+                ),
+            ),
+        ),
+    )
