@@ -89,7 +89,8 @@ class Metrics:
         )
         self.scheduler_continue_as_new = Counter(
             "tindexer_scheduler_continue_as_new_total",
-            "Times a Scheduler workflow continued as new after continue_as_new_threshold starts.",
+            "Times a Scheduler workflow continued as new, after continue_as_new_threshold starts"
+            " or with a full history.",
             ["chain"],
             registry=r,
         )
