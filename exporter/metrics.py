@@ -251,6 +251,12 @@ class Metrics:
             ["activity"],
             registry=r,
         )
+        self.activities_handed_back = Counter(
+            "tindexer_activities_handed_back_total",
+            "Activity tasks that reached this worker after it began to stop, handed back unrun.",
+            ["activity"],
+            registry=r,
+        )
 
         # --- Replica autoscaling (the `tindexer workers --autoscale` supervisor) ------------
         self.replicas_desired = Gauge(
