@@ -25,6 +25,7 @@ MANIFEST = HERE / "manifest.json"  # file name -> workflow ID (history JSON does
 MANIFEST_NAME = MANIFEST.name  # a later recording's manifest, inside its directory
 WORKFLOW_TYPES = ("HeadScan", "Scheduler", "IndexRange")
 PATCH_MARKER = "core_patch"  # the marker `workflow.patched` records, as the SDK's core names it
+PATCH_DATA = "patch-data"  # its details key: JSON {"id": …, "deprecated": …}
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _marker(event: HistoryEvent) -> str:
     attributes = event.marker_recorded_event_attributes
     if attributes.marker_name != PATCH_MARKER:
         return f"marker:{attributes.marker_name}"
-    payloads = attributes.details["patch_data"].payloads
+    payloads = attributes.details[PATCH_DATA].payloads
     return f"patch:{json.loads(payloads[0].data)['id']}" if payloads else "patch:"
 
 
