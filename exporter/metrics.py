@@ -113,7 +113,8 @@ class Metrics:
         )
         self.scheduler_continue_as_new = Counter(
             "tindexer_scheduler_continue_as_new_total",
-            "Times a Scheduler workflow continued as new after continue_as_new_threshold starts.",
+            "Times a Scheduler workflow continued as new, after continue_as_new_threshold starts"
+            " or with a full history.",
             ["chain"],
             registry=r,
         )
@@ -300,6 +301,12 @@ class Metrics:
         self.activity_timeouts = Counter(
             "tindexer_activity_timeouts_total",
             "Activity attempts that ended in a timeout (start-to-close or heartbeat).",
+            ["activity"],
+            registry=r,
+        )
+        self.activities_handed_back = Counter(
+            "tindexer_activities_handed_back_total",
+            "Activity tasks that reached this worker after it began to stop, handed back unrun.",
             ["activity"],
             registry=r,
         )

@@ -97,6 +97,14 @@ def temporal_binary() -> str:
     )
 
 
+# Dynamic config every embedded dev server gets (callers add or override keys). Without
+# enableCancelWorkerPollsOnShutdown a stopping worker cuts its long polls off client-side, and a
+# task the server matched to a poll in that instant stays "started" on the stopped worker until
+# its heartbeat times out; with it, the server answers the worker's ShutdownWorker call by
+# completing its polls empty (Server >= 1.31). Production: deploy/temporal/dynamicconfig.yaml.
+DEV_SERVER_DYNAMIC_CONFIG = {"frontend.enableCancelWorkerPollsOnShutdown": "true"}
+
+
 def temporal_dev_server_args(
     port: int,
     ui_port: int | None = None,
@@ -111,7 +119,7 @@ def temporal_dev_server_args(
     if db_file is not None:
         args += ["--db-filename", str(db_file)]
         args += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=off"]
-    for key, value in (dynamic_config or {}).items():
+    for key, value in {**DEV_SERVER_DYNAMIC_CONFIG, **(dynamic_config or {})}.items():
         args += ["--dynamic-config-value", f"{key}={value}"]
     return args
 

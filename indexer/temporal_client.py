@@ -19,6 +19,7 @@ from temporalio.service import RetryConfig
 
 from exporter.tracing import temporal_interceptor
 from indexer.workflows.inputs import HeadScanInput, IndexRangeInput, Range, SchedulerInput
+from indexer.workflows.payloads import DATA_CONVERTER
 
 CONNECT_PATIENCE_SECONDS = 30.0  # a dev server started with us answers within a few seconds
 
@@ -78,6 +79,7 @@ async def connect_temporal(
                 namespace=namespace,
                 runtime=runtime,
                 interceptors=[temporal_interceptor()] if tracing else [],
+                data_converter=DATA_CONVERTER,
             )
         except RuntimeError as exc:  # the SDK reports connect failures as RuntimeError
             if time.monotonic() > deadline:
@@ -97,6 +99,7 @@ async def fail_fast_client(client: Client) -> Client:
         namespace=client.namespace,
         runtime=config.runtime,
         interceptors=client.config()["interceptors"],
+        data_converter=client.data_converter,
         retry_config=RetryConfig(max_retries=0),
     )
 

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
+from temporalio import activity
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    PollerBehaviorSimpleMaximum,
+    Worker,
+)
 
 from exporter.activity_metrics import ActivityMetricsInterceptor
 from exporter.metrics import Metrics, default_metrics
@@ -25,6 +36,11 @@ from indexer.workflows.index_range import IndexRange
 from indexer.workflows.scheduler import Scheduler
 
 DRAIN_TIMEOUT = timedelta(seconds=20)  # on shutdown, in-flight activities get this long to finish
+
+log = logging.getLogger("indexer.worker")
+
+# The activities below, as their @activity.defn names them: their counters start at zero.
+ACTIVITY_NAMES = ("index_range", "scan_head", "start_ranges", "scheduler_tick", "start_scheduler")
 
 
 @dataclass(frozen=True)
@@ -59,32 +75,88 @@ async def running_worker(
         task_queue,
         starters=[await fail_fast_client(client) for _ in range(tuning.start_clients)],
     )
+    activities: list[Callable[..., Any]] = [
+        blocks.index_range,
+        blocks.scan_head,
+        scheduling.start_ranges,
+        scheduling.scheduler_tick,
+        scheduling.start_scheduler,
+    ]
+    for name in ACTIVITY_NAMES:
+        metrics.activities_handed_back.labels(name)
     worker = Worker(
         client,
         task_queue=task_queue,
         workflows=[HeadScan, Scheduler, IndexRange],
-        activities=[
-            blocks.index_range,
-            blocks.scan_head,
-            scheduling.start_ranges,
-            scheduling.scheduler_tick,
-            scheduling.start_scheduler,
-        ],
+        activities=activities,
         max_concurrent_activities=tuning.max_concurrent_activities,
         max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.pollers),
         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.pollers),
-        interceptors=[ActivityMetricsInterceptor(metrics)],
+        # Outermost first: a task handed back is no attempt of the activity to time.
+        interceptors=[HandBackWhenStopping(metrics), ActivityMetricsInterceptor(metrics)],
         graceful_shutdown_timeout=DRAIN_TIMEOUT,
         # An eagerly dispatched activity can be accepted just as the worker drains and then
         # sit "started" on a stopped worker until its heartbeat times out: poll them instead.
         disable_eager_activity_execution=True,
     )
+    await polls_complete_on_shutdown(client)
     try:
         async with worker:
             yield worker
     finally:
         await chains.close()
+
+
+class HandBackWhenStopping(Interceptor):
+    """Fails, at once and retryably, an activity task that reaches a worker already stopping.
+
+    A poll the server answered just as the worker began to stop still delivers its task. Run,
+    it would spend the drain on new work (a range can outlast DRAIN_TIMEOUT and be cut off);
+    failed, Temporal hands it to another worker after its retry interval (one attempt spent).
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _HandBack(next, self.metrics)
+
+
+class _HandBack(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, metrics: Metrics) -> None:
+        super().__init__(next)
+        self.metrics = metrics
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        if activity.is_worker_shutdown():
+            self.metrics.activities_handed_back.labels(activity.info().activity_type).inc()
+            raise ApplicationError(
+                "the worker is stopping; handed back",
+                type="WorkerStopping",
+                category=ApplicationErrorCategory.BENIGN,  # logged at DEBUG: not a fault
+            )
+        return await super().execute_activity(input)
+
+
+async def polls_complete_on_shutdown(client: Client) -> bool:
+    """Whether the server completes a stopping worker's polls (ShutdownWorker); warns if not.
+
+    Without it the SDK cuts its polls off when the worker stops, and a task the server matched
+    to one in that instant sits "started" on the stopped worker until its heartbeat times out.
+    """
+    response = await client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=client.namespace)
+    )
+    if response.namespace_info.capabilities.worker_poll_complete_on_shutdown:
+        return True
+    log.warning(
+        "Temporal namespace %s does not complete worker polls on shutdown: a stopping worker may"
+        " strand a task until its heartbeat times out; set the server's dynamic config"
+        " frontend.enableCancelWorkerPollsOnShutdown=true (deploy/temporal/dynamicconfig.yaml)",
+        client.namespace,
+    )
+    return False
 
 
 async def run_worker_process(settings: Settings, tuning: WorkerTuning) -> None:

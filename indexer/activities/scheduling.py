@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import time
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -34,6 +35,19 @@ from indexer.workflows.inputs import (
     StartRangesInput,
     StartRangesResult,
 )
+
+# How often a tick that waits for room counts the unfinished ranges again: how late, at most,
+# the Scheduler notices a range that ended.
+ROOM_POLL_SECONDS = 1.0
+
+
+async def _worker_stops_within(seconds: float) -> bool:
+    """Sleep up to `seconds`; True, at once, if this worker begins shutting down meanwhile."""
+    try:
+        await asyncio.wait_for(activity.wait_for_worker_shutdown(), seconds)
+    except TimeoutError:
+        return False
+    return True
 
 
 class SchedulingActivities:
@@ -131,19 +145,32 @@ class SchedulingActivities:
 
     @activity.defn(name="scheduler_tick")
     async def scheduler_tick(self, request: SchedulerTickInput) -> SchedulerTick:
-        """Unfinished IndexRange workflows of the chain, and its current knobs."""
+        """Unfinished IndexRange workflows of the chain, and its current knobs. Asked to wait,
+        it answers as soon as fewer than max_inflight_ranges are unfinished, or when the wait
+        ends or its worker begins to stop (a draining worker must not sit out a wait)."""
         chain = await self.chains.chain(request.chain)
+        chain_knobs = knobs(chain.config)
         if request.first_of_continued_run:
             self.metrics.scheduler_continue_as_new.labels(request.chain).inc()
+        deadline = time.monotonic() + request.wait_for_room_seconds
+        async with heartbeating():
+            inflight = await self._count_inflight(request.chain)
+            while inflight >= chain_knobs.max_inflight_ranges:
+                left = deadline - time.monotonic()
+                if left <= 0 or await _worker_stops_within(min(ROOM_POLL_SECONDS, left)):
+                    break
+                inflight = await self._count_inflight(request.chain)
+        return SchedulerTick(inflight=inflight, knobs=chain_knobs)
+
+    async def _count_inflight(self, chain: str) -> int:
         try:
-            async with heartbeating():
-                count = await self.client.count_workflows(inflight_ranges_query(request.chain))
+            count = await self.client.count_workflows(inflight_ranges_query(chain))
         except RPCError as exc:
             status = exc.status.name.lower() if exc.status else "unknown"
             self.metrics.temporal_request_errors.labels("count_workflows", status).inc()
             raise
-        self.metrics.inflight_ranges.labels(request.chain).set(count.count)
-        return SchedulerTick(inflight=count.count, knobs=knobs(chain.config))
+        self.metrics.inflight_ranges.labels(chain).set(count.count)
+        return count.count
 
     @activity.defn(name="start_scheduler")
     async def start_scheduler(self, request: SchedulerInput) -> bool:

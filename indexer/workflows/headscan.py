@@ -7,6 +7,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from indexer.workflows.history import HEADSCAN_BOUNDED_HISTORY, history_full
     from indexer.workflows.inputs import (
         HeadScanInput,
         ScanHeadInput,
@@ -24,14 +25,18 @@ with workflow.unsafe.imports_passed_through():
     )
     from indexer.workflows.ranges import aligned_ranges, clip
 
-SCANS_PER_RUN = 500  # ContinueAsNew after this many scans keeps the history small
+# ContinueAsNew after this many scans, or sooner when the run's history is full (history.py):
+# a scan that hands 10,000 gaps on carries them twice (its result, the Scheduler's input).
+SCANS_PER_RUN = 500
 
 
 @workflow.defn(name="HeadScan")
 class HeadScan:
     @workflow.run
     async def run(self, request: HeadScanInput) -> None:
-        for _ in range(SCANS_PER_RUN):
+        bounded = workflow.patched(HEADSCAN_BOUNDED_HISTORY)
+        scans = 0
+        while scans < SCANS_PER_RUN:
             scan = await workflow.execute_activity(
                 "scan_head",
                 ScanHeadInput(request.chain),
@@ -43,7 +48,12 @@ class HeadScan:
             if scan.gaps:
                 await self._schedule(request.chain, scan)
             await workflow.sleep(timedelta(seconds=scan.knobs.head_poll_interval_seconds))
-        workflow.continue_as_new(HeadScanInput(request.chain, request.scans + SCANS_PER_RUN))
+            scans += 1
+            if bounded and history_full(request.history):
+                break
+        workflow.continue_as_new(
+            HeadScanInput(request.chain, request.scans + scans, request.history)
+        )
 
     async def _schedule(self, chain: str, scan: ScanResult) -> None:
         """Small backlogs, and the live edge of big ones, go direct; the rest to the Scheduler."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,24 @@ class IndexRangeResult:
     skipped: bool = False
 
 
+@dataclass(frozen=True)
+class HistoryBounds:
+    """How long one run of a long-running workflow grows before it continues as new, besides the
+    server's own suggestion: Temporal refuses a history past 51,200 events or 50 MB. The defaults
+    are the server's default suggestion points, for servers configured to suggest later or never.
+    """
+
+    max_events: int = 4_096
+    max_bytes: int = 4 * 1024 * 1024
+
+
 @dataclass
 class HeadScanInput:
+    """Also the state carried across ContinueAsNew."""
+
     chain: str
     scans: int = 0
+    history: HistoryBounds = field(default_factory=HistoryBounds)
 
 
 @dataclass
@@ -87,12 +101,17 @@ class SchedulerInput:
     chain: str
     gaps: list[Range]
     runs: int = 0
+    history: HistoryBounds = field(default_factory=HistoryBounds)
+    full_wait_seconds: float = 0.0  # the wait for room it had reached, so a new run goes on
 
 
 @dataclass
 class SchedulerTickInput:
     chain: str
     first_of_continued_run: bool = False
+    # Up to this long, the tick waits for an unfinished range to end before it answers: the
+    # Scheduler's history then grows by one activity per wait, not one tick per second.
+    wait_for_room_seconds: float = 0.0
 
 
 @dataclass

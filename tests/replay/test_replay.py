@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from indexer.workflows.headscan import HeadScan
     from indexer.workflows.index_range import IndexRange
     from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult
+    from indexer.workflows.payloads import DATA_CONVERTER
     from indexer.workflows.policies import HEARTBEAT_TIMEOUT, index_range_timeout
     from indexer.workflows.scheduler import Scheduler
     from tests.support.replay_corpus import WORKFLOW_TYPES, Recorded, coverage_gaps, load
@@ -47,7 +48,9 @@ def test_every_workflow_type_and_path_has_a_history(recorded: list[Recorded]) ->
 @pytest.mark.parametrize("traced", [True, False], ids=["traced", "untraced"])
 async def test_histories_replay_on_current_code(recorded: list[Recorded], traced: bool) -> None:
     interceptors: list[Interceptor] = [temporal_interceptor()] if traced else []
-    replayer = Replayer(workflows=WORKFLOWS, interceptors=interceptors)
+    replayer = Replayer(
+        workflows=WORKFLOWS, interceptors=interceptors, data_converter=DATA_CONVERTER
+    )
     failures = {}
     for item in recorded:
         result = await replayer.replay_workflow(item.history, raise_on_replay_failure=False)

@@ -48,13 +48,16 @@ class Backfill:
     row: ChainRow
     began: float
 
-    async def start_worker(self, max_concurrent_activities: int = 32) -> WorkerProcess:
+    async def start_worker(
+        self, max_concurrent_activities: int = 32, pollers: int = 5
+    ) -> WorkerProcess:
         """One more worker process, once its /metrics answers."""
         worker = self.workers.start(
             self.harness.task_queue,
             self.database_url,
             self.temporal_address,
             max_concurrent_activities=max_concurrent_activities,
+            pollers=pollers,
         )
         await worker.ready()
         return worker
@@ -67,6 +70,7 @@ async def start_backfill(
     database_url: str,
     temporal_address: str | None = None,
     max_concurrent_activities: int = 32,
+    pollers: int = 5,
 ) -> tuple[Backfill, WorkerProcess]:
     """Add the chain at `url`, start a worker process and the chain's HeadScan: the set-up of
     every case that runs the indexer as worker processes. The clock starts before the worker."""
@@ -75,7 +79,7 @@ async def start_backfill(
     )
     address = temporal_address or harness.client.service_client.config.target_host
     backfill = Backfill(harness, workers, database_url, address, row, time.monotonic())
-    worker = await backfill.start_worker(max_concurrent_activities)
+    worker = await backfill.start_worker(max_concurrent_activities, pollers)
     await harness.start(row.config.name)
     return backfill, worker
 

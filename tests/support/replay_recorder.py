@@ -1,15 +1,18 @@
 """Record the histories test_replay.py replays, from a real indexing run.
 
-    PYTHONPATH=. .venv/bin/python -m tests.support.replay_recorder
+    PYTHONPATH=. .venv/bin/python -m tests.support.replay_recorder [--name NAME]
 
 Starts a Temporal dev server, the simulated chain and PostgreSQL (DATABASE_URL, else an embedded
 one; a fresh database either way), indexes a small chain with knobs small enough that every path
 of the workflows runs within seconds, then writes the histories to tests/replay/histories/ and
-what they hold to tests/replay/manifest.json. Everything it starts is stopped, even on failure.
+what they hold to tests/replay/manifest.json; with --name, to tests/replay/histories/NAME/ and
+its own manifest there, as a recording added beside the others (replay_corpus). Everything it
+starts is stopped, even on failure.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -46,7 +49,15 @@ from indexer.store.chains import upsert_chain
 from indexer.store.db import create_pool
 from indexer.temporal_client import connect_temporal, start_head_scan
 from indexer.worker import running_worker
-from tests.support.replay_corpus import HISTORIES, MANIFEST, Recorded, commands, coverage_gaps
+from tests.support.replay_corpus import (
+    HISTORIES,
+    MANIFEST,
+    MANIFEST_NAME,
+    Recorded,
+    commands,
+    coverage_gaps,
+    load,
+)
 
 CHAIN = "replay"  # fixed, so workflow IDs (and so history diffs) are stable across recordings
 TASK_QUEUE = "replay"
@@ -66,6 +77,9 @@ KNOBS = {
     "parallelism": 2,
 }
 SCANS_AFTER_SCHEDULER = 3  # HeadScan scans that run once the Scheduler is done, live edge only
+# The server suggests continuing as new this early, so HeadScan and the Scheduler take that path
+# within the recording (the server's default is 4,096 events).
+SUGGEST_CONTINUE_AS_NEW_EVENTS = 60
 INDEX_RANGES = ("0-9", "190-199")  # one range the Scheduler started, one HeadScan started
 PATIENCE_SECONDS = 120.0
 RECORDER = ["tests/support/replay_recorder.py", "tests/support/replay_corpus.py"]
@@ -82,7 +96,14 @@ def services(workdir: Path) -> Iterator[tuple[str, str, str]]:
         temporal_port, sim_port = free_port(), free_port()
         stack.enter_context(
             child_process(
-                temporal_dev_server_args(temporal_port),
+                temporal_dev_server_args(
+                    temporal_port,
+                    dynamic_config={
+                        "limit.historyCount.suggestContinueAsNew": str(
+                            SUGGEST_CONTINUE_AS_NEW_EVENTS
+                        )
+                    },
+                ),
                 "127.0.0.1",
                 temporal_port,
                 log_path=workdir / "temporal.log",
@@ -116,18 +137,24 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], what: str) -> Non
         await asyncio.sleep(0.5)
 
 
-async def scheduler_runs(client: Client) -> list[tuple[str, WorkflowExecutionStatus | None]]:
-    """(run ID, status) of every Scheduler run, oldest first."""
-    runs = [
+async def runs(
+    client: Client, workflow_id: str
+) -> list[tuple[str, WorkflowExecutionStatus | None]]:
+    """(run ID, status) of every run of the workflow ID, oldest first."""
+    found = [
         (execution.start_time, execution.run_id, execution.status)
-        async for execution in client.list_workflows(f"WorkflowId = 'scheduler:{CHAIN}'")
+        async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'")
     ]
-    return [(run_id, status) for _, run_id, status in sorted(runs)]
+    return [(run_id, status) for _, run_id, status in sorted(found)]
 
 
 async def completed_scans(client: Client) -> int:
-    history = await client.get_workflow_handle(f"headscan:{CHAIN}").fetch_history()
-    return sum(e.event_type == EventType.EVENT_TYPE_TIMER_FIRED for e in history.events)
+    """Scans of every HeadScan run so far (each ends in a fired timer)."""
+    scans = 0
+    for run_id, _ in await runs(client, f"headscan:{CHAIN}"):
+        history = await fetch(client, f"headscan:{CHAIN}", run_id)
+        scans += sum(e.event_type == EventType.EVENT_TYPE_TIMER_FIRED for e in history.events)
+    return scans
 
 
 async def index_and_fetch(temporal_address: str, database_url: str, rpc_url: str) -> list[Recorded]:
@@ -141,8 +168,8 @@ async def index_and_fetch(temporal_address: str, database_url: str, rpc_url: str
             await start_head_scan(client, CHAIN, TASK_QUEUE)
 
             async def scheduler_done() -> bool:
-                runs = await scheduler_runs(client)
-                return bool(runs) and runs[-1][1] == WorkflowExecutionStatus.COMPLETED
+                scheduler = await runs(client, f"scheduler:{CHAIN}")
+                return bool(scheduler) and scheduler[-1][1] == WorkflowExecutionStatus.COMPLETED
 
             await wait_until(scheduler_done, "the Scheduler to start the whole backlog")
             scans = await completed_scans(client) + SCANS_AFTER_SCHEDULER
@@ -153,11 +180,11 @@ async def index_and_fetch(temporal_address: str, database_url: str, rpc_url: str
             await wait_until(scanned, f"{SCANS_AFTER_SCHEDULER} more scans")
             # Terminated, the history is final: it ends in a timer like any long-running scan.
             await client.get_workflow_handle(f"headscan:{CHAIN}").terminate("recorded")
-        recorded = [Recorded("headscan.json", await fetch(client, f"headscan:{CHAIN}"))]
-        runs = await scheduler_runs(client)
-        for number, (run_id, _) in enumerate(runs, start=1):
-            history = await fetch(client, f"scheduler:{CHAIN}", run_id)
-            recorded.append(Recorded(f"scheduler-run{number}.json", history))
+        recorded = []
+        for kind in ("headscan", "scheduler"):
+            for number, (run_id, _) in enumerate(await runs(client, f"{kind}:{CHAIN}"), start=1):
+                history = await fetch(client, f"{kind}:{CHAIN}", run_id)
+                recorded.append(Recorded(f"{kind}-run{number}.json", history))
         for blocks in INDEX_RANGES:
             history = await fetch(client, f"index:{CHAIN}:{blocks}")
             recorded.append(Recorded(f"index_range-{blocks}.json", history))
@@ -197,15 +224,20 @@ def source_commit() -> str:
     return f"{head}-dirty" if dirty else head
 
 
-def write(recorded: list[Recorded]) -> None:
-    gaps = coverage_gaps(recorded)
+def write(recorded: list[Recorded], name: str | None) -> None:
+    """Replace the first recording, or the one called `name`; the others stay. Together they
+    must take every path (replay_corpus.coverage_gaps), or nothing is written."""
+    directory = HISTORIES / name if name else HISTORIES
+    manifest_path = directory / MANIFEST_NAME if name else MANIFEST
+    gaps = coverage_gaps(load(skip=directory) + recorded)
     if gaps:
         raise RuntimeError(f"the recording missed paths, so nothing was written: {gaps}")
-    HISTORIES.mkdir(exist_ok=True)
-    for stale in HISTORIES.glob("*.json"):
-        stale.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.json"):
+        if stale != manifest_path:
+            stale.unlink()
     for item in recorded:
-        (HISTORIES / item.file).write_text(item.history.to_json() + "\n")
+        (directory / item.file).write_text(item.history.to_json() + "\n")
     entries = [
         {
             "file": item.file,
@@ -224,6 +256,7 @@ def write(recorded: list[Recorded]) -> None:
         "source_commit": source_commit(),
         "temporalio": temporalio.__version__,
         "temporal_cli": server.stdout.strip(),
+        "suggest_continue_as_new_events": SUGGEST_CONTINUE_AS_NEW_EVENTS,
         "chain": {
             "backlog": BACKLOG,
             "block_time": BLOCK_TIME,
@@ -232,18 +265,23 @@ def write(recorded: list[Recorded]) -> None:
         },
         "histories": entries,
     }
-    MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     for entry in entries:
         print(f"{entry['file']}: {entry['events']} events, {entry['commands']}")
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--name", help="add (or replace) the recording histories/NAME/; the others stay"
+    )
+    name = parser.parse_args().name
     configure_tracing("tindexer-replay-recorder")  # trace headers in the history, as in production
     try:
         with tempfile.TemporaryDirectory(prefix="replay-record-") as workdir:
             with services(Path(workdir)) as (temporal_address, rpc_url, admin_url):
                 recorded = asyncio.run(record(temporal_address, admin_url, rpc_url))
-            write(recorded)
+            write(recorded, name)
     except Exception:
         traceback.print_exc()
         return 1
