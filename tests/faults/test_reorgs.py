@@ -179,12 +179,7 @@ async def test_sim_chain_fork_deeper_than_the_window_stops_the_chain_and_deletes
 
         await wait_until(refused_or_changed, 30, "the deep fork to be refused")
         assert await harness.stored_blocks(row.id) == before  # nothing deleted
-
-        async def failed() -> tuple[str, str] | None:
-            return await harness.head_scan_failure(chain)
-
-        await wait_until(failed, 30, "HeadScan to report the deep fork")
-        kind, message = await failed() or ("", "")
+        kind, message = await harness.head_scan_failed(chain)
         assert kind == "ForkDeeperThanWindow"
         assert f"blocks {head - WINDOW}..{head - WINDOW + 1} differ" in message, message
         assert reorg_samples(harness, chain) == (0, 0)

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from indexer.store.chains import ChainRow
 from indexer.store.ranges import coverage
 from tests.support.chaindata import expected_blocks
 from tests.support.harness import Harness
+from tests.support.provider_proxy import ProviderProxy
 from tests.support.simchain import sim_head
 from tests.support.waiting import wait_until
 from tests.support.workers import WorkerProcess, WorkerProcesses
@@ -149,6 +151,23 @@ async def caught_up(harness: Harness, chain_id: int, url: str, timeout: float = 
         stored_to_head, timeout, "live sync to reach the head", interval=0.05, retry_on=UNAVAILABLE
     )
     return head
+
+
+@contextlib.asynccontextmanager
+async def indexed_behind_proxy(
+    harness: Harness, upstream: str, head_poll_interval_seconds: float
+) -> AsyncIterator[tuple[ProviderProxy, ChainRow]]:
+    """The static chain at `upstream`, served through a ProviderProxy and indexed to its head by
+    a running worker: where a provider fault begins. The worker stops when the block ends."""
+    proxy = ProviderProxy(upstream)
+    async with proxy.running() as url:
+        row = await harness.add_chain(
+            url, head_poll_interval_seconds=head_poll_interval_seconds, blocks_per_workflow=250
+        )
+        async with harness.worker():
+            await harness.start(row.config.name)
+            await wait_covered(harness, row.id, await sim_head(upstream), 60)
+            yield proxy, row
 
 
 async def assert_nothing_half_written(pool: asyncpg.Pool, chain_id: int) -> int:

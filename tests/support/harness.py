@@ -18,6 +18,7 @@ from indexer.store.ranges import coverage
 from indexer.temporal_client import head_scan_id, start_head_scan
 from indexer.worker import running_worker
 from tests.support.chaindata import ExpectedBlock
+from tests.support.waiting import wait_until
 
 
 class Harness:
@@ -63,6 +64,18 @@ class Harness:
             if failure.message:
                 return failure.application_failure_info.type, failure.message
         return None
+
+    async def head_scan_failed(self, chain: str, timeout: float = 30) -> tuple[str, str]:
+        """Wait until the chain's HeadScan retries a failed scan; the failure's type and message."""
+        found: list[tuple[str, str]] = []
+
+        async def failed() -> bool:
+            failure = await self.head_scan_failure(chain)
+            found[:] = [failure] if failure else []
+            return bool(found)
+
+        await wait_until(failed, timeout, f"a failed scan of {chain}")
+        return found[0]
 
     async def range_failures(self, chain: str) -> list[tuple[str, int, str]]:
         """(workflow ID, attempt, last failure) of each running IndexRange retrying its activity."""
