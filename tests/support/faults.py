@@ -155,14 +155,17 @@ async def caught_up(harness: Harness, chain_id: int, url: str, timeout: float = 
 
 @contextlib.asynccontextmanager
 async def indexed_behind_proxy(
-    harness: Harness, upstream: str, head_poll_interval_seconds: float
+    harness: Harness, upstream: str, head_poll_interval_seconds: float, **knobs: Any
 ) -> AsyncIterator[tuple[ProviderProxy, ChainRow]]:
     """The static chain at `upstream`, served through a ProviderProxy and indexed to its head by
     a running worker: where a provider fault begins. The worker stops when the block ends."""
     proxy = ProviderProxy(upstream)
     async with proxy.running() as url:
         row = await harness.add_chain(
-            url, head_poll_interval_seconds=head_poll_interval_seconds, blocks_per_workflow=250
+            url,
+            head_poll_interval_seconds=head_poll_interval_seconds,
+            blocks_per_workflow=250,
+            **knobs,
         )
         async with harness.worker():
             await harness.start(row.config.name)
