@@ -113,7 +113,9 @@ async def test_provider_sends_bad_data_for_a_while(
         done = await wait_covered(harness, row.id, BACKLOG - 1, 120)
     check = await assert_exactly_indexed(harness, row.id, url, BACKLOG - 1)
     registry = harness.metrics.registry
-    errors = rpc_requests(harness, chain, "error")
+    # Cut bodies count as bad data since the client checks every answer; JSON-RPC errors as
+    # errors. Only the two together make a failure near certain in 6 s on a slow machine.
+    errors = rpc_requests(harness, chain, "error") + rpc_requests(harness, chain, "bad_data")
     failed = registry.get_sample_value(
         "tindexer_activity_duration_seconds_count", {"activity": "index_range", "outcome": "error"}
     )
@@ -128,7 +130,7 @@ async def test_provider_sends_bad_data_for_a_while(
             recover_seconds=done - fault_end,
             total_seconds=done - began,
             metrics={
-                'tindexer_rpc_requests_total{outcome="error"}': errors,
+                'tindexer_rpc_requests_total{outcome=~"error|bad_data"}': errors,
                 'tindexer_activity_duration_seconds_count{activity="index_range",'
                 'outcome="error"}': failed,
             },
