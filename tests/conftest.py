@@ -24,12 +24,14 @@ from indexer.embedded import (
     sim_chain_args,
     temporal_dev_server_args,
 )
+from indexer.lifecycle import close_pool
 from indexer.store.db import create_pool
 from indexer.temporal_client import connect_temporal
 
 # Before tests.support is imported: its helpers assert, and a failure should explain itself.
 pytest.register_assert_rewrite("tests.support")
 from tests.support.harness import Harness  # noqa: E402
+from tests.support.waiting import teardown_step  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
@@ -112,8 +114,9 @@ async def database_url(postgres_admin_url: str) -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
         yield with_database(postgres_admin_url, name)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        async with teardown_step(f"dropping database {name}"):
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -124,8 +127,9 @@ async def harness(database_url: str, temporal_client: Client) -> AsyncIterator[H
     try:
         yield harness
     finally:
-        await harness.terminate_chain_workflows()
-        await pool.close()
+        async with teardown_step("terminating the test's workflows"):
+            await harness.terminate_chain_workflows()
+        await close_pool(pool)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
@@ -14,6 +15,7 @@ from indexer.observability import serving_metrics
 from indexer.temporal_client import connect_temporal
 from tests.support.api import ApiClient, serving_api
 from tests.support.harness import Harness, ObservedIndexer
+from tests.support.waiting import teardown_step
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -26,20 +28,27 @@ async def observed_indexer(
     client = await connect_temporal(temporal_address, runtime=sdk.runtime)
     harness.metrics = metrics
     port = free_port()
-    async with serving_metrics(
-        metrics,
-        "127.0.0.1",
-        port,
-        pool=harness.pool,
-        database_url=database_url,
-        client=client,
-        sdk=sdk,
-        task_queues=[harness.task_queue],
-        progress=True,
-    ):
-        yield ObservedIndexer(
-            harness, metrics, client, f"http://127.0.0.1:{port}/metrics", database_url
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(
+            serving_metrics(
+                metrics,
+                "127.0.0.1",
+                port,
+                pool=harness.pool,
+                database_url=database_url,
+                client=client,
+                sdk=sdk,
+                task_queues=[harness.task_queue],
+                progress=True,
+            )
         )
+        try:
+            yield ObservedIndexer(
+                harness, metrics, client, f"http://127.0.0.1:{port}/metrics", database_url
+            )
+        finally:
+            async with teardown_step("stopping /metrics and its collectors"):
+                await stack.aclose()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 
 async def wait_until(
@@ -41,3 +42,17 @@ def wait_until_sync(
     while not condition():
         assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
         time.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def teardown_step(what: str, seconds: float = 60) -> AsyncIterator[None]:
+    """Bound a fixture's clean-up: a hang fails naming the step and the await it hung in.
+
+    Without it a stuck close (a pool waiting on a connection, a collector that never stops)
+    runs into pytest's whole-test timeout, which shows threads, not the asyncio task that hung.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as error:
+        raise AssertionError(f"teardown: {what} did not finish in {seconds} s") from error
