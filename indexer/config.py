@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from indexer.datasets import DATASETS, Dataset, normalize_datasets
 
 BIGINT_MAX = 2**63 - 1  # block numbers are PostgreSQL bigints
 
@@ -87,6 +89,12 @@ class ChainConfig(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Chain name, a slug.")
     rpc_url: str = Field(pattern=r"^https?://", description="JSON-RPC endpoint.")
     start_block: int = Field(0, ge=0, le=BIGINT_MAX, description="First block to index.")
+    datasets: list[Dataset] = Field(
+        default_factory=lambda: list(DATASETS),
+        description="What to index: blocks (always), transactions, receipts (merged into the"
+        " transaction rows), logs. Adding one to an indexed chain fills it in for every"
+        " indexed block.",
+    )
     blocks_per_workflow: int = Field(
         2_000,
         ge=1,
@@ -134,6 +142,11 @@ class ChainConfig(BaseModel):
     )
     min_replicas: int = Field(1, ge=0, le=1_000, description="Fewest worker replicas.")
     max_replicas: int = Field(1, ge=0, le=1_000, description="Most worker replicas.")
+
+    @field_validator("datasets")
+    @classmethod
+    def _datasets_consistent(cls, datasets: list[Dataset]) -> list[Dataset]:
+        return normalize_datasets(datasets)
 
     @model_validator(mode="after")
     def _replicas_ordered(self) -> ChainConfig:

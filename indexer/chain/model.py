@@ -34,6 +34,44 @@ class BadChainData(Exception):
 
 
 @dataclass(slots=True)
+class Log:
+    """One event log, from a receipt; topics and data are lower-case hex without 0x."""
+
+    log_index: int  # position in the block, not in the transaction
+    tx_index: int
+    tx_hash: str
+    address: str
+    topics: list[str]  # 0 to 4
+    data: str
+
+
+@dataclass(slots=True)
+class Receipt:
+    """A transaction's receipt, checked against its block before it is attached."""
+
+    tx_index: int
+    tx_hash: str
+    block_hash: str
+    block_number: int
+    status: int | None  # None before Byzantium (a state root instead)
+    gas_used: int
+    cumulative_gas_used: int
+    effective_gas_price: int | None
+    contract_address: str | None  # only for a contract creation
+    logs: list[Log]
+
+
+@dataclass(slots=True)
+class Withdrawal:
+    """A validator withdrawal (post-Shanghai blocks); amount in gwei."""
+
+    index: int
+    validator_index: int
+    address: str
+    amount: int
+
+
+@dataclass(slots=True)
 class Transaction:
     hash: str
     tx_index: int
@@ -43,6 +81,15 @@ class Transaction:
     gas: int | None
     gas_price: int | None
     nonce: int | None
+    input: str = ""  # calldata, hex without 0x
+    type: int | None = None
+    max_fee_per_gas: int | None = None
+    max_priority_fee_per_gas: int | None = None
+    max_fee_per_blob_gas: int | None = None
+    blob_versioned_hashes: list[str] | None = None
+    # [{"address": hex, "storageKeys": [hex, ...]}], lower-case hex with 0x, stored as jsonb
+    access_list: list[dict[str, Any]] | None = None
+    receipt: Receipt | None = None  # attached by RpcClient.get_blocks(..., receipts=True)
 
 
 @dataclass(slots=True)
@@ -56,6 +103,24 @@ class Block:
     gas_limit: int | None
     base_fee_per_gas: int | None
     transactions: list[Transaction]
+    # Every other header field of eth_getBlockByNumber; None where the chain lacks it.
+    size: int | None = None
+    extra_data: str | None = None
+    state_root: str | None = None
+    transactions_root: str | None = None
+    receipts_root: str | None = None
+    logs_bloom: str | None = None
+    sha3_uncles: str | None = None
+    mix_hash: str | None = None
+    nonce: str | None = None
+    difficulty: int | None = None
+    total_difficulty: int | None = None
+    blob_gas_used: int | None = None
+    excess_blob_gas: int | None = None
+    withdrawals_root: str | None = None
+    parent_beacon_block_root: str | None = None
+    requests_hash: str | None = None
+    withdrawals: list[Withdrawal] | None = None  # None before Shanghai
 
 
 def shown(value: Any) -> str:
