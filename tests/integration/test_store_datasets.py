@@ -17,10 +17,17 @@ from indexer.chain.model import Block
 from indexer.config import ChainConfig
 from indexer.datasets import DATASETS, Dataset
 from indexer.store.blocks import delete_from, store_range
-from indexer.store.chains import get_chain, update_chain, upsert_chain
+from indexer.store.chains import (
+    get_chain,
+    purge_batch,
+    retire_chain,
+    update_chain,
+    upsert_chain,
+)
 from indexer.store.db import create_pool
 from indexer.store.ranges import coverage, dataset_blocks, dataset_coverage
 from indexer.store.rows import BLOCK_COLUMNS, TRANSACTION_COLUMNS
+from indexer.store.schema import CREATE_SCHEMA_MIGRATIONS, MIGRATIONS, RECORD_MIGRATION
 from tests.support.rows import full_blocks
 
 RECEIPT_COLUMNS = TRANSACTION_COLUMNS[-5:]
@@ -305,3 +312,93 @@ async def test_a_chain_that_gains_a_dataset_is_indexed_only_where_all_are_stored
     assert await grows.ranges() == [(200, 299)]
     await grows.write(full_blocks(400, 409))
     assert await grows.ranges() == [(200, 299), (400, 409)]
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_deleted_chain_is_purged_of_its_logs_and_withdrawals(store: Store) -> None:
+    chain = await upsert_chain(store.pool, ChainConfig(name="doomed", rpc_url="http://x:1"))
+    doomed = Store(store.pool, chain.id)
+    await doomed.write(full_blocks(0, 29))
+    await store.write(full_blocks(0, 29))  # another chain's rows stay
+    assert await retire_chain(store.pool, "doomed") == chain.id
+    while await purge_batch(store.pool, chain.id, batch_blocks=7):
+        pass
+    assert await doomed.rows() == {table: {} for table in ("blocks", *CHILD_TABLES)}
+    assert await doomed.ranges("dataset_ranges") == []
+    assert await store.rows() == expected(full_blocks(0, 29), store.chain_id)
+
+
+async def _version_1_database(url: str) -> None:
+    """A database as the indexer left it before migration 2: one chain, blocks 0..9 and 20..24
+    with their transactions, both ranges indexed."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(CREATE_SCHEMA_MIGRATIONS)
+        await conn.execute(MIGRATIONS[0])
+        await conn.execute(RECORD_MIGRATION, 1)
+        # The config as version 1 wrote it: no `datasets` key.
+        config = ChainConfig(name="old", rpc_url="http://x:1").model_dump(exclude={"datasets"})
+        chain_id = await conn.fetchval(
+            "INSERT INTO chains (name, config) VALUES ('old', $1::jsonb) RETURNING id",
+            json.dumps(config),
+        )
+        for b in full_blocks(0, 9, txs_per_block=2) + full_blocks(20, 24, txs_per_block=2):
+            await conn.execute(
+                "INSERT INTO blocks VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                *(chain_id, b.number, bytes.fromhex(b.hash), bytes.fromhex(b.parent_hash)),
+                *(b.timestamp, bytes.fromhex(b.miner or ""), b.gas_used, b.gas_limit),
+                *(b.base_fee_per_gas, len(b.transactions)),
+            )
+            for tx in b.transactions:
+                await conn.execute(
+                    "INSERT INTO transactions VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    *(chain_id, b.number, tx.tx_index, bytes.fromhex(tx.hash)),
+                    *(bytes.fromhex(tx.from_address), None, tx.value, tx.gas, tx.gas_price),
+                    tx.nonce,
+                )
+        await conn.executemany(
+            "INSERT INTO indexed_ranges VALUES ($1, $2, $3)", [(chain_id, 0, 9), (chain_id, 20, 24)]
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_migration_2_keeps_existing_chains_at_blocks_and_transactions(
+    database_url: str,
+) -> None:
+    await _version_1_database(database_url)
+    pool = await create_pool(database_url, max_size=2)  # migrates to the latest version
+    try:
+        assert await pool.fetchval("SELECT max(version) FROM schema_migrations") == len(MIGRATIONS)
+        row = await get_chain(pool, "old")
+        assert row is not None and row.config.datasets == ["blocks", "transactions"]
+        old = Store(pool, row.id)
+        assert await old.ranges() == [(0, 9), (20, 24)]
+        assert await old.ranges("dataset_ranges") == [
+            (0, 9, "blocks"),
+            (20, 24, "blocks"),
+            (0, 9, "transactions"),
+            (20, 24, "transactions"),
+        ]
+        rows = await old.rows()
+        assert sorted(rows["blocks"]) == [(n,) for n in [*range(10), *range(20, 25)]]
+        assert len(rows["transactions"]) == 30 and rows["logs"] == {}
+
+        # The indexer as upgraded re-writes an old range: new columns filled, logs not wanted.
+        blocks = full_blocks(0, 9, txs_per_block=2)
+        await old.write(blocks, row.config.datasets)
+        rows = await old.rows()
+        want = expected(blocks, row.id, ("blocks", "transactions"))
+        assert {k: rows["blocks"][k] for k in want["blocks"]} == want["blocks"]
+        assert {k: rows["transactions"][k] for k in want["transactions"]} == want["transactions"]
+        assert rows["withdrawals"] == want["withdrawals"] and rows["logs"] == {}
+
+        # Adding logs turns the old ranges into gaps: they are re-indexed with logs.
+        await upsert_chain(pool, row.config.model_copy(update={"datasets": list(DATASETS)}))
+        assert await old.ranges() == []
+        await old.write(blocks)
+        assert await old.ranges() == [(0, 9)]
+        assert (await old.rows())["logs"] == expected(blocks, row.id)["logs"]
+    finally:
+        await pool.close()
