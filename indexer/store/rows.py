@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from indexer.chain.model import Block
+from indexer.chain.model import Block, Transaction
 
 BLOCK_COLUMNS = [
     "chain_id",
@@ -82,6 +82,7 @@ LOG_COLUMNS = [
 WITHDRAWAL_COLUMNS = ["chain_id", "block_number", "index", "validator_index", "address", "amount"]
 
 NULL = "\\N"
+HEX = "\\\\x"  # a bytea's hex prefix, its backslash escaped for COPY
 NO_RECEIPT = "\t".join([NULL] * 5)
 
 
@@ -107,13 +108,21 @@ def _json(value: Any) -> str:
     backslashes need doubling for COPY."""
     if value is None:
         return NULL
+    if value == []:
+        return "[]"  # most EIP-1559 transactions: 20 times cheaper than json.dumps
     return json.dumps(value, separators=(",", ":")).replace("\\", "\\\\")
 
 
+_TOPIC_SEPARATOR = "\t" + HEX
+# By how many topics a log has: what follows them (all four NULL for a log without topics).
+_MISSING_TOPICS = ["\t".join([NULL] * 4)] + [("\t" + NULL) * (4 - n) for n in range(1, 5)]
+
+
 def _topics(topics: list[str]) -> str:
-    cells = ["\\\\x" + topic for topic in topics]
-    cells += [NULL] * (4 - len(cells))
-    return "\t".join(cells)
+    """topic0..topic3: the log's topics, NULL for those it lacks. (One join, no list per log.)"""
+    if not topics:
+        return _MISSING_TOPICS[0]
+    return HEX + _TOPIC_SEPARATOR.join(topics) + _MISSING_TOPICS[len(topics)]
 
 
 def block_lines(chain_id: int, blocks: Iterable[Block]) -> bytes:
@@ -133,23 +142,37 @@ def block_lines(chain_id: int, blocks: Iterable[Block]) -> bytes:
     ).encode()
 
 
+def _transaction_line(chain_id: int, number: int, tx: Transaction, receipts: bool) -> str:
+    # Conditional expressions, not _number/_bytea calls: a call per column was a third of the
+    # cost of a 150-transaction block's rows.
+    r = tx.receipt if receipts else None
+    return (
+        f"{chain_id}\t{number}\t{tx.tx_index}\t\\\\x{tx.hash}\t\\\\x{tx.from_address}\t"
+        f"{NULL if tx.to_address is None else HEX + tx.to_address}\t{tx.value}\t"
+        f"{NULL if tx.gas is None else tx.gas}\t{NULL if tx.gas_price is None else tx.gas_price}\t"
+        f"{NULL if tx.nonce is None else tx.nonce}\t\\\\x{tx.input}\t"
+        f"{NULL if tx.type is None else tx.type}\t"
+        f"{NULL if tx.max_fee_per_gas is None else tx.max_fee_per_gas}\t"
+        f"{NULL if tx.max_priority_fee_per_gas is None else tx.max_priority_fee_per_gas}\t"
+        f"{NULL if tx.max_fee_per_blob_gas is None else tx.max_fee_per_blob_gas}\t"
+        f"{NULL if tx.blob_versioned_hashes is None else _bytea_array(tx.blob_versioned_hashes)}\t"
+        f"{NULL if tx.access_list is None else _json(tx.access_list)}\t"
+        + (
+            NO_RECEIPT
+            if r is None
+            else f"{NULL if r.status is None else r.status}\t{r.gas_used}\t"
+            f"{r.cumulative_gas_used}\t"
+            f"{NULL if r.effective_gas_price is None else r.effective_gas_price}\t"
+            f"{NULL if r.contract_address is None else HEX + r.contract_address}"
+        )
+        + "\n"
+    )
+
+
 def transaction_lines(chain_id: int, blocks: Iterable[Block], receipts: bool) -> bytes:
     """The blocks' transaction rows; the receipt columns NULL unless `receipts` and it is set."""
     return "".join(
-        f"{chain_id}\t{b.number}\t{tx.tx_index}\t\\\\x{tx.hash}\t\\\\x{tx.from_address}\t"
-        f"{_bytea(tx.to_address)}\t{tx.value}\t{_number(tx.gas)}\t{_number(tx.gas_price)}\t"
-        f"{_number(tx.nonce)}\t\\\\x{tx.input}\t{_number(tx.type)}\t"
-        f"{_number(tx.max_fee_per_gas)}\t{_number(tx.max_priority_fee_per_gas)}\t"
-        f"{_number(tx.max_fee_per_blob_gas)}\t{_bytea_array(tx.blob_versioned_hashes)}\t"
-        f"{_json(tx.access_list)}\t"
-        + (
-            f"{_number(r.status)}\t{r.gas_used}\t{r.cumulative_gas_used}\t"
-            f"{_number(r.effective_gas_price)}\t{_bytea(r.contract_address)}\n"
-            if receipts and (r := tx.receipt) is not None
-            else NO_RECEIPT + "\n"
-        )
-        for b in blocks
-        for tx in b.transactions
+        _transaction_line(chain_id, b.number, tx, receipts) for b in blocks for tx in b.transactions
     ).encode()
 
 
