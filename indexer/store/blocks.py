@@ -80,17 +80,34 @@ SELECT EXISTS (SELECT 1 FROM blocks WHERE chain_id = $1 AND number BETWEEN $2 AN
 CHAIN_DATASETS = "SELECT config -> 'datasets' FROM chains WHERE id = $1"
 
 
-def _child_rows(
-    chain_id: int, blocks: Iterable[Block], datasets: tuple[Dataset, ...]
-) -> Iterator[tuple[str, list[str], bytes]]:
-    """(table, columns, COPY rows) of each child table `datasets` write, in CHILD_TABLES order."""
-    blocks = list(blocks)
-    if "transactions" in datasets:
-        rows = transaction_lines(chain_id, blocks, receipts="receipts" in datasets)
-        yield "transactions", TRANSACTION_COLUMNS, rows
-    if "logs" in datasets:
-        yield "logs", LOG_COLUMNS, log_lines(chain_id, blocks)
-    yield "withdrawals", WITHDRAWAL_COLUMNS, withdrawal_lines(chain_id, blocks)
+CHILD_COLUMNS = {
+    "transactions": TRANSACTION_COLUMNS,
+    "logs": LOG_COLUMNS,
+    "withdrawals": WITHDRAWAL_COLUMNS,
+}
+
+
+# The datasets whose rows each child table holds; the first decides whether it is written.
+TABLE_DATASETS: dict[str, tuple[Dataset, ...]] = {
+    "transactions": ("transactions", "receipts"),
+    "logs": ("logs",),
+    "withdrawals": ("blocks",),
+}
+
+
+def _written_tables(datasets: tuple[Dataset, ...]) -> list[str]:
+    """The child tables `datasets` write, in CHILD_TABLES order (withdrawals go with blocks)."""
+    return [table for table in CHILD_TABLES if TABLE_DATASETS[table][0] in datasets]
+
+
+def _child_lines(
+    table: str, chain_id: int, blocks: list[Block], datasets: tuple[Dataset, ...]
+) -> bytes:
+    if table == "transactions":
+        return transaction_lines(chain_id, blocks, receipts="receipts" in datasets)
+    if table == "logs":
+        return log_lines(chain_id, blocks)
+    return withdrawal_lines(chain_id, blocks)
 
 
 async def store_range(
@@ -115,8 +132,9 @@ async def store_range(
         await _check_neighbours(conn, chain_id, blocks)
         if not await conn.fetchval(HAS_ROWS, chain_id, start, end):
             await _copy(conn, "blocks", BLOCK_COLUMNS, block_lines(chain_id, blocks))
-            for table, columns, rows in _child_rows(chain_id, blocks, written):
-                await _copy(conn, table, columns, rows)
+            for table in _written_tables(written):
+                rows = _child_lines(table, chain_id, blocks, written)
+                await _copy(conn, table, CHILD_COLUMNS[table], rows)
         else:
             await _rewrite(conn, chain_id, blocks, written)
         await add_dataset_ranges(conn, chain_id, written, start, end)
@@ -137,7 +155,8 @@ LOCK_REPLACED_BLOCKS = """
 SELECT b.number
   FROM blocks b
   JOIN staging_blocks s ON s.chain_id = b.chain_id AND s.number = b.number
- WHERE b.hash <> s.hash
+ WHERE b.chain_id = $1 AND b.number BETWEEN $2 AND $3  -- bounds any plan to the range
+   AND b.hash <> s.hash
  ORDER BY b.number
    FOR UPDATE OF b
 """
@@ -164,13 +183,6 @@ DELETE_CHILDREN = {
     for table in CHILD_TABLES
 }
 
-# The datasets whose rows each child table holds.
-TABLE_DATASETS: dict[str, tuple[Dataset, ...]] = {
-    "transactions": ("transactions", "receipts"),
-    "logs": ("logs",),
-    "withdrawals": ("blocks",),
-}
-
 
 async def _rewrite(
     conn: asyncpg.Connection, chain_id: int, blocks: list[Block], written: tuple[Dataset, ...]
@@ -181,9 +193,9 @@ async def _rewrite(
     start, end = blocks[0].number, blocks[-1].number
     await conn.execute(CLEAR_STAGING_BLOCKS)  # a savepoint's caller may have left rows in it
     await _copy(conn, "staging_blocks", BLOCK_COLUMNS, block_lines(chain_id, blocks))
-    replaced = {r["number"] for r in await conn.fetch(LOCK_REPLACED_BLOCKS)}
+    replaced = {r["number"] for r in await conn.fetch(LOCK_REPLACED_BLOCKS, chain_id, start, end)}
     changed = {r["number"] for r in await conn.fetch(UPSERT_BLOCKS)}
-    written_tables = {table for table, _, _ in _child_rows(chain_id, [], written)}
+    written_tables = _written_tables(written)
     emptied: dict[Dataset, set[int]] = {}  # blocks whose rows of a dataset not written are gone
     for table in CHILD_TABLES:
         if table in written_tables:
@@ -202,9 +214,8 @@ async def _rewrite(
         await conn.execute(DELETE_CHILDREN[table], chain_id, sorted(numbers))
         if table in written_tables:
             chosen = [b for b in blocks if b.number in numbers]
-            for name, columns, rows in _child_rows(chain_id, chosen, written):
-                if name == table:
-                    await _copy(conn, table, columns, rows)
+            rows = _child_lines(table, chain_id, chosen, written)
+            await _copy(conn, table, CHILD_COLUMNS[table], rows)
     for dataset, numbers in emptied.items():
         for low, high in _runs(numbers):
             await remove_dataset_range(conn, chain_id, dataset, low, high)
