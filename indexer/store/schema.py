@@ -104,10 +104,11 @@ MIGRATIONS: list[str] = [
         data         bytea   NOT NULL,
         PRIMARY KEY (chain_id, block_number, log_index)
     );
-    -- One contract's events, and one event signature across contracts, by block range
-    -- (their cost to the COPY: bench/results/log_indexes.json).
+    -- One contract's events by block range (topic0 is then filtered on few rows). An index on
+    -- (chain_id, topic0, block_number), one event across all contracts, would make the logs
+    -- COPY about 1.5x slower again (bench/results/log_indexes.json): a user who needs it
+    -- can add it.
     CREATE INDEX logs_address ON logs (chain_id, address, block_number);
-    CREATE INDEX logs_topic0 ON logs (chain_id, topic0, block_number);
     CREATE TABLE withdrawals (
         chain_id        integer NOT NULL,
         block_number    bigint  NOT NULL,
