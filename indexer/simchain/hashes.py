@@ -1,0 +1,144 @@
+"""Block and transaction hashes of the simulated chain, and finding a block or transaction by one.
+
+A hash is 20 pseudo-random bytes, blake2b of (seed, number, fork version[, index]), then 12
+bytes that encode the number (and index) through invertible mixes, so they look random too.
+Decoding those 12 bytes says which block (and transaction) a hash can only be; the chain then
+recomputes that block's hash in its current fork and compares, so it finds any transaction
+by hash without storing a block, and a hash of a replaced fork finds nothing.
+
+A block hash mixes (number, 0xffffffff) in 96 bits; a transaction hash is cheaper, as a
+block has many: 8 bytes of the mixed number, shared by the block's transactions, and 4 of
+the mixed index, shared by transactions at that index (a node's hashes share nothing, but
+the 20 random bytes in front keep them unique and well spread).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from hashlib import blake2b
+
+ZERO_HASH = "0x" + "0" * 64
+_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+_MASK96 = (1 << 96) - 1
+_MIX = 0x9E3779B97F4A7C15F39CC061  # odd, so multiplying by it mod 2**96 is invertible
+_MIX2 = 0xBF58476D1CE4E5B94D049BB1
+_UNMIX = pow(_MIX, -1, 1 << 96)
+_UNMIX2 = pow(_MIX2, -1, 1 << 96)
+_MASK64 = (1 << 64) - 1
+_MIX64, _MIX64B = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9
+_UNMIX64, _UNMIX64B = pow(_MIX64, -1, 1 << 64), pow(_MIX64B, -1, 1 << 64)
+_MASK32 = (1 << 32) - 1
+_OFFSET64, _OFFSET32 = 0x2545F4914F6CDD1D, 0x5BD1E995
+_MIX32, _MIX32B = 0x7FEB352D, 0x846CA68B
+_UNMIX32, _UNMIX32B = pow(_MIX32, -1, 1 << 32), pow(_MIX32B, -1, 1 << 32)
+_BLOCK_INDEX = 0xFFFFFFFF
+TXS_PER_DIGEST = 3  # a 64-byte blake2b digest holds the random parts of three transactions
+
+
+def _mix(value: int) -> int:
+    value = (value * _MIX) & _MASK96
+    value ^= value >> 48  # the low bits of a product depend on the low bits only: mix them
+    return (value * _MIX2) & _MASK96
+
+
+def _unmix(value: int) -> int:
+    value = (value * _UNMIX2) & _MASK96
+    value ^= value >> 48  # a shift by half the width or more undoes itself
+    return (value * _UNMIX) & _MASK96
+
+
+def _tail(number: int, index: int) -> str:
+    return f"{_mix((number << 32) | index):024x}"
+
+
+def _is_hash(value: object) -> bool:
+    """A 0x-prefixed 32-byte hex string (any case)."""
+    return type(value) is str and _HASH.fullmatch(value) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def block_digest(seed: int, number: int, fork: int) -> tuple[str, str]:
+    """(hash, stateRoot) of a block as bare hex; cached because block n+1 needs the hash
+    as its parentHash."""
+    if number < 0:
+        return ZERO_HASH[2:], ZERO_HASH[2:]
+    # The default 64-byte digest costs less than digest_size=32 (measured) and gives the
+    # hash's random part and the state root in one call.
+    digest = blake2b(b"block:%d:%d:%d" % (seed, number, fork)).hexdigest()
+    return digest[:40] + _tail(number, _BLOCK_INDEX), digest[64:]
+
+
+def block_hash(seed: int, number: int, fork: int) -> str:
+    """The hash of block `number` in fork version `fork`; the zero hash below genesis."""
+    return "0x" + block_digest(seed, number, fork)[0]
+
+
+def block_number_of(hash_hex: str) -> int | None:
+    """The block number a block hash can only be the hash of, or None."""
+    if not _is_hash(hash_hex):
+        return None
+    value = _unmix(int(hash_hex[42:], 16))
+    return value >> 32 if value & 0xFFFFFFFF == _BLOCK_INDEX else None
+
+
+def _mix64(value: int) -> int:
+    value = ((value ^ _OFFSET64) * _MIX64) & _MASK64  # the xor: 0 must not stay 0
+    value ^= value >> 32
+    return (value * _MIX64B) & _MASK64
+
+
+def _unmix64(value: int) -> int:
+    value = (value * _UNMIX64B) & _MASK64
+    value ^= value >> 32
+    return ((value * _UNMIX64) & _MASK64) ^ _OFFSET64
+
+
+def _mix32(value: int) -> int:
+    value = ((value ^ _OFFSET32) * _MIX32) & _MASK32
+    value ^= value >> 16
+    return (value * _MIX32B) & _MASK32
+
+
+def _unmix32(value: int) -> int:
+    value = (value * _UNMIX32B) & _MASK32
+    value ^= value >> 16
+    return ((value * _UNMIX32) & _MASK32) ^ _OFFSET32
+
+
+_index_tails: list[str] = []
+
+
+def _index_tail(index: int) -> str:
+    while len(_index_tails) <= index:
+        _index_tails.append(f"{_mix32(len(_index_tails)):08x}")
+    return _index_tails[index]
+
+
+def tx_hashes(seed: int, number: int, fork: int, count: int) -> list[str]:
+    """The bare-hex hashes of a block's `count` transactions, in order."""
+    _index_tail(count)
+    index_tails = _index_tails
+    number_tail = f"{_mix64(number):016x}"
+    hashes: list[str] = []
+    for first in range(0, count, TXS_PER_DIGEST):
+        digest = blake2b(b"txs:%d:%d:%d:%d" % (seed, number, fork, first)).hexdigest()
+        for offset in range(min(TXS_PER_DIGEST, count - first)):
+            start = 40 * offset
+            hashes.append(digest[start : start + 40] + number_tail + index_tails[first + offset])
+    return hashes
+
+
+def tx_hash(seed: int, number: int, fork: int, index: int) -> str:
+    """The bare-hex hash of one transaction (what tx_hashes gives at `index`)."""
+    first = index - index % TXS_PER_DIGEST
+    start = 40 * (index - first)
+    digest = blake2b(b"txs:%d:%d:%d:%d" % (seed, number, fork, first)).hexdigest()
+    return digest[start : start + 40] + f"{_mix64(number):016x}" + _index_tail(index)
+
+
+def tx_location(hash_hex: str) -> tuple[int, int] | None:
+    """(block number, index) a transaction hash can only be, or None."""
+    if not _is_hash(hash_hex):
+        return None
+    return _unmix64(int(hash_hex[42:58], 16)), _unmix32(int(hash_hex[58:], 16))
