@@ -12,10 +12,14 @@ no logs, a creation has `to` null and a contractAddress; blooms are set from the
 addresses and topics, but with blake2b where a node uses keccak-256 (hashlib has none).
 
 Holes of the block templates index this vector, built per request by render.py:
-    [number, hash, parentHash, stateRoot, timestamp, withdrawal index * W, tx hash * N]
+    [number, hash, parentHash, stateRoot, timestamp, number_tail, withdrawal index * W,
+     random part of each transaction hash * N]
 and of the receipts templates:
-    [ids of transaction 0, ..., ids of transaction N-1, contractAddress of each creation]
-where a transaction's ids are its `"blockHash":..,"blockNumber":..,"transactionHash":..`.
+    [ids of transaction 0, ..., ids of transaction N-1, number_tail,
+     contractAddress of each creation]
+where a transaction's ids are `"blockHash":..,"blockNumber":..,"transactionHash":"0x` and the
+random part of its hash; a hash ends with number_tail and index_tail (hashes.py), the latter
+written into the templates.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import random
 from dataclasses import dataclass
 from hashlib import blake2b
 
+from indexer.simchain.hashes import index_tail
 from indexer.simchain.profiles import Profile
 from indexer.simchain.templates import Template, TemplateBuilder
 
@@ -55,8 +60,10 @@ EVENTS = (  # topic0 of Transfer, Approval, Swap (v2), Sync, Deposit, Swap (v3),
 )
 TOPIC_COUNTS = (1, 2, 3, 3, 3, 3, 4)  # most events index two addresses besides topic0
 DATA_BYTES = (0, 32, 32, 32, 64, 64, 96, 128, 160, 256)
-HOLE_NUMBER, HOLE_HASH, HOLE_PARENT, HOLE_STATE_ROOT, HOLE_TIMESTAMP = range(5)
-HOLE_WITHDRAWALS = 5  # then the transaction hashes
+HOLE_NUMBER, HOLE_HASH, HOLE_PARENT, HOLE_STATE_ROOT, HOLE_TIMESTAMP, HOLE_TX_TAIL = range(6)
+HOLE_WITHDRAWALS = 6  # then the random parts of the transaction hashes
+# Holes of one receipt's template.
+RECEIPT_IDS, RECEIPT_CONTRACT, RECEIPT_TX_TAIL = range(3)
 
 
 @dataclass(slots=True)
@@ -64,7 +71,7 @@ class SlotContent:
     full: Template  # eth_getBlockByNumber(n, true)
     hashes: Template  # eth_getBlockByNumber(n, false)
     receipts: Template  # eth_getBlockReceipts
-    receipt: list[Template]  # eth_getTransactionReceipt, holes [ids, contractAddress]
+    receipt: list[Template]  # eth_getTransactionReceipt, holes [ids, contract, number_tail]
     creations: list[int]  # indices of the contract creations, in order
 
 
@@ -230,12 +237,13 @@ def _draw_tx(
 def _receipt(
     tx: _Tx, index: int, cumulative: int, first_log: int, blob_price: int
 ) -> TemplateBuilder:
-    """One receipt; hole 0 is its ids, hole 1 its contractAddress (creations only)."""
+    """One receipt, with holes RECEIPT_*."""
     to_text = "null" if tx.to_address is None else f'"0x{tx.to_address}"'
-    receipt = TemplateBuilder().text("{").hole(0)
+    hash_end = f'{index_tail(index)}"'
+    receipt = TemplateBuilder().text("{").hole(RECEIPT_IDS).hole(RECEIPT_TX_TAIL).text(hash_end)
     receipt.text(f',"transactionIndex":"{index:#x}","from":"0x{tx.from_address}","to":{to_text}')
     if tx.creation:
-        receipt.text(',"contractAddress":"0x').hole(1).text('"')
+        receipt.text(',"contractAddress":"0x').hole(RECEIPT_CONTRACT).text('"')
     else:
         receipt.text(',"contractAddress":null')
     receipt.text(
@@ -252,7 +260,8 @@ def _receipt(
         if offset:
             receipt.text(",")
         topic_text = ",".join(f'"0x{topic}"' for topic in topics)
-        receipt.text("{").hole(0).text(
+        receipt.text("{").hole(RECEIPT_IDS).hole(RECEIPT_TX_TAIL).text(hash_end)
+        receipt.text(
             f',"transactionIndex":"{index:#x}","logIndex":"{first_log + offset:#x}",'
             f'"removed":false,"address":"0x{address}","topics":[{topic_text}],"data":"0x{data}"}}'
         )
@@ -286,8 +295,8 @@ def draw_slot(seed: int, chain_id: int, profile: Profile, txs: int, slot: int) -
         singles.append(receipt.build())
         if index:
             receipts.text(",")
-        address_hole = txs + creations.index(index) if tx.creation else -1
-        receipts.append(receipt, (index, address_hole))
+        address_hole = txs + 1 + creations.index(index) if tx.creation else -1
+        receipts.append(receipt, (index, address_hole, txs))
     receipts.text("]")
 
     bloom = 0
@@ -326,9 +335,10 @@ def draw_slot(seed: int, chain_id: int, profile: Profile, txs: int, slot: int) -
             if full:
                 out.text('{"blockHash":"0x').hole(HOLE_HASH).text('","blockNumber":"')
                 out.hole(HOLE_NUMBER).text('"', tx.before_hash).hole(first_hash + index)
-                out.text(tx.after_hash)
+                out.hole(HOLE_TX_TAIL).text(index_tail(index), tx.after_hash)
             else:
-                out.text('"0x').hole(first_hash + index).text('"')
+                out.text('"0x').hole(first_hash + index).hole(HOLE_TX_TAIL)
+                out.text(index_tail(index), '"')
         out.text(f'],"transactionsRoot":"0x{roots[0]}","uncles":[],"withdrawals":[')
         for index, (address, validator, amount) in enumerate(withdrawals):
             out.text("," if index else "", '{"index":"').hole(HOLE_WITHDRAWALS + index)

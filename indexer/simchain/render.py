@@ -31,6 +31,7 @@ class BlockRenderer:
         self._slots: list[SlotContent | None] = [None] * profile.pool_blocks
         self._slot_mask = profile.pool_blocks - 1
         self._withdrawals = profile.withdrawals_per_block
+        self._withdrawal_offsets = range(profile.withdrawals_per_block)
 
     def content(self, number: int, fork: int) -> SlotContent:
         """The templates of block `number` in fork version `fork`, drawn on first use."""
@@ -45,39 +46,42 @@ class BlockRenderer:
         """The block's JSON text. `parent_fork` is the fork version of block number-1,
         which differs from `fork` when a reorg replaced blocks from `number` on."""
         seed = self.seed
-        own_hash, state_root = hashes.block_digest(seed, number, fork)
+        own_hash, state_root, number_tail = hashes.block_digest(seed, number, fork)
         values = [
             hex(number),
             own_hash,
             hashes.block_digest(seed, number - 1, parent_fork)[0],
             state_root,
             hex(GENESIS_TIMESTAMP + number * SECONDS_PER_BLOCK),
+            number_tail,
         ]
         first_withdrawal = number * self._withdrawals
-        values += map(hex, range(first_withdrawal, first_withdrawal + self._withdrawals))
-        values += hashes.tx_hashes(seed, number, fork, self.txs_per_block)
-        content = self.content(number, fork)
+        values += [hex(first_withdrawal + offset) for offset in self._withdrawal_offsets]
+        values += hashes.tx_randoms(seed, number, fork, self.txs_per_block)
+        content = self._slots[(number + fork * FORK_STRIDE) & self._slot_mask]
+        if content is None:
+            content = self.content(number, fork)
         return (content.full if full else content.hashes).fill(values)
-
-    def _ids_prefix(self, number: int, fork: int) -> str:
-        own_hash = hashes.block_digest(self.seed, number, fork)[0]
-        return f'"blockHash":"0x{own_hash}","blockNumber":"{hex(number)}","transactionHash":"0x'
 
     def receipts(self, number: int, fork: int) -> str:
         """The block's receipts (eth_getBlockReceipts) as JSON text."""
-        prefix = self._ids_prefix(number, fork)
-        tx_hashes = hashes.tx_hashes(self.seed, number, fork, self.txs_per_block)
-        values = [prefix + tx_hash + '"' for tx_hash in tx_hashes]
+        own_hash, _, number_tail = hashes.block_digest(self.seed, number, fork)
+        prefix = f'"blockHash":"0x{own_hash}","blockNumber":"{hex(number)}","transactionHash":"0x'
+        randoms = hashes.tx_randoms(self.seed, number, fork, self.txs_per_block)
+        values = [prefix + random for random in randoms]
+        values.append(number_tail)
         content = self.content(number, fork)
-        for index in content.creations:  # a creation's address: part of its hash, so unique
-            values.append(tx_hashes[index][:40])
+        for index in content.creations:  # a creation's address: its hash's random part
+            values.append(randoms[index])
         return content.receipts.fill(values)
 
     def receipt(self, number: int, fork: int, index: int) -> str:
         """One transaction's receipt (eth_getTransactionReceipt) as JSON text."""
-        tx_hash = hashes.tx_hash(self.seed, number, fork, index)
-        ids = self._ids_prefix(number, fork) + tx_hash + '"'
-        return self.content(number, fork).receipt[index].fill((ids, tx_hash[:40]))
+        own_hash, _, number_tail = hashes.block_digest(self.seed, number, fork)
+        random = hashes.tx_hash(self.seed, number, fork, index)[:40]
+        prefix = f'"blockHash":"0x{own_hash}","blockNumber":"{hex(number)}","transactionHash":"0x'
+        values = (prefix + random, random, number_tail)
+        return self.content(number, fork).receipt[index].fill(values)
 
     def tx_hash(self, number: int, fork: int, index: int) -> str:
         """A transaction's hash, 0x-prefixed."""
