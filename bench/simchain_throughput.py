@@ -286,6 +286,7 @@ def main() -> None:
     if os.cpu_count() is None or SERVER_CPU not in os.sched_getaffinity(0):
         sys.exit(f"needs CPU {SERVER_CPU} for the server")
 
+    load_at_start = os.getloadavg()
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     server_cmd = [
@@ -324,10 +325,14 @@ def main() -> None:
         "method": METHODS[args.method][0],
         "txs_per_block": args.txs_per_block,  # null: the profile's
         "client_processes": args.clients,
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),
-            "nproc": os.cpu_count(),
+            "cpus": os.cpu_count(),
+            "load_average_at_start": [round(x, 2) for x in load_at_start],
             "cpu": next(
                 (
                     line.split(":", 1)[1].strip()
