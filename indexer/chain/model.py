@@ -16,12 +16,14 @@ from typing import Any, Literal
 
 # A quantity is "0x" and hex digits (no sign, "_", space or leading "0X"), small enough for the
 # column it is stored in (store/schema.py): bigint for numbers, timestamps, gas and nonces
-# (int64, far above any real gas or nonce), integer for a transaction's index, numeric for
-# values and fees, bounded by the EVM's uint256. Python's int(value, 16) accepts "-0x1",
-# "0x1_0" and 4,000 digits alike; such a value would fail the whole COPY, or be stored.
-# wire.py hands the same patterns to msgspec, so both parsers accept exactly the same values.
-Width = Literal["int32", "int64", "uint256"]
+# (int64, far above any real gas or nonce), integer for a transaction's or log's index,
+# smallint for a transaction's type, numeric for values and fees, bounded by the EVM's uint256.
+# Python's int(value, 16) accepts "-0x1", "0x1_0" and 4,000 digits alike; such a value would
+# fail the whole COPY, or be stored. wire.py checks the same lengths and digits its own way
+# (tests/unit/test_block_decoding.py holds both to the same answers).
+Width = Literal["int16", "int32", "int64", "uint256"]
 QUANTITY_PATTERNS: dict[Width, str] = {
+    "int16": r"^0x[0-7]?[0-9a-fA-F]{1,3}\Z",  # a transaction's type (smallint)
     "int32": r"^0x[0-7]?[0-9a-fA-F]{1,7}\Z",
     "int64": r"^0x[0-7]?[0-9a-fA-F]{1,15}\Z",
     "uint256": r"^0x[0-9a-fA-F]{1,64}\Z",
@@ -164,11 +166,44 @@ def _data(raw: dict[str, Any], key: str, where: str, size: int | None = None) ->
     return value[2:].lower()
 
 
-def _required_data(raw: dict[str, Any], key: str, where: str, size: int) -> str:
+def _required_data(raw: dict[str, Any], key: str, where: str, size: int | None) -> str:
     data = _data(raw, key, where, size)
     if data is None:
         raise BadChainData(f"{where}: missing field {key!r}")
     return data
+
+
+def _list(raw: dict[str, Any], key: str, where: str) -> list[Any] | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, list):
+        raise BadChainData(f"{where}: field {key!r} is not a list: {shown(value)}")
+    return value
+
+
+def _hashes(raw: dict[str, Any], key: str, where: str) -> list[str] | None:
+    """A list of 32-byte hashes (blobVersionedHashes), or None when the field is absent."""
+    values = _list(raw, key, where)
+    if values is None:
+        return None
+    return [_required_data({key: v}, key, f"{where} {key}[{i}]", 32) for i, v in enumerate(values)]
+
+
+def _access_list(raw: dict[str, Any], where: str) -> list[dict[str, Any]] | None:
+    """EIP-2930's [{"address", "storageKeys"}], checked, lower-cased, keeping the 0x (jsonb)."""
+    entries = _list(raw, "accessList", where)
+    if entries is None:
+        return None
+    checked = []
+    for i, entry in enumerate(entries):
+        at = f"{where} accessList[{i}]"
+        if not isinstance(entry, dict):
+            raise BadChainData(f"{at}: expected an object, got {shown(entry)}")
+        keys = _hashes(entry, "storageKeys", at)
+        if keys is None:
+            raise BadChainData(f"{at}: missing field 'storageKeys'")
+        address = _required_data(entry, "address", at, 20)
+        checked.append({"address": "0x" + address, "storageKeys": ["0x" + k for k in keys]})
+    return checked
 
 
 def parse_transaction(raw: Any, block_number: int, position: int) -> Transaction:
@@ -190,7 +225,26 @@ def parse_transaction(raw: Any, block_number: int, position: int) -> Transaction
         gas=_quantity(raw, "gas", where, "int64"),
         gas_price=_quantity(raw, "gasPrice", where, "uint256"),
         nonce=_quantity(raw, "nonce", where, "int64"),
+        input=_data(raw, "input", where) or "",
+        type=_quantity(raw, "type", where, "int16"),
+        max_fee_per_gas=_quantity(raw, "maxFeePerGas", where, "uint256"),
+        max_priority_fee_per_gas=_quantity(raw, "maxPriorityFeePerGas", where, "uint256"),
+        max_fee_per_blob_gas=_quantity(raw, "maxFeePerBlobGas", where, "uint256"),
+        blob_versioned_hashes=_hashes(raw, "blobVersionedHashes", where),
+        access_list=_access_list(raw, where),
     )
+
+
+def parse_withdrawal(raw: Any, where: str) -> Withdrawal:
+    """One withdrawal of a block; its quantities are uint64 on chain, far within a bigint."""
+    if not isinstance(raw, dict):
+        raise BadChainData(f"{where}: expected a withdrawal object, got {shown(raw)}")
+    index, validator, amount = (
+        _quantity(raw, key, where, "int64", required=True)
+        for key in ("index", "validatorIndex", "amount")
+    )
+    assert index is not None and validator is not None and amount is not None
+    return Withdrawal(index, validator, _required_data(raw, "address", where, 20), amount)
 
 
 def _block_object(raw: Any, expected_number: int) -> dict[str, Any]:
@@ -222,6 +276,7 @@ def parse_block(raw: Any, expected_number: int) -> Block:
         raise BadChainData(f"{where}: 'transactions' is not a list")
     timestamp = _quantity(raw, "timestamp", where, "int64", required=True)
     assert timestamp is not None
+    withdrawals = _list(raw, "withdrawals", where)
     return Block(
         number=expected_number,
         hash=_required_data(raw, "hash", where, 32),
@@ -235,6 +290,25 @@ def parse_block(raw: Any, expected_number: int) -> Block:
             parse_transaction(tx, expected_number, position)
             for position, tx in enumerate(transactions)
         ],
+        size=_quantity(raw, "size", where, "int64"),
+        extra_data=_data(raw, "extraData", where),
+        state_root=_data(raw, "stateRoot", where, 32),
+        transactions_root=_data(raw, "transactionsRoot", where, 32),
+        receipts_root=_data(raw, "receiptsRoot", where, 32),
+        logs_bloom=_data(raw, "logsBloom", where, 256),
+        sha3_uncles=_data(raw, "sha3Uncles", where, 32),
+        mix_hash=_data(raw, "mixHash", where, 32),
+        nonce=_data(raw, "nonce", where, 8),
+        difficulty=_quantity(raw, "difficulty", where, "uint256"),
+        total_difficulty=_quantity(raw, "totalDifficulty", where, "uint256"),
+        blob_gas_used=_quantity(raw, "blobGasUsed", where, "int64"),
+        excess_blob_gas=_quantity(raw, "excessBlobGas", where, "int64"),
+        withdrawals_root=_data(raw, "withdrawalsRoot", where, 32),
+        parent_beacon_block_root=_data(raw, "parentBeaconBlockRoot", where, 32),
+        requests_hash=_data(raw, "requestsHash", where, 32),
+        withdrawals=None
+        if withdrawals is None
+        else [parse_withdrawal(w, f"{where} withdrawal {i}") for i, w in enumerate(withdrawals)],
     )
 
 
