@@ -138,7 +138,7 @@ def parse_quantity(value: Any, width: Width, what: str) -> int:
     raise BadChainData(f"{what} is not a hex quantity ({width}): {shown(value)}")
 
 
-def _quantity(
+def quantity_field(
     raw: dict[str, Any], key: str, where: str, width: Width, required: bool = False
 ) -> int | None:
     value = raw.get(key)
@@ -149,7 +149,7 @@ def _quantity(
     return parse_quantity(value, width, f"{where}: field {key!r}")
 
 
-def _data(raw: dict[str, Any], key: str, where: str, size: int | None = None) -> str | None:
+def data_field(raw: dict[str, Any], key: str, where: str, size: int | None = None) -> str | None:
     """Hex data of `size` bytes, checked and returned as lower-case hex without 0x."""
     value = raw.get(key)
     if value is None:
@@ -166,8 +166,8 @@ def _data(raw: dict[str, Any], key: str, where: str, size: int | None = None) ->
     return value[2:].lower()
 
 
-def _required_data(raw: dict[str, Any], key: str, where: str, size: int | None) -> str:
-    data = _data(raw, key, where, size)
+def required_data_field(raw: dict[str, Any], key: str, where: str, size: int | None) -> str:
+    data = data_field(raw, key, where, size)
     if data is None:
         raise BadChainData(f"{where}: missing field {key!r}")
     return data
@@ -185,7 +185,9 @@ def _hashes(raw: dict[str, Any], key: str, where: str) -> list[str] | None:
     values = _list(raw, key, where)
     if values is None:
         return None
-    return [_required_data({key: v}, key, f"{where} {key}[{i}]", 32) for i, v in enumerate(values)]
+    return [
+        required_data_field({key: v}, key, f"{where} {key}[{i}]", 32) for i, v in enumerate(values)
+    ]
 
 
 def _access_list(raw: dict[str, Any], where: str) -> list[dict[str, Any]] | None:
@@ -201,7 +203,7 @@ def _access_list(raw: dict[str, Any], where: str) -> list[dict[str, Any]] | None
         keys = _hashes(entry, "storageKeys", at)
         if keys is None:
             raise BadChainData(f"{at}: missing field 'storageKeys'")
-        address = _required_data(entry, "address", at, 20)
+        address = required_data_field(entry, "address", at, 20)
         checked.append({"address": "0x" + address, "storageKeys": ["0x" + k for k in keys]})
     return checked
 
@@ -211,25 +213,25 @@ def parse_transaction(raw: Any, block_number: int, position: int) -> Transaction
     where = f"block {block_number} transaction {position}"
     if not isinstance(raw, dict):
         raise BadChainData(f"{where}: expected a transaction object, got {type(raw).__name__}")
-    index = _quantity(raw, "transactionIndex", where, "int32", required=True)
+    index = quantity_field(raw, "transactionIndex", where, "int32", required=True)
     if index != position:
         raise BadChainData(f"{where}: transactionIndex is {index}")
-    value = _quantity(raw, "value", where, "uint256", required=True)
+    value = quantity_field(raw, "value", where, "uint256", required=True)
     assert value is not None
     return Transaction(
-        hash=_required_data(raw, "hash", where, 32),
+        hash=required_data_field(raw, "hash", where, 32),
         tx_index=position,
-        from_address=_required_data(raw, "from", where, 20),
-        to_address=_data(raw, "to", where, 20),
+        from_address=required_data_field(raw, "from", where, 20),
+        to_address=data_field(raw, "to", where, 20),
         value=value,
-        gas=_quantity(raw, "gas", where, "int64"),
-        gas_price=_quantity(raw, "gasPrice", where, "uint256"),
-        nonce=_quantity(raw, "nonce", where, "int64"),
-        input=_data(raw, "input", where) or "",
-        type=_quantity(raw, "type", where, "int16"),
-        max_fee_per_gas=_quantity(raw, "maxFeePerGas", where, "uint256"),
-        max_priority_fee_per_gas=_quantity(raw, "maxPriorityFeePerGas", where, "uint256"),
-        max_fee_per_blob_gas=_quantity(raw, "maxFeePerBlobGas", where, "uint256"),
+        gas=quantity_field(raw, "gas", where, "int64"),
+        gas_price=quantity_field(raw, "gasPrice", where, "uint256"),
+        nonce=quantity_field(raw, "nonce", where, "int64"),
+        input=data_field(raw, "input", where) or "",
+        type=quantity_field(raw, "type", where, "int16"),
+        max_fee_per_gas=quantity_field(raw, "maxFeePerGas", where, "uint256"),
+        max_priority_fee_per_gas=quantity_field(raw, "maxPriorityFeePerGas", where, "uint256"),
+        max_fee_per_blob_gas=quantity_field(raw, "maxFeePerBlobGas", where, "uint256"),
         blob_versioned_hashes=_hashes(raw, "blobVersionedHashes", where),
         access_list=_access_list(raw, where),
     )
@@ -240,11 +242,11 @@ def parse_withdrawal(raw: Any, where: str) -> Withdrawal:
     if not isinstance(raw, dict):
         raise BadChainData(f"{where}: expected a withdrawal object, got {shown(raw)}")
     index, validator, amount = (
-        _quantity(raw, key, where, "int64", required=True)
+        quantity_field(raw, key, where, "int64", required=True)
         for key in ("index", "validatorIndex", "amount")
     )
     assert index is not None and validator is not None and amount is not None
-    return Withdrawal(index, validator, _required_data(raw, "address", where, 20), amount)
+    return Withdrawal(index, validator, required_data_field(raw, "address", where, 20), amount)
 
 
 def _block_object(raw: Any, expected_number: int) -> dict[str, Any]:
@@ -254,7 +256,7 @@ def _block_object(raw: Any, expected_number: int) -> dict[str, Any]:
         raise BadChainData(f"{where}: the provider returned null (block not available)")
     if not isinstance(raw, dict):
         raise BadChainData(f"{where}: expected a block object, got {type(raw).__name__}")
-    number = _quantity(raw, "number", where, "int64", required=True)
+    number = quantity_field(raw, "number", where, "int64", required=True)
     if number != expected_number:
         raise BadChainData(f"{where}: the provider returned block {number}")
     return raw
@@ -262,7 +264,7 @@ def _block_object(raw: Any, expected_number: int) -> dict[str, Any]:
 
 def parse_header_hash(raw: Any, expected_number: int) -> str:
     """The hash of a header-only block for `expected_number`, checked like a full block's."""
-    return _required_data(
+    return required_data_field(
         _block_object(raw, expected_number), "hash", f"block {expected_number}", 32
     )
 
@@ -274,38 +276,38 @@ def parse_block(raw: Any, expected_number: int) -> Block:
     transactions = raw.get("transactions")
     if not isinstance(transactions, list):
         raise BadChainData(f"{where}: 'transactions' is not a list")
-    timestamp = _quantity(raw, "timestamp", where, "int64", required=True)
+    timestamp = quantity_field(raw, "timestamp", where, "int64", required=True)
     assert timestamp is not None
     withdrawals = _list(raw, "withdrawals", where)
     return Block(
         number=expected_number,
-        hash=_required_data(raw, "hash", where, 32),
-        parent_hash=_required_data(raw, "parentHash", where, 32),
+        hash=required_data_field(raw, "hash", where, 32),
+        parent_hash=required_data_field(raw, "parentHash", where, 32),
         timestamp=timestamp,
-        miner=_data(raw, "miner", where, 20),
-        gas_used=_quantity(raw, "gasUsed", where, "int64"),
-        gas_limit=_quantity(raw, "gasLimit", where, "int64"),
-        base_fee_per_gas=_quantity(raw, "baseFeePerGas", where, "uint256"),
+        miner=data_field(raw, "miner", where, 20),
+        gas_used=quantity_field(raw, "gasUsed", where, "int64"),
+        gas_limit=quantity_field(raw, "gasLimit", where, "int64"),
+        base_fee_per_gas=quantity_field(raw, "baseFeePerGas", where, "uint256"),
         transactions=[
             parse_transaction(tx, expected_number, position)
             for position, tx in enumerate(transactions)
         ],
-        size=_quantity(raw, "size", where, "int64"),
-        extra_data=_data(raw, "extraData", where),
-        state_root=_data(raw, "stateRoot", where, 32),
-        transactions_root=_data(raw, "transactionsRoot", where, 32),
-        receipts_root=_data(raw, "receiptsRoot", where, 32),
-        logs_bloom=_data(raw, "logsBloom", where, 256),
-        sha3_uncles=_data(raw, "sha3Uncles", where, 32),
-        mix_hash=_data(raw, "mixHash", where, 32),
-        nonce=_data(raw, "nonce", where, 8),
-        difficulty=_quantity(raw, "difficulty", where, "uint256"),
-        total_difficulty=_quantity(raw, "totalDifficulty", where, "uint256"),
-        blob_gas_used=_quantity(raw, "blobGasUsed", where, "int64"),
-        excess_blob_gas=_quantity(raw, "excessBlobGas", where, "int64"),
-        withdrawals_root=_data(raw, "withdrawalsRoot", where, 32),
-        parent_beacon_block_root=_data(raw, "parentBeaconBlockRoot", where, 32),
-        requests_hash=_data(raw, "requestsHash", where, 32),
+        size=quantity_field(raw, "size", where, "int64"),
+        extra_data=data_field(raw, "extraData", where),
+        state_root=data_field(raw, "stateRoot", where, 32),
+        transactions_root=data_field(raw, "transactionsRoot", where, 32),
+        receipts_root=data_field(raw, "receiptsRoot", where, 32),
+        logs_bloom=data_field(raw, "logsBloom", where, 256),
+        sha3_uncles=data_field(raw, "sha3Uncles", where, 32),
+        mix_hash=data_field(raw, "mixHash", where, 32),
+        nonce=data_field(raw, "nonce", where, 8),
+        difficulty=quantity_field(raw, "difficulty", where, "uint256"),
+        total_difficulty=quantity_field(raw, "totalDifficulty", where, "uint256"),
+        blob_gas_used=quantity_field(raw, "blobGasUsed", where, "int64"),
+        excess_blob_gas=quantity_field(raw, "excessBlobGas", where, "int64"),
+        withdrawals_root=data_field(raw, "withdrawalsRoot", where, 32),
+        parent_beacon_block_root=data_field(raw, "parentBeaconBlockRoot", where, 32),
+        requests_hash=data_field(raw, "requestsHash", where, 32),
         withdrawals=None
         if withdrawals is None
         else [parse_withdrawal(w, f"{where} withdrawal {i}") for i, w in enumerate(withdrawals)],
