@@ -11,7 +11,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from indexer.chain.envelope import results_in_order
-from indexer.chain.model import Block, parse_block, parse_header_hash, parse_quantity
+from indexer.chain.model import Block, Receipt, parse_block, parse_header_hash, parse_quantity
+from indexer.chain.receipts import parse_block_receipts, parse_receipt
+from indexer.chain.receipts_wire import (
+    decode_block_receipts_batch,
+    decode_transaction_receipts_batch,
+    to_block_receipts,
+    to_receipt,
+)
 from indexer.chain.redaction import Redactor
 from indexer.chain.wire import decode_block_batch, to_block
 
@@ -59,3 +66,42 @@ def decode_quantities(raw: bytes, ids: list[int], calls: Calls, redact: Redactor
         parse_quantity(result, "int64", f"the {method} result")
         for result, (method, _) in zip(results, calls, strict=True)
     ]
+
+
+def block_receipts_decoder(blocks: Sequence[Block]) -> Decoder:
+    """Checks eth_getBlockReceipts answers against `blocks`, found by each call's block number.
+
+    By the call's own parameter, not by position: a batch over the response cap is split, and
+    each half decoded with this same decoder.
+    """
+    by_number = {hex(block.number): block for block in blocks}
+
+    def decode(raw: bytes, ids: list[int], calls: Calls, redact: Redactor) -> list[list[Receipt]]:
+        targets = [by_number[params[0]] for _, params in calls]
+        wire = decode_block_receipts_batch(raw, ids)
+        if wire is not None:
+            return [to_block_receipts(w, b) for w, b in zip(wire, targets, strict=True)]
+        results = results_in_order(raw, ids, calls, redact)
+        return [parse_block_receipts(r, b) for r, b in zip(results, targets, strict=True)]
+
+    return decode
+
+
+def transaction_receipts_decoder(blocks: Sequence[Block]) -> Decoder:
+    """Checks eth_getTransactionReceipt answers against the transactions of `blocks`, found by
+    each call's transaction hash; a null (an unknown transaction) is bad data."""
+    by_hash = {
+        "0x" + tx.hash: (block, position)
+        for block in blocks
+        for position, tx in enumerate(block.transactions)
+    }
+
+    def decode(raw: bytes, ids: list[int], calls: Calls, redact: Redactor) -> list[Receipt]:
+        targets = [by_hash[params[0]] for _, params in calls]
+        wire = decode_transaction_receipts_batch(raw, ids)
+        if wire is not None:
+            return [to_receipt(w, *target) for w, target in zip(wire, targets, strict=True)]
+        results = results_in_order(raw, ids, calls, redact)
+        return [parse_receipt(r, *target) for r, target in zip(results, targets, strict=True)]
+
+    return decode
