@@ -114,7 +114,8 @@ class RpcClient:
         # eth_getBlockReceipts until the provider answers that it lacks it, then for good
         # eth_getTransactionReceipt: detected once per client, shown in a metric.
         self.receipts_method = BLOCK_RECEIPTS
-        self._receipts_method_shown = False
+        self._receipts_method_known = False
+        self._receipts_probe = asyncio.Lock()  # one batch finds out; the others wait for it
         self.metrics.rpc_concurrency_limit.labels(chain).set(self.limiter.limit)
 
     async def close(self) -> None:
@@ -349,10 +350,22 @@ class RpcClient:
         return blocks[1:] if start > 0 else blocks
 
     async def _fetch_receipts(self, blocks: list[Block]) -> None:
-        """Attach every transaction's receipt: eth_getBlockReceipts, or the fallback."""
+        """Attach every transaction's receipt, by the method this provider serves.
+
+        Until that is known, one batch at a time asks: batches fetched side by side would
+        otherwise each find out on their own that eth_getBlockReceipts is missing.
+        """
         blocks = [block for block in blocks if block.transactions]  # nothing to ask for
         if not blocks:
             return
+        if not self._receipts_method_known:
+            async with self._receipts_probe:
+                if not self._receipts_method_known:
+                    await self._receipts_by_any_method(blocks)
+                    return
+        await self._receipts_by_any_method(blocks)
+
+    async def _receipts_by_any_method(self, blocks: list[Block]) -> None:
         if self.receipts_method == BLOCK_RECEIPTS:
             try:
                 await self._block_receipts(blocks)
@@ -408,7 +421,7 @@ class RpcClient:
         if self.receipts_method == TRANSACTION_RECEIPT:
             return  # another batch already found out
         self.receipts_method = TRANSACTION_RECEIPT
-        self._receipts_method_shown = False
+        self._receipts_method_known = False
         log.warning(
             "%s provider lacks %s (%s): fetching receipts with %s from now on",
             self.chain,
@@ -420,12 +433,12 @@ class RpcClient:
         self._show_receipts_method()
 
     def _show_receipts_method(self) -> None:
-        if self._receipts_method_shown:
+        if self._receipts_method_known:
             return
         for method in RECEIPTS_METHODS:
             in_use = 1 if method == self.receipts_method else 0
             self.metrics.rpc_receipts_method.labels(self.chain, method).set(in_use)
-        self._receipts_method_shown = True
+        self._receipts_method_known = True
 
     async def get_block_hashes(self, start: int, end: int) -> dict[int, bytes]:
         """Hashes of blocks start..end (headers only), for comparing against what is stored."""
