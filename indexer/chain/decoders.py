@@ -7,7 +7,9 @@ any failed request, instead of surfacing after the request was already counted a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from indexer.chain.envelope import results_in_order
@@ -27,6 +29,25 @@ Calls = Sequence[tuple[str, list[Any]]]
 Decoder = Callable[[bytes, list[int], Calls, Redactor], list[Any]]
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is decoded: synchronous, no await inside.
+
+    Decoding a batch allocates hundreds of thousands of objects (a mainnet batch of receipts:
+    15,000 receipts, 30,000 logs), each young collection walks them all again, and with the
+    collector on, decoding and checking 100 mainnet blocks' receipts took ~1.7x as long
+    (measured: 277 vs 480 blocks/s). Nothing decoded from JSON can form a cycle.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _block_numbers(calls: Calls) -> list[int]:
     """The block each eth_getBlockByNumber call asked for (we wrote the hex ourselves)."""
     return [int(params[0], 16) for _, params in calls]
@@ -38,9 +59,10 @@ def decode_blocks(raw: bytes, ids: list[int], calls: Calls, redact: Redactor) ->
     A null stays None: the block is not available yet, and RpcClient._fetch_batch retries it.
     """
     numbers = _block_numbers(calls)
-    wire = decode_block_batch(raw, ids)
-    if wire is not None:
-        return [to_block(block, n) for block, n in zip(wire, numbers, strict=True)]
+    with gc_paused():
+        wire = decode_block_batch(raw, ids)
+        if wire is not None:
+            return [to_block(block, n) for block, n in zip(wire, numbers, strict=True)]
     results = results_in_order(raw, ids, calls, redact)
     return [
         None if result is None else parse_block(result, n)
@@ -78,9 +100,10 @@ def block_receipts_decoder(blocks: Sequence[Block]) -> Decoder:
 
     def decode(raw: bytes, ids: list[int], calls: Calls, redact: Redactor) -> list[list[Receipt]]:
         targets = [by_number[params[0]] for _, params in calls]
-        wire = decode_block_receipts_batch(raw, ids)
-        if wire is not None:
-            return [to_block_receipts(w, b) for w, b in zip(wire, targets, strict=True)]
+        with gc_paused():
+            wire = decode_block_receipts_batch(raw, ids)
+            if wire is not None:
+                return [to_block_receipts(w, b) for w, b in zip(wire, targets, strict=True)]
         results = results_in_order(raw, ids, calls, redact)
         return [parse_block_receipts(r, b) for r, b in zip(results, targets, strict=True)]
 
@@ -98,9 +121,10 @@ def transaction_receipts_decoder(blocks: Sequence[Block]) -> Decoder:
 
     def decode(raw: bytes, ids: list[int], calls: Calls, redact: Redactor) -> list[Receipt]:
         targets = [by_hash[params[0]] for _, params in calls]
-        wire = decode_transaction_receipts_batch(raw, ids)
-        if wire is not None:
-            return [to_receipt(w, *target) for w, target in zip(wire, targets, strict=True)]
+        with gc_paused():
+            wire = decode_transaction_receipts_batch(raw, ids)
+            if wire is not None:
+                return [to_receipt(w, *t) for w, t in zip(wire, targets, strict=True)]
         results = results_in_order(raw, ids, calls, redact)
         return [parse_receipt(r, *target) for r, target in zip(results, targets, strict=True)]
 

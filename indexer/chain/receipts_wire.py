@@ -30,7 +30,7 @@ from indexer.chain.wire import (
 Topics = Annotated[list[Hash], msgspec.Meta(max_length=4)]
 
 
-class WireLog(msgspec.Struct):
+class WireLog(msgspec.Struct, gc=False):
     logIndex: Int32
     transactionIndex: Int32
     transactionHash: Hash
@@ -42,7 +42,7 @@ class WireLog(msgspec.Struct):
     removed: bool = False  # null or anything but a boolean: the reference decides
 
 
-class WireReceipt(msgspec.Struct):
+class WireReceipt(msgspec.Struct, gc=False):
     transactionHash: Hash
     transactionIndex: Int32
     blockHash: Hash
@@ -55,13 +55,13 @@ class WireReceipt(msgspec.Struct):
     contractAddress: Address | None = None
 
 
-class WireBlockReceipts(msgspec.Struct):
+class WireBlockReceipts(msgspec.Struct, gc=False):
     id: int | str | None = None
     result: list[WireReceipt] | None = None
     error: Any = None
 
 
-class WireTransactionReceipt(msgspec.Struct):
+class WireTransactionReceipt(msgspec.Struct, gc=False):
     id: int | str | None = None
     result: WireReceipt | None = None
     error: Any = None

@@ -19,6 +19,8 @@ import msgspec
 
 from indexer.chain.model import Block, Transaction, Withdrawal, parse_block
 
+# Structs with gc=False: they hold strings and lists decoded from JSON, never a cycle, and the
+# collector need not track (and walk) hundreds of thousands of them per batch.
 Hash = Annotated[str, msgspec.Meta(min_length=66, max_length=66)]  # 0x + 32 bytes
 Address = Annotated[str, msgspec.Meta(min_length=42, max_length=42)]  # 0x + 20 bytes
 Bloom = Annotated[str, msgspec.Meta(min_length=514, max_length=514)]  # 0x + 256 bytes
@@ -34,12 +36,12 @@ Int64 = Annotated[str, msgspec.Meta(min_length=3, max_length=18)]
 Uint256 = Annotated[str, msgspec.Meta(min_length=3, max_length=66)]
 
 
-class WireAccess(msgspec.Struct):
+class WireAccess(msgspec.Struct, gc=False):
     address: Address
     storageKeys: list[Hash]
 
 
-class WireTransaction(msgspec.Struct):
+class WireTransaction(msgspec.Struct, gc=False):
     hash: Hash
     sender: Address = msgspec.field(name="from")
     transactionIndex: Int32
@@ -57,14 +59,14 @@ class WireTransaction(msgspec.Struct):
     accessList: list[WireAccess] | None = None
 
 
-class WireWithdrawal(msgspec.Struct):
+class WireWithdrawal(msgspec.Struct, gc=False):
     index: Int64
     validatorIndex: Int64
     address: Address
     amount: Int64
 
 
-class WireBlock(msgspec.Struct):
+class WireBlock(msgspec.Struct, gc=False):
     number: Int64
     hash: Hash
     parentHash: Hash
@@ -93,7 +95,7 @@ class WireBlock(msgspec.Struct):
     withdrawals: list[WireWithdrawal] | None = None
 
 
-class WireAnswer(msgspec.Struct):
+class WireAnswer(msgspec.Struct, gc=False):
     id: int | str | None = None  # anything else (a list, an object) goes the careful way
     result: WireBlock | None = None
     error: Any = None
