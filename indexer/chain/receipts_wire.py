@@ -24,6 +24,7 @@ from indexer.chain.wire import (
     Uint256,
     check_hex,
     odd,
+    results_by_id,
     too_wide,
 )
 
@@ -71,23 +72,10 @@ _BLOCK_RECEIPTS = msgspec.json.Decoder(list[WireBlockReceipts])
 _TRANSACTION_RECEIPTS = msgspec.json.Decoder(list[WireTransactionReceipt])
 
 
-def _results(answers: list[Any], ids: list[int]) -> list[Any] | None:
-    if len(answers) != len(ids):
-        return None
-    by_id = {answer.id: answer for answer in answers}
-    results = []
-    for call_id in ids:
-        answer = by_id.get(call_id)
-        if answer is None or answer.error is not None or answer.result is None:
-            return None
-        results.append(answer.result)
-    return results
-
-
 def decode_block_receipts_batch(body: bytes, ids: list[int]) -> list[list[WireReceipt]] | None:
     """Each call's receipts in request order, or None if anything is unusual."""
     try:
-        return _results(_BLOCK_RECEIPTS.decode(body), ids)
+        return results_by_id(_BLOCK_RECEIPTS.decode(body), ids)
     except msgspec.MsgspecError:
         return None
 
@@ -95,7 +83,7 @@ def decode_block_receipts_batch(body: bytes, ids: list[int]) -> list[list[WireRe
 def decode_transaction_receipts_batch(body: bytes, ids: list[int]) -> list[WireReceipt] | None:
     """Each call's receipt in request order, or None if anything is unusual."""
     try:
-        return _results(_TRANSACTION_RECEIPTS.decode(body), ids)
+        return results_by_id(_TRANSACTION_RECEIPTS.decode(body), ids)
     except msgspec.MsgspecError:
         return None
 

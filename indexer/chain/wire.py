@@ -107,19 +107,23 @@ _DECODER = msgspec.json.Decoder(list[WireAnswer])
 def decode_block_batch(body: bytes, ids: list[int]) -> list[WireBlock] | None:
     """The blocks of a batch answer in request order, or None if anything is unusual."""
     try:
-        answers = _DECODER.decode(body)
+        return results_by_id(_DECODER.decode(body), ids)
     except msgspec.MsgspecError:
         return None
+
+
+def results_by_id(answers: list[Any], ids: list[int]) -> list[Any] | None:
+    """Each call's result in request order; None if any is missing, an error or null."""
     if len(answers) != len(ids):
         return None
     by_id = {answer.id: answer for answer in answers}
-    blocks = []
+    results = []
     for call_id in ids:
         answer = by_id.get(call_id)
         if answer is None or answer.error is not None or answer.result is None:
             return None
-        blocks.append(answer.result)
-    return blocks
+        results.append(answer.result)
+    return results
 
 
 def _quantity(value: str | None) -> int | None:

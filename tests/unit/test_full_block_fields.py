@@ -16,23 +16,7 @@ import pytest
 
 from indexer.chain.model import BadChainData, Block, Transaction, Withdrawal, parse_block
 from indexer.chain.wire import decode_block_batch, to_block
-from tests.support.mutations import Mutation
-
-
-def set_field(path: str, value: Any) -> Mutation:
-    """Set the field at a dotted path ("withdrawals.0.amount", list items too); KeyError deletes."""
-
-    def mutate(raw: dict[str, Any]) -> None:
-        target: Any = raw
-        *parents, last = (int(key) if key.isdigit() else key for key in path.split("."))
-        for key in parents:
-            target = target[key]
-        if value is KeyError:
-            del target[last]
-        else:
-            target[last] = value
-
-    return mutate
+from tests.support.mutations import Mutation, set_field
 
 
 def word(seed: int, size: int = 32) -> str:

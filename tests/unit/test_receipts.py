@@ -22,6 +22,7 @@ from indexer.chain.receipts_wire import (
     to_block_receipts,
     to_receipt,
 )
+from tests.support.mutations import set_field
 
 Edit = Callable[[list[dict[str, Any]]], object]
 
@@ -174,22 +175,6 @@ def test_upper_case_hex_is_accepted_by_both() -> None:
     assert decoded[0].tx_hash == TX_HASHES[0][2:] and decoded[0].logs[0].data == "abcd"
 
 
-def edit(path: str, value: Any) -> Edit:
-    """Set receipts[path] ("0.logs.1.topics"); KeyError deletes the field."""
-
-    def apply(receipts: list[dict[str, Any]]) -> None:
-        target: Any = receipts
-        *parents, last = (int(key) if key.isdigit() else key for key in path.split("."))
-        for key in parents:
-            target = target[key]
-        if value is KeyError:
-            del target[last]
-        else:
-            target[last] = value
-
-    return apply
-
-
 def swap(receipts: list[dict[str, Any]]) -> None:
     receipts[0], receipts[2] = receipts[2], receipts[0]
 
@@ -200,44 +185,53 @@ MISMATCHES: dict[str, tuple[Edit, str]] = {
     "no receipts": (lambda r: r.clear(), "0 receipts for 3 transactions"),
     "receipts swapped": (swap, "receipt 0: transactionHash is 0x"),
     "another transaction's hash": (
-        edit("1.transactionHash", word(99)),
+        set_field("1.transactionHash", word(99)),
         "receipt 1: transactionHash",
     ),
-    "another block's hash": (edit("2.blockHash", word(98)), "receipt 2: blockHash is 0x"),
-    "another block's number": (edit("0.blockNumber", hex(NUMBER + 1)), "blockNumber is 13"),
-    "wrong transaction index": (edit("1.transactionIndex", "0x2"), "transactionIndex is 2"),
-    "log of another block": (edit("0.logs.1.blockHash", word(98)), "receipt 0 log 1: blockHash"),
+    "another block's hash": (set_field("2.blockHash", word(98)), "receipt 2: blockHash is 0x"),
+    "another block's number": (set_field("0.blockNumber", hex(NUMBER + 1)), "blockNumber is 13"),
+    "wrong transaction index": (set_field("1.transactionIndex", "0x2"), "transactionIndex is 2"),
+    "log of another block": (
+        set_field("0.logs.1.blockHash", word(98)),
+        "receipt 0 log 1: blockHash",
+    ),
     "log of another transaction": (
-        edit("2.logs.0.transactionHash", TX_HASHES[0]),
+        set_field("2.logs.0.transactionHash", TX_HASHES[0]),
         "receipt 2 log 0: transactionHash",
     ),
-    "log with another index": (edit("0.logs.0.transactionIndex", "0x1"), "log 0: transactionIndex"),
-    "log of another block number": (edit("2.logs.0.blockNumber", "0x1"), "log 0: blockNumber"),
-    "log index repeated": (edit("2.logs.0.logIndex", "0x1"), "logIndex 1 after 1"),
-    "log index going back": (edit("0.logs.1.logIndex", "0x0"), "logIndex 0 after 0"),
-    "log index above integer": (edit("0.logs.1.logIndex", hex(2**31)), "'logIndex'"),
-    "topic of 31 bytes": (edit("0.logs.0.topics.1", word(5, 31)), "log 0 topic 1"),
-    "topic of 33 bytes": (edit("2.logs.0.topics.3", word(5, 33)), "log 0 topic 3"),
-    "topic null": (edit("0.logs.0.topics.0", None), "log 0 topic 0"),
-    "five topics": (edit("2.logs.0.topics", [word(t) for t in range(5)]), "0 to 4 topics"),
-    "topics missing": (edit("2.logs.0.topics", KeyError), "0 to 4 topics"),
-    "removed log": (edit("0.logs.0.removed", True), "removed is True"),
-    "removed not a boolean": (edit("0.logs.0.removed", "false"), "removed is 'false'"),
-    "log data of odd length": (edit("0.logs.1.data", "0xabc"), "'data'"),
-    "log data missing": (edit("0.logs.1.data", KeyError), "missing field 'data'"),
-    "log address short": (edit("0.logs.1.address", word(5, 19)), "'address'"),
-    "log not an object": (edit("0.logs.1", "0x"), "expected a log object"),
-    "status 2": (edit("1.status", "0x2"), "status is '0x2', not 0x0 or 0x1"),
-    "status not hex": (edit("1.status", "ok"), "'status'"),
-    "status as a JSON number": (edit("1.status", 1), "'status'"),
-    "gasUsed above bigint": (edit("1.gasUsed", hex(2**63)), "'gasUsed'"),
-    "cumulativeGasUsed missing": (edit("1.cumulativeGasUsed", KeyError), "'cumulativeGasUsed'"),
-    "effectiveGasPrice negative": (edit("1.effectiveGasPrice", "-0x1"), "'effectiveGasPrice'"),
-    "contractAddress short": (edit("1.contractAddress", word(5, 19)), "'contractAddress'"),
-    "logs not a list": (edit("1.logs", None), "'logs' is not a list"),
-    "receipt null": (edit("1", None), "receipt 1: the provider returned null"),
+    "log with another index": (
+        set_field("0.logs.0.transactionIndex", "0x1"),
+        "log 0: transactionIndex",
+    ),
+    "log of another block number": (set_field("2.logs.0.blockNumber", "0x1"), "log 0: blockNumber"),
+    "log index repeated": (set_field("2.logs.0.logIndex", "0x1"), "logIndex 1 after 1"),
+    "log index going back": (set_field("0.logs.1.logIndex", "0x0"), "logIndex 0 after 0"),
+    "log index above integer": (set_field("0.logs.1.logIndex", hex(2**31)), "'logIndex'"),
+    "topic of 31 bytes": (set_field("0.logs.0.topics.1", word(5, 31)), "log 0 topic 1"),
+    "topic of 33 bytes": (set_field("2.logs.0.topics.3", word(5, 33)), "log 0 topic 3"),
+    "topic null": (set_field("0.logs.0.topics.0", None), "log 0 topic 0"),
+    "five topics": (set_field("2.logs.0.topics", [word(t) for t in range(5)]), "0 to 4 topics"),
+    "topics missing": (set_field("2.logs.0.topics", KeyError), "0 to 4 topics"),
+    "removed log": (set_field("0.logs.0.removed", True), "removed is True"),
+    "removed not a boolean": (set_field("0.logs.0.removed", "false"), "removed is 'false'"),
+    "log data of odd length": (set_field("0.logs.1.data", "0xabc"), "'data'"),
+    "log data missing": (set_field("0.logs.1.data", KeyError), "missing field 'data'"),
+    "log address short": (set_field("0.logs.1.address", word(5, 19)), "'address'"),
+    "log not an object": (set_field("0.logs.1", "0x"), "expected a log object"),
+    "status 2": (set_field("1.status", "0x2"), "status is '0x2', not 0x0 or 0x1"),
+    "status not hex": (set_field("1.status", "ok"), "'status'"),
+    "status as a JSON number": (set_field("1.status", 1), "'status'"),
+    "gasUsed above bigint": (set_field("1.gasUsed", hex(2**63)), "'gasUsed'"),
+    "cumulativeGasUsed missing": (
+        set_field("1.cumulativeGasUsed", KeyError),
+        "'cumulativeGasUsed'",
+    ),
+    "effectiveGasPrice negative": (set_field("1.effectiveGasPrice", "-0x1"), "'effectiveGasPrice'"),
+    "contractAddress short": (set_field("1.contractAddress", word(5, 19)), "'contractAddress'"),
+    "logs not a list": (set_field("1.logs", None), "'logs' is not a list"),
+    "receipt null": (set_field("1", None), "receipt 1: the provider returned null"),
     "transaction hash with 0x twice": (
-        edit("0.transactionHash", "0x0x" + TX_HASHES[0][4:]),
+        set_field("0.transactionHash", "0x0x" + TX_HASHES[0][4:]),
         "'transactionHash'",
     ),
 }
