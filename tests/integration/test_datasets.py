@@ -7,17 +7,21 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Metrics
+from exporter.tracing import configure_tracing
 from indexer.datasets import DATASETS
 from indexer.embedded import free_port
 from indexer.observability import ProgressCollector
+from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult
 from tests.support.api import ApiClient
 from tests.support.harness import Harness, fully_indexed
 from tests.support.waiting import wait_until
@@ -26,6 +30,13 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAD = 599  # the sim chain's last block: backlog 600, no block time, so it does not grow
 Log = tuple[int, int, int, bytes, bytes, tuple[bytes | None, ...], bytes]
 
+COUNT_RANGE_ROWS = """
+SELECT (SELECT count(*) FROM blocks WHERE chain_id = $1 AND number <= $2)            AS blocks,
+       (SELECT count(*) FROM transactions WHERE chain_id = $1 AND block_number <= $2) AS transactions,
+       (SELECT count(*) FROM transactions WHERE chain_id = $1 AND block_number <= $2
+                                            AND gas_used IS NOT NULL)                 AS receipts,
+       (SELECT count(*) FROM logs WHERE chain_id = $1 AND block_number <= $2)         AS logs
+"""  # noqa: E501
 COUNT_ROWS = """
 SELECT (SELECT count(*) FROM blocks WHERE chain_id = $1)                                AS blocks,
        (SELECT count(*) FROM transactions WHERE chain_id = $1)                          AS transactions,
@@ -195,6 +206,60 @@ async def test_adding_receipts_and_logs_fills_every_indexed_block(
     assert after["logs"] == len(expected)
     # Blocks and transactions were rewritten by the backfill but counted once, when first stored.
     assert rows_indexed(harness, name) == after
+
+
+async def index_range(harness: Harness, chain: str, start: int, end: int) -> IndexRangeResult:
+    return await harness.client.execute_workflow(
+        "IndexRange",
+        IndexRangeInput(chain, start, end, 3),
+        id=f"test-{uuid.uuid4().hex[:8]}",
+        task_queue=harness.task_queue,
+        result_type=IndexRangeResult,
+    )
+
+
+async def test_a_range_is_fetched_and_stored_with_the_chains_datasets_and_traced(
+    harness: Harness, sim_chain
+) -> None:
+    spans = InMemorySpanExporter()
+    configure_tracing("tindexer-test", exporter=spans)
+    url = sim_chain(backlog=200)
+    every = await harness.add_chain(url)
+    only_blocks = await harness.add_chain(url, datasets=["blocks"])
+    async with harness.worker():
+        await index_range(harness, every.config.name, 0, 99)
+        await index_range(harness, only_blocks.config.name, 0, 99)
+
+    def span(name: str, chain: str) -> dict[str, Any]:
+        [found] = [
+            s
+            for s in spans.get_finished_spans()
+            if s.name == name and s.attributes["chain"] == chain
+        ]
+        return dict(found.attributes)
+
+    rows = await harness.pool.fetchrow(COUNT_RANGE_ROWS, every.id, 99)
+    assert rows["logs"] > 0 and rows["receipts"] == rows["transactions"] > 0
+    fetch, store = (
+        span("rpc.fetch_blocks", every.config.name),
+        span("postgres.store_range", every.config.name),
+    )
+    assert (fetch["receipts"], fetch["datasets"]) == (True, "blocks,transactions,receipts,logs")
+    assert {key: store[f"rows.{key}"] for key in DATASETS} == dict(rows)
+    assert rows_indexed(harness, every.config.name) == dict(rows)
+
+    rows = await harness.pool.fetchrow(COUNT_RANGE_ROWS, only_blocks.id, 99)
+    assert dict(rows) == {"blocks": 100, "transactions": 0, "receipts": 0, "logs": 0}
+    fetch = span("rpc.fetch_blocks", only_blocks.config.name)
+    store = span("postgres.store_range", only_blocks.config.name)
+    assert (fetch["receipts"], fetch["datasets"]) == (False, "blocks")
+    assert {key: value for key, value in store.items() if key.startswith("rows.")} == {
+        "rows.blocks": 100
+    }
+    assert harness.sample("tindexer_rpc_requests_total", chain=only_blocks.config.name,
+                          method="eth_getBlockReceipts", outcome="ok") == 0  # fmt: skip
+    assert harness.sample("tindexer_rpc_requests_total", chain=every.config.name,
+                          method="eth_getBlockReceipts", outcome="ok") > 0  # fmt: skip
 
 
 async def test_datasets_through_the_api_are_checked_like_the_config(
