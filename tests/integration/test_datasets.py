@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -114,6 +116,31 @@ def by_dataset(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {d["dataset"]: d for d in status["datasets"]}
 
 
+def status_cli(database_url: str) -> str:
+    """`tindexer status` as a user runs it, in a terminal wide enough that no column wraps."""
+    env = {"PATH": os.environ["PATH"], "COLUMNS": "200", "DATABASE_URL": database_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "indexer.cli", "status"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def table_rows(output: str, chain: str) -> list[list[str]]:
+    """The cells of every table line that names `chain`."""
+    return [
+        [cell.strip() for cell in re.split(r"[│┃|]", line) if cell.strip()]
+        for line in output.splitlines()
+        if chain in line
+    ]
+
+
 async def dataset_gauges(harness: Harness, chain: str) -> dict[str, float | None]:
     """tindexer_dataset_missing_blocks as the progress collector exports it now."""
     metrics = Metrics(CollectorRegistry())
@@ -127,7 +154,7 @@ async def dataset_gauges(harness: Harness, chain: str) -> dict[str, float | None
 
 
 async def test_adding_receipts_and_logs_fills_every_indexed_block(
-    harness: Harness, api: ApiClient, sim_chain
+    harness: Harness, api: ApiClient, sim_chain, database_url: str
 ) -> None:
     url = sim_chain(backlog=HEAD + 1)
     row = await harness.add_chain(
@@ -178,6 +205,12 @@ async def test_adding_receipts_and_logs_fills_every_indexed_block(
         "receipts": HEAD + 1,
         "logs": HEAD + 1,
     }
+    behind = f"{HEAD + 1:,}"
+    assert table_rows(await asyncio.to_thread(status_cli, database_url), name) == [
+        [name, f"{HEAD:,}", "-", behind, "1", f"0..{HEAD}", "no"],
+        [name, "receipts", "0", behind, behind],
+        [name, "logs", "0", behind, behind],
+    ]
 
     async def logs_caught_up() -> bool:
         status, body = await api.get(f"/chains/{name}/status")
@@ -196,6 +229,9 @@ async def test_adding_receipts_and_logs_fills_every_indexed_block(
         assert dataset["behind_blocks_count"] == 0
     assert await harness.ranges(row.id) == [(0, HEAD)]
     assert await dataset_gauges(harness, name) == dict.fromkeys(DATASETS, 0)
+    assert table_rows(await asyncio.to_thread(status_cli, database_url), name) == [
+        [name, f"{HEAD:,}", f"{HEAD:,}", "0", "0", "-", "yes"]
+    ]
 
     expected = await node_logs(url, 0, HEAD)
     assert len({log[0] for log in expected}) > HEAD // 2, "the sim chain's blocks carry logs"
