@@ -364,13 +364,22 @@ def generate() -> None:
 @app.command()
 def loadtest(
     blocks: Annotated[int, typer.Option(min=1, help="Backlog to index end to end.")] = 750_000,
-    txs_per_block: Annotated[int, typer.Option(min=0)] = 3,
+    txs_per_block: Annotated[
+        int | None, typer.Option(min=0, help="Transactions per block (default: the profile's).")
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (replicas).")] = 1,
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="Simulated block content: default (3 cheap transactions) or mainnet (~150 "
+            "transactions with calldata, ~2 logs each)."
+        ),
+    ] = "default",
 ) -> None:
     """Index a simulated backlog end to end on fresh embedded services and report the timings."""
     from indexer.loadtest import run_loadtest
 
-    result = asyncio.run(run_loadtest(blocks, txs_per_block, workers=workers))
+    result = asyncio.run(run_loadtest(blocks, txs_per_block, workers=workers, profile=profile))
     table = Table("measure", "value")
     for name, value in vars(result).items():
         if name != "series":

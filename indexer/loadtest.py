@@ -8,6 +8,11 @@ starts the chain's HeadScan and watches: every `poll_seconds` it reads coverage 
 PostgreSQL and samples each process's RSS and CPU time (and, until all is scheduled, scrapes
 the workers' /metrics), until every block is stored. It checks the result (blocks 0..N-1,
 once each) and returns the timings and the series for plots.
+
+`profile` picks the simulated chain's block content (`default`: 3 cheap transactions;
+`mainnet`: ~150 transactions with calldata, ~2 logs each, receipts). Each sample of the series
+also holds every worker's RSS, and the sum of any worker metrics named in `series_metrics`
+(the workers are then scraped at every sample, not only until all is scheduled).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,7 @@ from indexer.embedded import (
     sim_chain_args,
     temporal_dev_server_args,
 )
+from indexer.simchain.profiles import PROFILES
 from indexer.store.blocks import block_census
 from indexer.store.chains import upsert_chain
 from indexer.store.db import backend_pid, create_pool
@@ -71,6 +78,12 @@ class LoadtestResult:
     peak_rss_bytes: dict[str, int]
     cpu_seconds: dict[str, float]  # user + system, by process, from the first sample to the end
     series: list[dict[str, float]] = field(default_factory=list)
+    profile: str = "default"
+    # Seconds the workers' IndexRange activities spent per phase (fetch, store), summed, and
+    # how many phases were observed: tindexer_index_range_duration_seconds at the end.
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    phase_count: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)  # what `check` returned
 
     @property
     def activity_timeout_rate(self) -> float:
@@ -88,6 +101,18 @@ def _sum_samples(texts: list[str], name: str, **labels: str) -> float:
                 ):
                     total += sample.value
     return total
+
+
+def _by_label(texts: list[str], name: str, label: str) -> dict[str, float]:
+    """A sample summed over every worker's exposition, by the value of one label."""
+    totals: dict[str, float] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and label in sample.labels:
+                    key = sample.labels[label]
+                    totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
 
 
 def _cpu_by_pid(process: psutil.Process, with_children: bool = False) -> dict[int, float]:
@@ -118,7 +143,7 @@ async def _postgres_root(pool: asyncpg.Pool) -> psutil.Process:
 
 async def run_loadtest(
     blocks: int,
-    txs_per_block: int = 3,
+    txs_per_block: int | None = 3,
     chain_knobs: dict[str, Any] | None = None,
     worker_options: list[str] | None = None,
     log=print,  # type: ignore[no-untyped-def]
@@ -126,6 +151,9 @@ async def run_loadtest(
     poll_seconds: float = 1.0,
     workers: int = 1,
     watch: dict[str, int] | None = None,
+    profile: str = "default",
+    series_metrics: tuple[str, ...] = (),
+    check: Callable[[asyncpg.Pool, int], Awaitable[dict[str, Any]]] | None = None,
 ) -> LoadtestResult:
     """Index `blocks` blocks end to end and measure it.
 
@@ -134,7 +162,16 @@ async def run_loadtest(
     how often progress is sampled, hence the resolution of `index_seconds`. `workers` worker
     processes poll the task queue, as replicas would; peak RSS is then the largest of them.
     `watch` names other processes (by pid) whose RSS and CPU time to report too, e.g. a node.
+    `txs_per_block` None means the profile's. `check(pool, chain_id)` runs on the stored data
+    before the services stop; what it returns is the result's `checks`.
     """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+    sim_options: dict[str, object] = {"profile": profile}
+    if txs_per_block is None:
+        txs_per_block = PROFILES[profile].txs_per_block
+    else:
+        sim_options["txs_per_block"] = txs_per_block
     if rpc_url is not None:
         async with aiohttp.ClientSession() as http:
             request = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
@@ -159,9 +196,7 @@ async def run_loadtest(
         if rpc_url is None:
             sim = stack.enter_context(
                 child_process(
-                    sim_chain_args(
-                        ports["sim"], backlog=blocks, block_time=0, txs_per_block=txs_per_block
-                    ),
+                    sim_chain_args(ports["sim"], backlog=blocks, block_time=0, **sim_options),
                     "127.0.0.1",
                     ports["sim"],
                     log_path=work / "sim.log",
@@ -249,17 +284,24 @@ async def run_loadtest(
                 now = time.perf_counter() - started
                 covered = await coverage(pool, row.id, 0, last)
                 indexed = blocks - covered.missing_blocks
-                if schedule_seconds is None:
-                    # Scraped only until all is scheduled: each scrape costs the workers CPU
-                    # (a quarter of it at 4 scrapes/s in a short run), which is not indexing.
+                sample: dict[str, float] = {}
+                if schedule_seconds is None or series_metrics:
+                    # Scraped only until all is scheduled (unless series_metrics asks for more):
+                    # each scrape costs the workers CPU (a quarter of it at 4 scrapes/s in a
+                    # short run), which is not indexing.
                     texts = await scrape_workers()
                     scheduled = _sum_samples(
                         texts, "tindexer_blocks_scheduled_total", chain=chain.name
                     )
-                    if scheduled >= blocks:
+                    if schedule_seconds is None and scheduled >= blocks:
                         schedule_seconds = now
+                    for metric in series_metrics:
+                        sample[metric] = _sum_samples(texts, metric)
                 for name, (process, children) in processes.items():
-                    peak[name] = max(peak[name], _rss(process, children))
+                    rss = _rss(process, children)
+                    peak[name] = max(peak[name], rss)
+                    if name in worker_names:
+                        sample[f"rss_{name}"] = rss
                     used = _cpu_by_pid(process, children)
                     cpu[name].update(used)
                     for pid, seconds in used.items():
@@ -269,6 +311,7 @@ async def run_loadtest(
                         "seconds": round(now, 2),
                         "indexed": indexed,
                         "backlog": covered.missing_blocks,
+                        **sample,
                     }
                 )
                 if covered.missing_blocks == 0:
@@ -286,6 +329,7 @@ async def run_loadtest(
         log(f"indexed {blocks:,} blocks in {index_seconds:.1f} s")
         await client.get_workflow_handle(head_scan_id(chain.name)).terminate()
         census = await block_census(pool, row.id)
+        checks = await check(pool, row.id) if check is not None else {}
         await pool.close()
     assert census.lowest == 0 and census.highest == last, census
     return LoadtestResult(
@@ -308,4 +352,8 @@ async def run_loadtest(
             for name, by_pid in cpu.items()
         },
         series=series,
+        profile=profile,
+        phase_seconds=_by_label(texts, "tindexer_index_range_duration_seconds_sum", "phase"),
+        phase_count=_by_label(texts, "tindexer_index_range_duration_seconds_count", "phase"),
+        checks=checks,
     )
