@@ -167,7 +167,7 @@ async def run_loadtest(
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
-    sim_options: dict[str, object] = {"profile": profile}
+    sim_options: dict[str, Any] = {"profile": profile}
     if txs_per_block is None:
         txs_per_block = PROFILES[profile].txs_per_block
     else:
