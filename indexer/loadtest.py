@@ -154,6 +154,7 @@ async def run_loadtest(
     profile: str = "default",
     series_metrics: tuple[str, ...] = (),
     check: Callable[[asyncpg.Pool, int], Awaitable[dict[str, Any]]] | None = None,
+    max_worker_rss_bytes: int | None = None,
 ) -> LoadtestResult:
     """Index `blocks` blocks end to end and measure it.
 
@@ -163,7 +164,9 @@ async def run_loadtest(
     processes poll the task queue, as replicas would; peak RSS is then the largest of them.
     `watch` names other processes (by pid) whose RSS and CPU time to report too, e.g. a node.
     `txs_per_block` None means the profile's. `check(pool, chain_id)` runs on the stored data
-    before the services stop; what it returns is the result's `checks`.
+    before the services stop; what it returns is the result's `checks`. A run whose workers
+    together hold more than `max_worker_rss_bytes` is stopped (RuntimeError): on a shared
+    machine, before it runs out of memory.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
@@ -306,6 +309,13 @@ async def run_loadtest(
                     cpu[name].update(used)
                     for pid, seconds in used.items():
                         cpu_at_start[name].setdefault(pid, seconds)
+                workers_rss = sum(v for k, v in sample.items() if k.startswith("rss_"))
+                if max_worker_rss_bytes is not None and workers_rss > max_worker_rss_bytes:
+                    raise RuntimeError(
+                        f"workers' RSS {workers_rss / 2**30:.1f} GiB above the limit "
+                        f"{max_worker_rss_bytes / 2**30:.1f} GiB at {indexed:,} of {blocks:,} "
+                        f"blocks after {now:.0f} s"
+                    )
                 series.append(
                     {
                         "seconds": round(now, 2),
