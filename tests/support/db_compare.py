@@ -27,6 +27,7 @@ BATCH = 100  # blocks per batched request
 LOGS_SPAN = 1_000  # blocks per eth_getLogs call
 
 Json = dict[str, Any]
+Database = asyncpg.Pool | asyncpg.Connection  # a connection: to see its open transaction
 Row = dict[str, Any]
 Rows = dict[tuple[int, ...], Row]
 
@@ -311,7 +312,7 @@ def _stored_value(column: str, value: Any) -> Any:
     return value
 
 
-async def stored_rows(pool: asyncpg.Pool, chain_id: int) -> tuple[dict[str, Rows], list[str]]:
+async def stored_rows(pool: Database, chain_id: int) -> tuple[dict[str, Rows], list[str]]:
     """Each table's rows of the chain, and what is wrong with them regardless of the node:
     columns the comparator does not know, keys stored twice."""
     problems: list[str] = []
@@ -385,7 +386,7 @@ def differences(table: str, expected: Rows, stored: Rows, limit: int = 10) -> li
 
 
 async def assert_matches_node(
-    pool: asyncpg.Pool,
+    pool: Database,
     chain_id: int,
     url: str,
     head: int,
