@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from indexer.config import BIGINT_MAX, ChainConfig
+from indexer.store.ranges import rebuild_indexed_ranges
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,37 @@ RETURNING {CHAIN_COLUMNS}
 """
 
 
+async def _datasets_changed(
+    conn: asyncpg.Connection, chain_id: int, before: ChainConfig, after: ChainConfig
+) -> None:
+    """A chain that gains a dataset: its indexed ranges shrink to the blocks holding them all.
+
+    The scheduler's gap walk then re-indexes exactly the blocks lacking the new dataset, through
+    the same range workflows. Losing a dataset changes nothing stored.
+    """
+    if not set(after.datasets) <= set(before.datasets):
+        await rebuild_indexed_ranges(conn, chain_id, after.datasets)
+
+
 async def upsert_chain(conn: asyncpg.Connection | asyncpg.Pool, config: ChainConfig) -> ChainRow:
-    """Insert the chain or replace its configuration; its id and indexed data stay."""
-    return _row(await conn.fetchrow(UPSERT_CHAIN, config.name, config.model_dump_json()))
+    """Insert the chain or replace its configuration; its id and indexed data stay.
+
+    A config that does not set `datasets` keeps an existing chain's: a configuration file from
+    before datasets existed must not re-index everything on an upgrade. A new chain gets the
+    default (all of them).
+    """
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as connection:
+            return await upsert_chain(connection, config)
+    async with conn.transaction():
+        record = await conn.fetchrow(LOCK_CHAIN, config.name)
+        before = _row(record) if record else None
+        if before is not None and "datasets" not in config.model_fields_set:
+            config = config.model_copy(update={"datasets": before.config.datasets})
+        row = _row(await conn.fetchrow(UPSERT_CHAIN, config.name, config.model_dump_json()))
+        if before is not None:
+            await _datasets_changed(conn, row.id, before.config, row.config)
+        return row
 
 
 INSERT_CHAIN = f"""
@@ -120,6 +149,8 @@ async def update_chain(
 ) -> ChainRow | None:
     """Apply `change` to the stored config under a row lock, so concurrent PATCHes never lose one.
 
+    A dataset gained narrows the indexed ranges as in `upsert_chain`, in the same transaction.
+
     `change` may raise to abort; nothing is written then. None if the chain does not exist.
     """
     async with pool.acquire() as conn, conn.transaction():
@@ -128,7 +159,9 @@ async def update_chain(
             return None
         current = _row(record)
         updated = change(current.config)
-        return _row(await conn.fetchrow(UPDATE_CONFIG, current.id, updated.model_dump_json()))
+        row = _row(await conn.fetchrow(UPDATE_CONFIG, current.id, updated.model_dump_json()))
+        await _datasets_changed(conn, row.id, current.config, row.config)
+        return row
 
 
 RETIRE_CHAIN = """
@@ -160,8 +193,13 @@ async def retired_chains(conn: asyncpg.Connection | asyncpg.Pool) -> list[int]:
     return [record["id"] for record in await conn.fetch(RETIRED_CHAINS)]
 
 
-# The rows of a chain, by table and block column; `transactions` has no foreign key to chains.
-CHAIN_DATA = (("transactions", "block_number"), ("blocks", "number"))
+# The rows of a chain, by table and block column; only blocks have a foreign key to chains.
+CHAIN_DATA = (
+    ("logs", "block_number"),
+    ("withdrawals", "block_number"),
+    ("transactions", "block_number"),
+    ("blocks", "number"),
+)
 OLDEST_BLOCK = "SELECT least({})".format(
     ", ".join(
         f"(SELECT min({column}) FROM {table} WHERE chain_id = $1)" for table, column in CHAIN_DATA

@@ -6,13 +6,13 @@ import asyncpg
 
 from indexer.store.schema import migrate
 
-# Staging tables live per connection (TEMP) and empty themselves at commit, so each bulk write
-# is COPY into staging + one INSERT … ON CONFLICT, without creating a table per write.
+# The staging table lives per connection (TEMP) and empties itself at commit, so a re-write of
+# blocks is COPY into staging + one INSERT … ON CONFLICT, without creating a table per write.
+# Created after the migrations, it has the blocks table's current columns. (Child rows need no
+# staging: store_range deletes the blocks' old rows and copies fresh ones in.)
 STAGING_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS staging_blocks
     (LIKE blocks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS staging_transactions
-    (LIKE transactions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 """
 
 

@@ -1,10 +1,15 @@
-"""`indexed_ranges`: the set of indexed blocks as merged intervals, so status costs O(gaps)."""
+"""Interval sets of blocks, merged, so status costs O(gaps): `indexed_ranges` (blocks that have
+every dataset of their chain: what the scheduler walks) and `dataset_ranges` (per dataset)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+
+from indexer.datasets import DATASETS, Dataset
 
 RANGE_LOCK_CLASS = 7_204_118  # advisory lock class; the key is the chain id
 
@@ -36,40 +41,95 @@ async def lock_chain_ranges(conn: asyncpg.Connection, chain_id: int) -> None:
     await conn.execute(LOCK_RANGES, RANGE_LOCK_CLASS, chain_id)
 
 
-MERGE_RANGE = """
+@dataclass(frozen=True)
+class IntervalTable:
+    """The statements of one interval-set table: $1 chain, $2..$3 blocks, $4 the dataset(s).
+
+    Both tables share one walk; dataset_ranges only adds `dataset` to the key.
+    """
+
+    merge: str  # record $2..$3 (for dataset $4), merging with touching ranges
+    cut: str  # ranges overlapping $2..$3 (of datasets $4[]), deleted and returned
+    insert: str  # one range (of dataset $4) back
+    overlapping: str  # ranges overlapping $2..$3 (of dataset $4), oldest first
+
+
+def _interval_table(table: str, dataset: bool) -> IntervalTable:
+    key, keys = (" AND dataset = $4", " AND dataset = ANY ($4::text[])") if dataset else ("", "")
+    column, value = (", dataset", ", $4::text") if dataset else ("", "")
+    return IntervalTable(
+        merge=f"""
 WITH absorbed AS (
-    DELETE FROM indexed_ranges
-     WHERE chain_id = $1 AND start_block <= $3 + 1 AND end_block >= $2 - 1
+    DELETE FROM {table}
+     WHERE chain_id = $1{key} AND start_block <= $3 + 1 AND end_block >= $2 - 1
     RETURNING start_block, end_block
 )
-INSERT INTO indexed_ranges (chain_id, start_block, end_block)
-SELECT $1, LEAST($2, min(start_block)), GREATEST($3, max(end_block)) FROM absorbed
-"""
+INSERT INTO {table} (chain_id, start_block, end_block{column})
+SELECT $1, LEAST($2, min(start_block)), GREATEST($3, max(end_block)){value} FROM absorbed
+""",
+        cut=f"""
+DELETE FROM {table}
+ WHERE chain_id = $1{keys} AND start_block <= $3 AND end_block >= $2
+RETURNING start_block, end_block{column}
+""",
+        insert=f"INSERT INTO {table} (chain_id, start_block, end_block{column})"
+        f" VALUES ($1, $2, $3{value})",
+        overlapping=f"""
+SELECT start_block, end_block
+  FROM {table}
+ WHERE chain_id = $1{key} AND end_block >= $2 AND start_block <= $3
+ ORDER BY start_block
+""",
+    )
+
+
+INDEXED_RANGES = _interval_table("indexed_ranges", dataset=False)
+DATASET_RANGES = _interval_table("dataset_ranges", dataset=True)
 
 
 async def add_range(conn: asyncpg.Connection, chain_id: int, start: int, end: int) -> None:
     """Record start..end as indexed, merging with touching ranges. Call inside a transaction."""
     await lock_chain_ranges(conn, chain_id)
-    await conn.execute(MERGE_RANGE, chain_id, start, end)
+    await conn.execute(INDEXED_RANGES.merge, chain_id, start, end)
 
 
-# Every range that overlaps start..end; remove_range puts back the parts outside it.
-CUT_RANGES = """
-DELETE FROM indexed_ranges
- WHERE chain_id = $1 AND start_block <= $3 AND end_block >= $2
-RETURNING start_block, end_block
-"""
-INSERT_RANGE = "INSERT INTO indexed_ranges (chain_id, start_block, end_block) VALUES ($1, $2, $3)"
+async def add_dataset_ranges(
+    conn: asyncpg.Connection, chain_id: int, datasets: Iterable[Dataset], start: int, end: int
+) -> None:
+    """Record start..end as holding each of `datasets`. Call inside a transaction."""
+    await lock_chain_ranges(conn, chain_id)
+    await conn.executemany(
+        DATASET_RANGES.merge, [(chain_id, start, end, dataset) for dataset in datasets]
+    )
+
+
+async def _cut(
+    conn: asyncpg.Connection, table: IntervalTable, chain_id: int, start: int, end: int, *key: Any
+) -> None:
+    """Remove start..end from the chain's ranges in `table`, keeping the parts outside it."""
+    cut = await conn.fetch(table.cut, chain_id, start, end, *key)
+    keep = [(chain_id, r[0], start - 1, *r[2:]) for r in cut if r["start_block"] < start]
+    keep += [(chain_id, end + 1, r[1], *r[2:]) for r in cut if r["end_block"] > end]
+    if keep:
+        await conn.executemany(table.insert, keep)
 
 
 async def remove_range(conn: asyncpg.Connection, chain_id: int, start: int, end: int) -> None:
-    """Mark start..end as not indexed, splitting ranges that straddle it. Inside a transaction."""
+    """Mark start..end as not indexed and in no dataset, splitting ranges that straddle it.
+
+    Call inside a transaction.
+    """
     await lock_chain_ranges(conn, chain_id)
-    cut = await conn.fetch(CUT_RANGES, chain_id, start, end)
-    keep = [(r["start_block"], start - 1) for r in cut if r["start_block"] < start]
-    keep += [(end + 1, r["end_block"]) for r in cut if r["end_block"] > end]
-    if keep:
-        await conn.executemany(INSERT_RANGE, [(chain_id, s, e) for s, e in keep])
+    await _cut(conn, INDEXED_RANGES, chain_id, start, end)
+    await _cut(conn, DATASET_RANGES, chain_id, start, end, list(DATASETS))
+
+
+async def remove_dataset_range(
+    conn: asyncpg.Connection, chain_id: int, dataset: Dataset, start: int, end: int
+) -> None:
+    """Mark start..end as lacking `dataset` (its rows were deleted). Inside a transaction."""
+    await lock_chain_ranges(conn, chain_id)
+    await _cut(conn, DATASET_RANGES, chain_id, start, end, [dataset])
 
 
 IS_COVERED = """
@@ -126,20 +186,8 @@ def gaps_between(
     return gaps
 
 
-# Ranges that overlap first..head, oldest first.
-OVERLAPPING_RANGES = """
-SELECT start_block, end_block
-  FROM indexed_ranges
- WHERE chain_id = $1 AND end_block >= $2 AND start_block <= $3
- ORDER BY start_block
-"""
-
-
-async def coverage(
-    conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, first: int, head: int
-) -> Coverage:
-    """Indexed count, last indexed block and the gaps in first..head, from the interval set."""
-    ranges = _clipped(await conn.fetch(OVERLAPPING_RANGES, chain_id, first, head), first, head)
+def _coverage(records: list[asyncpg.Record], first: int, head: int) -> Coverage:
+    ranges = _clipped(records, first, head)
     return Coverage(
         first=first,
         head=head,
@@ -149,7 +197,70 @@ async def coverage(
     )
 
 
-OVERLAPPING_RANGES_PAGE = OVERLAPPING_RANGES + " LIMIT $4\n"
+async def coverage(
+    conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, first: int, head: int
+) -> Coverage:
+    """Indexed count, last indexed block and the gaps in first..head, from the interval set."""
+    return _coverage(
+        await conn.fetch(INDEXED_RANGES.overlapping, chain_id, first, head), first, head
+    )
+
+
+async def dataset_coverage(
+    conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, dataset: Dataset, first: int, head: int
+) -> Coverage:
+    """Like `coverage`, for the blocks that hold one dataset."""
+    records = await conn.fetch(DATASET_RANGES.overlapping, chain_id, first, head, dataset)
+    return _coverage(records, first, head)
+
+
+DATASET_BLOCKS = """
+SELECT dataset, sum(end_block - start_block + 1) AS blocks
+  FROM dataset_ranges
+ WHERE chain_id = $1
+ GROUP BY dataset
+"""
+
+
+async def dataset_blocks(conn: asyncpg.Connection | asyncpg.Pool, chain_id: int) -> dict[str, int]:
+    """How many blocks hold each dataset, over the whole chain (a dataset with none is absent)."""
+    return {r["dataset"]: int(r["blocks"]) for r in await conn.fetch(DATASET_BLOCKS, chain_id)}
+
+
+# The chain's indexed_ranges, rebuilt as the intersection of its datasets' ranges ($2). A
+# dataset with no range at all makes it empty: count(*) of the datasets found must be all.
+REBUILD_INDEXED_RANGES = """
+WITH per_dataset AS (
+    SELECT range_agg(int8range(start_block, end_block, '[]')) AS blocks
+      FROM dataset_ranges
+     WHERE chain_id = $1 AND dataset = ANY ($2::text[])
+     GROUP BY dataset
+), common AS (
+    SELECT CASE WHEN count(*) = cardinality($2::text[]) THEN range_intersect_agg(blocks) END
+           AS blocks
+      FROM per_dataset
+)
+INSERT INTO indexed_ranges (chain_id, start_block, end_block)
+SELECT $1, lower(r), upper(r) - 1
+  FROM common, unnest(common.blocks) AS r
+"""
+CLEAR_INDEXED_RANGES = "DELETE FROM indexed_ranges WHERE chain_id = $1"
+
+
+async def rebuild_indexed_ranges(
+    conn: asyncpg.Connection, chain_id: int, datasets: Iterable[Dataset]
+) -> None:
+    """Make indexed_ranges the blocks holding every one of `datasets`. Inside a transaction.
+
+    After a dataset is added to a chain, the scheduler's gap walk then re-schedules exactly
+    the blocks that lack it. O(ranges), not O(blocks): multiranges of the merged intervals.
+    """
+    await lock_chain_ranges(conn, chain_id)
+    await conn.execute(CLEAR_INDEXED_RANGES, chain_id)
+    await conn.execute(REBUILD_INDEXED_RANGES, chain_id, list(datasets))
+
+
+OVERLAPPING_RANGES_PAGE = INDEXED_RANGES.overlapping + " LIMIT $4\n"
 
 
 async def gaps_page(
