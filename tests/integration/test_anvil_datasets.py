@@ -179,7 +179,9 @@ async def test_a_provider_without_eth_get_block_receipts_gives_the_same_rows(
             await wait_until(lambda: fully_indexed(harness, chain, head), 90, "anvil backfill")
         compared = await assert_matches_node(harness.pool, row.id, anvil, head, ALL_DATASETS)
     assert compared.rows["transactions"] >= 200
-    assert proxy.calls["eth_getBlockReceipts"] >= 1  # asked, and told it does not exist
+    # Asked, told it does not exist, and every ask refused: no receipt came that way.
+    assert proxy.refused["eth_getBlockReceipts"] >= 1
+    assert proxy.refused["eth_getBlockReceipts"] == proxy.calls["eth_getBlockReceipts"]
     assert proxy.calls["eth_getTransactionReceipt"] >= compared.rows["transactions"]
     fallback = {"chain": chain, "method": "eth_getTransactionReceipt"}
     assert harness.sample("tindexer_rpc_receipts_method", **fallback) == 1
