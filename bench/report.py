@@ -237,12 +237,25 @@ def main() -> None:
             overhead,
             ["median_blocks_per_second", "throughput_lost_percent", "target_lost_percent"],
         )
-    if simchain := _load("simchain"):
-        lines += simple_section(
-            "Simulated chain throughput (one core)",
-            simchain,
-            ["blocks_per_second_median", "batch_size", "txs_per_block"],
-        )
+    for name in (
+        "simchain",
+        "simchain-default-receipts",
+        "simchain-mainnet-blocks",
+        "simchain-mainnet-receipts",
+    ):
+        if simchain := _load(name):
+            profile, method = simchain.get("profile", "default"), simchain.get("method", "blocks")
+            lines += simple_section(
+                f"Simulated chain throughput (one core): {profile} profile, {method}",
+                simchain,
+                [
+                    "blocks_per_server_cpu_second_median",
+                    "blocks_per_second_median",
+                    "bottleneck",
+                    "batch_size",
+                    "txs_per_block",
+                ],
+            )
     if status := _load("status"):
         lines += simple_section("GET /chains/status", status, list(status)[:12])
     if pg := _load("pg_health"):

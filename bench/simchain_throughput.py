@@ -1,9 +1,10 @@
 """How many blocks per second the simulated chain serves on one core.
 
 The server runs in a subprocess pinned to CPU 0; client processes pinned to the other
-CPUs fetch every block of a `--blocks` range exactly once per run (full transactions,
-`--batch-size` calls per batched request, batches in a shuffled order); the server keeps
-no cache of rendered blocks, so every block is rendered for its request. The clients
+CPUs fetch every block of a `--blocks` range exactly once per run (`--method blocks`: full
+transactions, `--method receipts`: eth_getBlockReceipts; `--batch-size` calls per batched
+request, batches in a shuffled order) from a chain of the given `--profile`; the server
+keeps no cache of rendered blocks, so every block is rendered for its request. The clients
 speak HTTP/1.1 over raw keep-alive sockets and only count blocks in each body (a sample
 is parsed and its parent links checked), so they cost little next to the server.
 
@@ -12,6 +13,8 @@ even when the clients are the bottleneck; its run-queue wait (/proc/<pid>/scheds
 shows how much of the run other processes on this shared machine took its core.
 
     python bench/simchain_throughput.py            # writes bench/results/simchain.json
+    python bench/simchain_throughput.py --profile mainnet --method receipts --blocks 5000 \
+        --batch-size 10                            # bench/results/simchain-mainnet-receipts.json
 """
 
 from __future__ import annotations
@@ -38,9 +41,16 @@ VERIFY_EVERY = 25  # one batch in this many is parsed fully and its parent links
 SERVER_CODE = """
 import asyncio, sys
 from indexer.simchain.server import SimChainConfig, serve
-config = SimChainConfig(backlog=int(sys.argv[2]), block_time=0, txs_per_block=int(sys.argv[3]))
+txs = int(sys.argv[3]) if sys.argv[3] else None
+config = SimChainConfig(
+    backlog=int(sys.argv[2]), block_time=0, txs_per_block=txs, profile=sys.argv[4]
+)
 asyncio.run(serve(config, "127.0.0.1", int(sys.argv[1])))
 """
+METHODS = {  # --method: (JSON-RPC method, params of block n)
+    "blocks": ("eth_getBlockByNumber", lambda n: [hex(n), True]),
+    "receipts": ("eth_getBlockReceipts", lambda n: [hex(n)]),
+}
 
 
 def free_port() -> int:
@@ -81,28 +91,42 @@ def http_post(sock: socket.socket, body: bytes, path: str = "/") -> bytes:
     return b"".join(body_parts)
 
 
-def batch_body(first: int, size: int) -> bytes:
+def batch_body(method: str, first: int, size: int) -> bytes:
+    name, params = METHODS[method]
     calls = [
-        {"jsonrpc": "2.0", "id": i, "method": "eth_getBlockByNumber", "params": [hex(n), True]}
+        {"jsonrpc": "2.0", "id": i, "method": name, "params": params(n)}
         for i, n in enumerate(range(first, first + size))
     ]
     return json.dumps(calls, separators=(",", ":")).encode()
 
 
-def verify(body: bytes, first: int, size: int) -> None:
-    """Check that a batch holds exactly the asked blocks, linked by parentHash."""
-    blocks = [item["result"] for item in sorted(json.loads(body), key=lambda item: item["id"])]
-    assert [int(b["number"], 16) for b in blocks] == list(range(first, first + size))
-    for parent, child in itertools.pairwise(blocks):
+def verify(method: str, body: bytes, first: int, size: int) -> None:
+    """Check that a batch holds exactly the asked blocks, linked by parentHash, or their
+    receipts, in order and with their logs."""
+    results = [item["result"] for item in sorted(json.loads(body), key=lambda item: item["id"])]
+    if method == "receipts":
+        for number, receipts in enumerate(results, first):
+            assert receipts, f"block {number}: no receipts"
+            assert {r["blockNumber"] for r in receipts} == {hex(number)}
+            assert [int(r["transactionIndex"], 16) for r in receipts] == list(range(len(receipts)))
+        assert any(r["logs"] for receipts in results for r in receipts), "no logs at all"
+        return
+    assert [int(b["number"], 16) for b in results] == list(range(first, first + size))
+    for parent, child in itertools.pairwise(results):
         assert child["parentHash"] == parent["hash"], "broken parent link"
-    assert all(len(b["transactions"]) > 0 and "from" in b["transactions"][0] for b in blocks)
+    assert all(len(b["transactions"]) > 0 and "from" in b["transactions"][0] for b in results)
 
 
-def client(port: int, firsts: list[int], size: int, cpu: int | None, go: Any, out: Any) -> None:
+def client(
+    method: str, port: int, firsts: list[int], size: int, cpu: int | None, go: Any, out: Any
+) -> None:
     """A client process: fetch its batches, report (blocks, bytes, own CPU seconds)."""
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
-    bodies = [(first, batch_body(first, size)) for first in firsts]
+    bodies = [(first, batch_body(method, first, size)) for first in firsts]
+    # One answer per call: count what marks each (a block's parentHash, a receipt list's
+    # opening), not parse, so the clients stay cheap next to the server.
+    marker = b'"parentHash"' if method == "blocks" else b'"result":['
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     go.wait()
@@ -110,11 +134,11 @@ def client(port: int, firsts: list[int], size: int, cpu: int | None, go: Any, ou
     blocks = received = 0
     for index, (first, body) in enumerate(bodies):
         response = http_post(sock, body)
-        count = response.count(b'"parentHash"')
+        count = response.count(marker)
         if count != size:
             raise RuntimeError(f"batch at {first}: {count} blocks, expected {size}")
         if index % VERIFY_EVERY == 0:
-            verify(response, first, size)
+            verify(method, response, first, size)
         blocks += count
         received += len(response)
     out.put((blocks, received, time.process_time() - cpu_start))
@@ -165,6 +189,7 @@ def run_once(args: argparse.Namespace, port: int, server_pid: int, run: int) -> 
         mp.Process(
             target=client,
             args=(
+                args.method,
                 port,
                 firsts[i :: args.clients],
                 args.batch_size,
@@ -247,14 +272,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--blocks", type=int, default=300_000, help="distinct blocks per run")
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--txs-per-block", type=int, default=3)
+    parser.add_argument("--profile", default="default", help="the chain's profile")
+    parser.add_argument("--method", choices=sorted(METHODS), default="blocks")
+    parser.add_argument("--txs-per-block", type=int, help="default: the profile's")
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--output", type=Path, default=REPO / "bench/results/simchain.json")
+    parser.add_argument("--output", type=Path, help="default: bench/results/simchain[-…].json")
     args = parser.parse_args()
+    if args.output is None:
+        suffix = "" if (args.profile, args.method) == ("default", "blocks") else "-{}-{}"
+        name = "simchain" + suffix.format(args.profile, args.method) + ".json"
+        args.output = REPO / "bench/results" / name
     if os.cpu_count() is None or SERVER_CPU not in os.sched_getaffinity(0):
         sys.exit(f"needs CPU {SERVER_CPU} for the server")
 
+    load_at_start = os.getloadavg()
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     server_cmd = [
@@ -263,7 +295,8 @@ def main() -> None:
         SERVER_CODE,
         str(port),
         str(args.blocks),
-        str(args.txs_per_block),
+        "" if args.txs_per_block is None else str(args.txs_per_block),
+        args.profile,
     ]
     server = subprocess.Popen(server_cmd, cwd=REPO, env=env)
     try:
@@ -288,12 +321,18 @@ def main() -> None:
         "runs": runs,
         "blocks_per_run": args.blocks,
         "batch_size": args.batch_size,
-        "txs_per_block": args.txs_per_block,
+        "profile": args.profile,
+        "method": METHODS[args.method][0],
+        "txs_per_block": args.txs_per_block,  # null: the profile's
         "client_processes": args.clients,
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),
-            "nproc": os.cpu_count(),
+            "cpus": os.cpu_count(),
+            "load_average_at_start": [round(x, 2) for x in load_at_start],
             "cpu": next(
                 (
                     line.split(":", 1)[1].strip()

@@ -199,6 +199,14 @@ class Metrics:
             ["chain"],
             registry=r,
         )
+        self.rpc_receipts_method = Gauge(
+            "tindexer_rpc_receipts_method",
+            "Which JSON-RPC method fetches a chain's receipts: 1 for the one in use"
+            " (eth_getBlockReceipts, or eth_getTransactionReceipt where the provider lacks it),"
+            " 0 for the other.",
+            ["chain", "method"],
+            registry=r,
+        )
         self.temporal_request_errors = Counter(
             "tindexer_temporal_request_errors_total",
             "Temporal client calls made by the indexer that failed, by operation and status.",

@@ -256,7 +256,16 @@ def sim_chain(
     port: int = 8545,
     backlog: int = 100_000,
     block_time: float = 1.0,
-    txs_per_block: int = 3,
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="Block content: default (3 cheap transactions, ~1.3 logs each) or mainnet "
+            "(~150 transactions, ~300 bytes of calldata and ~2 logs each)."
+        ),
+    ] = "default",
+    txs_per_block: Annotated[
+        int | None, typer.Option(help="Transactions per block (default: the profile's).")
+    ] = None,
     chain_id: int = 1337,
     seed: int = 0,
     announce_ahead: bool = False,
@@ -268,10 +277,19 @@ def sim_chain(
     null_block_ratio: float = 0.0,
     bad_parent_ratio: float = 0.0,
     latency_seconds: float = 0.0,
+    receipts_missing_ratio: float = 0.0,
+    receipts_other_block_ratio: float = 0.0,
+    receipts_wrong_count_ratio: float = 0.0,
 ) -> None:
     """Serve the deterministic simulated chain (JSON-RPC) with optional faults."""
+    from indexer.simchain.profiles import PROFILES
     from indexer.simchain.server import Faults, SimChainConfig, serve
 
+    if profile not in PROFILES:
+        console.print(
+            f"[red]error:[/red] unknown profile {profile!r} (known: {', '.join(PROFILES)})"
+        )
+        raise typer.Exit(2)
     faults = Faults(
         rate_limit_ratio=rate_limit_ratio,
         retry_after_seconds=retry_after_seconds,
@@ -281,12 +299,16 @@ def sim_chain(
         null_block_ratio=null_block_ratio,
         bad_parent_ratio=bad_parent_ratio,
         latency_seconds=latency_seconds,
+        receipts_missing_ratio=receipts_missing_ratio,
+        receipts_other_block_ratio=receipts_other_block_ratio,
+        receipts_wrong_count_ratio=receipts_wrong_count_ratio,
     )
     sim = SimChainConfig(
         chain_id=chain_id,
         backlog=backlog,
         block_time=block_time,
         txs_per_block=txs_per_block,
+        profile=profile,
         seed=seed,
         announce_ahead=announce_ahead,
         faults=faults,

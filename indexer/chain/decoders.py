@@ -7,17 +7,45 @@ any failed request, instead of surfacing after the request was already counted a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from indexer.chain.envelope import results_in_order
-from indexer.chain.model import Block, parse_block, parse_header_hash, parse_quantity
+from indexer.chain.model import Block, Receipt, parse_block, parse_header_hash, parse_quantity
+from indexer.chain.receipts import parse_block_receipts, parse_receipt
+from indexer.chain.receipts_wire import (
+    decode_block_receipts_batch,
+    decode_transaction_receipts_batch,
+    to_block_receipts,
+    to_receipt,
+)
 from indexer.chain.redaction import Redactor
 from indexer.chain.wire import decode_block_batch, to_block
 
 Calls = Sequence[tuple[str, list[Any]]]
 # (body, the ids sent, the calls, the provider's redactor) -> results in call order.
 Decoder = Callable[[bytes, list[int], Calls, Redactor], list[Any]]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is decoded: synchronous, no await inside.
+
+    Decoding a batch allocates hundreds of thousands of objects (a mainnet batch of receipts:
+    15,000 receipts, 30,000 logs), each young collection walks them all again, and with the
+    collector on, decoding and checking 100 mainnet blocks' receipts took ~1.7x as long
+    (measured: 277 vs 480 blocks/s). Nothing decoded from JSON can form a cycle.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _block_numbers(calls: Calls) -> list[int]:
@@ -31,9 +59,10 @@ def decode_blocks(raw: bytes, ids: list[int], calls: Calls, redact: Redactor) ->
     A null stays None: the block is not available yet, and RpcClient._fetch_batch retries it.
     """
     numbers = _block_numbers(calls)
-    wire = decode_block_batch(raw, ids)
-    if wire is not None:
-        return [to_block(block, n) for block, n in zip(wire, numbers, strict=True)]
+    with gc_paused():
+        wire = decode_block_batch(raw, ids)
+        if wire is not None:
+            return [to_block(block, n) for block, n in zip(wire, numbers, strict=True)]
     results = results_in_order(raw, ids, calls, redact)
     return [
         None if result is None else parse_block(result, n)
@@ -59,3 +88,44 @@ def decode_quantities(raw: bytes, ids: list[int], calls: Calls, redact: Redactor
         parse_quantity(result, "int64", f"the {method} result")
         for result, (method, _) in zip(results, calls, strict=True)
     ]
+
+
+def block_receipts_decoder(blocks: Sequence[Block]) -> Decoder:
+    """Checks eth_getBlockReceipts answers against `blocks`, found by each call's block number.
+
+    By the call's own parameter, not by position: a batch over the response cap is split, and
+    each half decoded with this same decoder.
+    """
+    by_number = {hex(block.number): block for block in blocks}
+
+    def decode(raw: bytes, ids: list[int], calls: Calls, redact: Redactor) -> list[list[Receipt]]:
+        targets = [by_number[params[0]] for _, params in calls]
+        with gc_paused():
+            wire = decode_block_receipts_batch(raw, ids)
+            if wire is not None:
+                return [to_block_receipts(w, b) for w, b in zip(wire, targets, strict=True)]
+        results = results_in_order(raw, ids, calls, redact)
+        return [parse_block_receipts(r, b) for r, b in zip(results, targets, strict=True)]
+
+    return decode
+
+
+def transaction_receipts_decoder(blocks: Sequence[Block]) -> Decoder:
+    """Checks eth_getTransactionReceipt answers against the transactions of `blocks`, found by
+    each call's transaction hash; a null (an unknown transaction) is bad data."""
+    by_hash = {
+        "0x" + tx.hash: (block, position)
+        for block in blocks
+        for position, tx in enumerate(block.transactions)
+    }
+
+    def decode(raw: bytes, ids: list[int], calls: Calls, redact: Redactor) -> list[Receipt]:
+        targets = [by_hash[params[0]] for _, params in calls]
+        with gc_paused():
+            wire = decode_transaction_receipts_batch(raw, ids)
+            if wire is not None:
+                return [to_receipt(w, *t) for w, t in zip(wire, targets, strict=True)]
+        results = results_in_order(raw, ids, calls, redact)
+        return [parse_receipt(r, *target) for r, target in zip(results, targets, strict=True)]
+
+    return decode

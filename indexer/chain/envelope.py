@@ -13,12 +13,26 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from indexer.chain.errors import RateLimited, RpcError
+from indexer.chain.errors import MethodNotFound, RateLimited, RpcError
 from indexer.chain.model import BadChainData
 from indexer.chain.redaction import Redactor
 
 RATE_LIMIT_CODES = {-32005, -32029, 429}  # codes providers use for "too many requests"
-PERMANENT_CODES = {-32601, -32602}  # method not found, invalid params: retrying cannot help
+METHOD_NOT_FOUND = -32601
+PERMANENT_CODES = {METHOD_NOT_FOUND, -32602}  # method not found, invalid params: retrying fails
+# How providers say they lack a method when they do not answer -32601 ("the method
+# eth_getBlockReceipts does not exist/is not available", "Method not supported", "Unsupported
+# method"); only with the word "method" or the method's name, so "header not found" is not one.
+METHOD_MISSING_WORDS = ("method not found", "not supported", "unsupported", "does not exist")
+
+
+def method_missing(method: str, code: int | None, message: str) -> bool:
+    """Whether a JSON-RPC error says the provider lacks `method` (not that a call failed)."""
+    if code == METHOD_NOT_FOUND:
+        return True
+    text = message.lower()
+    named = "method" in text or method.lower() in text
+    return named and any(words in text for words in METHOD_MISSING_WORDS)
 
 
 def json_kind(value: Any) -> str:
@@ -35,6 +49,8 @@ def rpc_error(method: str, error: Any, redact: Redactor) -> RpcError:
         code = None
     if code in RATE_LIMIT_CODES or "rate limit" in message.lower():
         return RateLimited(f"{method}: {message} (code {code})", None)
+    if method_missing(method, code, message):
+        return MethodNotFound(f"{method}: JSON-RPC error {code}: {message}")
     return RpcError(
         f"{method}: JSON-RPC error {code}: {message}", retryable=code not in PERMANENT_CODES
     )

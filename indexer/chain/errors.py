@@ -26,6 +26,14 @@ class RpcError(Exception):
         self.retryable = retryable
 
 
+class MethodNotFound(RpcError):
+    """The provider does not serve this method (JSON-RPC -32601 or its words): retrying cannot
+    help, another method may (eth_getBlockReceipts falls back to eth_getTransactionReceipt)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class RateLimited(RpcError):
     """The provider refused the request for rate limiting; wait `retry_after` seconds."""
 

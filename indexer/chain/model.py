@@ -16,12 +16,14 @@ from typing import Any, Literal
 
 # A quantity is "0x" and hex digits (no sign, "_", space or leading "0X"), small enough for the
 # column it is stored in (store/schema.py): bigint for numbers, timestamps, gas and nonces
-# (int64, far above any real gas or nonce), integer for a transaction's index, numeric for
-# values and fees, bounded by the EVM's uint256. Python's int(value, 16) accepts "-0x1",
-# "0x1_0" and 4,000 digits alike; such a value would fail the whole COPY, or be stored.
-# wire.py hands the same patterns to msgspec, so both parsers accept exactly the same values.
-Width = Literal["int32", "int64", "uint256"]
+# (int64, far above any real gas or nonce), integer for a transaction's or log's index,
+# smallint for a transaction's type, numeric for values and fees, bounded by the EVM's uint256.
+# Python's int(value, 16) accepts "-0x1", "0x1_0" and 4,000 digits alike; such a value would
+# fail the whole COPY, or be stored. wire.py checks the same lengths and digits its own way
+# (tests/unit/test_block_decoding.py holds both to the same answers).
+Width = Literal["int16", "int32", "int64", "uint256"]
 QUANTITY_PATTERNS: dict[Width, str] = {
+    "int16": r"^0x[0-7]?[0-9a-fA-F]{1,3}\Z",  # a transaction's type (smallint)
     "int32": r"^0x[0-7]?[0-9a-fA-F]{1,7}\Z",
     "int64": r"^0x[0-7]?[0-9a-fA-F]{1,15}\Z",
     "uint256": r"^0x[0-9a-fA-F]{1,64}\Z",
@@ -136,7 +138,7 @@ def parse_quantity(value: Any, width: Width, what: str) -> int:
     raise BadChainData(f"{what} is not a hex quantity ({width}): {shown(value)}")
 
 
-def _quantity(
+def quantity_field(
     raw: dict[str, Any], key: str, where: str, width: Width, required: bool = False
 ) -> int | None:
     value = raw.get(key)
@@ -147,7 +149,7 @@ def _quantity(
     return parse_quantity(value, width, f"{where}: field {key!r}")
 
 
-def _data(raw: dict[str, Any], key: str, where: str, size: int | None = None) -> str | None:
+def data_field(raw: dict[str, Any], key: str, where: str, size: int | None = None) -> str | None:
     """Hex data of `size` bytes, checked and returned as lower-case hex without 0x."""
     value = raw.get(key)
     if value is None:
@@ -164,11 +166,46 @@ def _data(raw: dict[str, Any], key: str, where: str, size: int | None = None) ->
     return value[2:].lower()
 
 
-def _required_data(raw: dict[str, Any], key: str, where: str, size: int) -> str:
-    data = _data(raw, key, where, size)
+def required_data_field(raw: dict[str, Any], key: str, where: str, size: int | None) -> str:
+    data = data_field(raw, key, where, size)
     if data is None:
         raise BadChainData(f"{where}: missing field {key!r}")
     return data
+
+
+def _list(raw: dict[str, Any], key: str, where: str) -> list[Any] | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, list):
+        raise BadChainData(f"{where}: field {key!r} is not a list: {shown(value)}")
+    return value
+
+
+def _hashes(raw: dict[str, Any], key: str, where: str) -> list[str] | None:
+    """A list of 32-byte hashes (blobVersionedHashes), or None when the field is absent."""
+    values = _list(raw, key, where)
+    if values is None:
+        return None
+    return [
+        required_data_field({key: v}, key, f"{where} {key}[{i}]", 32) for i, v in enumerate(values)
+    ]
+
+
+def _access_list(raw: dict[str, Any], where: str) -> list[dict[str, Any]] | None:
+    """EIP-2930's [{"address", "storageKeys"}], checked, lower-cased, keeping the 0x (jsonb)."""
+    entries = _list(raw, "accessList", where)
+    if entries is None:
+        return None
+    checked = []
+    for i, entry in enumerate(entries):
+        at = f"{where} accessList[{i}]"
+        if not isinstance(entry, dict):
+            raise BadChainData(f"{at}: expected an object, got {shown(entry)}")
+        keys = _hashes(entry, "storageKeys", at)
+        if keys is None:
+            raise BadChainData(f"{at}: missing field 'storageKeys'")
+        address = required_data_field(entry, "address", at, 20)
+        checked.append({"address": "0x" + address, "storageKeys": ["0x" + k for k in keys]})
+    return checked
 
 
 def parse_transaction(raw: Any, block_number: int, position: int) -> Transaction:
@@ -176,21 +213,40 @@ def parse_transaction(raw: Any, block_number: int, position: int) -> Transaction
     where = f"block {block_number} transaction {position}"
     if not isinstance(raw, dict):
         raise BadChainData(f"{where}: expected a transaction object, got {type(raw).__name__}")
-    index = _quantity(raw, "transactionIndex", where, "int32", required=True)
+    index = quantity_field(raw, "transactionIndex", where, "int32", required=True)
     if index != position:
         raise BadChainData(f"{where}: transactionIndex is {index}")
-    value = _quantity(raw, "value", where, "uint256", required=True)
+    value = quantity_field(raw, "value", where, "uint256", required=True)
     assert value is not None
     return Transaction(
-        hash=_required_data(raw, "hash", where, 32),
+        hash=required_data_field(raw, "hash", where, 32),
         tx_index=position,
-        from_address=_required_data(raw, "from", where, 20),
-        to_address=_data(raw, "to", where, 20),
+        from_address=required_data_field(raw, "from", where, 20),
+        to_address=data_field(raw, "to", where, 20),
         value=value,
-        gas=_quantity(raw, "gas", where, "int64"),
-        gas_price=_quantity(raw, "gasPrice", where, "uint256"),
-        nonce=_quantity(raw, "nonce", where, "int64"),
+        gas=quantity_field(raw, "gas", where, "int64"),
+        gas_price=quantity_field(raw, "gasPrice", where, "uint256"),
+        nonce=quantity_field(raw, "nonce", where, "int64"),
+        input=data_field(raw, "input", where) or "",
+        type=quantity_field(raw, "type", where, "int16"),
+        max_fee_per_gas=quantity_field(raw, "maxFeePerGas", where, "uint256"),
+        max_priority_fee_per_gas=quantity_field(raw, "maxPriorityFeePerGas", where, "uint256"),
+        max_fee_per_blob_gas=quantity_field(raw, "maxFeePerBlobGas", where, "uint256"),
+        blob_versioned_hashes=_hashes(raw, "blobVersionedHashes", where),
+        access_list=_access_list(raw, where),
     )
+
+
+def parse_withdrawal(raw: Any, where: str) -> Withdrawal:
+    """One withdrawal of a block; its quantities are uint64 on chain, far within a bigint."""
+    if not isinstance(raw, dict):
+        raise BadChainData(f"{where}: expected a withdrawal object, got {shown(raw)}")
+    index, validator, amount = (
+        quantity_field(raw, key, where, "int64", required=True)
+        for key in ("index", "validatorIndex", "amount")
+    )
+    assert index is not None and validator is not None and amount is not None
+    return Withdrawal(index, validator, required_data_field(raw, "address", where, 20), amount)
 
 
 def _block_object(raw: Any, expected_number: int) -> dict[str, Any]:
@@ -200,7 +256,7 @@ def _block_object(raw: Any, expected_number: int) -> dict[str, Any]:
         raise BadChainData(f"{where}: the provider returned null (block not available)")
     if not isinstance(raw, dict):
         raise BadChainData(f"{where}: expected a block object, got {type(raw).__name__}")
-    number = _quantity(raw, "number", where, "int64", required=True)
+    number = quantity_field(raw, "number", where, "int64", required=True)
     if number != expected_number:
         raise BadChainData(f"{where}: the provider returned block {number}")
     return raw
@@ -208,7 +264,7 @@ def _block_object(raw: Any, expected_number: int) -> dict[str, Any]:
 
 def parse_header_hash(raw: Any, expected_number: int) -> str:
     """The hash of a header-only block for `expected_number`, checked like a full block's."""
-    return _required_data(
+    return required_data_field(
         _block_object(raw, expected_number), "hash", f"block {expected_number}", 32
     )
 
@@ -220,21 +276,41 @@ def parse_block(raw: Any, expected_number: int) -> Block:
     transactions = raw.get("transactions")
     if not isinstance(transactions, list):
         raise BadChainData(f"{where}: 'transactions' is not a list")
-    timestamp = _quantity(raw, "timestamp", where, "int64", required=True)
+    timestamp = quantity_field(raw, "timestamp", where, "int64", required=True)
     assert timestamp is not None
+    withdrawals = _list(raw, "withdrawals", where)
     return Block(
         number=expected_number,
-        hash=_required_data(raw, "hash", where, 32),
-        parent_hash=_required_data(raw, "parentHash", where, 32),
+        hash=required_data_field(raw, "hash", where, 32),
+        parent_hash=required_data_field(raw, "parentHash", where, 32),
         timestamp=timestamp,
-        miner=_data(raw, "miner", where, 20),
-        gas_used=_quantity(raw, "gasUsed", where, "int64"),
-        gas_limit=_quantity(raw, "gasLimit", where, "int64"),
-        base_fee_per_gas=_quantity(raw, "baseFeePerGas", where, "uint256"),
+        miner=data_field(raw, "miner", where, 20),
+        gas_used=quantity_field(raw, "gasUsed", where, "int64"),
+        gas_limit=quantity_field(raw, "gasLimit", where, "int64"),
+        base_fee_per_gas=quantity_field(raw, "baseFeePerGas", where, "uint256"),
         transactions=[
             parse_transaction(tx, expected_number, position)
             for position, tx in enumerate(transactions)
         ],
+        size=quantity_field(raw, "size", where, "int64"),
+        extra_data=data_field(raw, "extraData", where),
+        state_root=data_field(raw, "stateRoot", where, 32),
+        transactions_root=data_field(raw, "transactionsRoot", where, 32),
+        receipts_root=data_field(raw, "receiptsRoot", where, 32),
+        logs_bloom=data_field(raw, "logsBloom", where, 256),
+        sha3_uncles=data_field(raw, "sha3Uncles", where, 32),
+        mix_hash=data_field(raw, "mixHash", where, 32),
+        nonce=data_field(raw, "nonce", where, 8),
+        difficulty=quantity_field(raw, "difficulty", where, "uint256"),
+        total_difficulty=quantity_field(raw, "totalDifficulty", where, "uint256"),
+        blob_gas_used=quantity_field(raw, "blobGasUsed", where, "int64"),
+        excess_blob_gas=quantity_field(raw, "excessBlobGas", where, "int64"),
+        withdrawals_root=data_field(raw, "withdrawalsRoot", where, 32),
+        parent_beacon_block_root=data_field(raw, "parentBeaconBlockRoot", where, 32),
+        requests_hash=data_field(raw, "requestsHash", where, 32),
+        withdrawals=None
+        if withdrawals is None
+        else [parse_withdrawal(w, f"{where} withdrawal {i}") for i, w in enumerate(withdrawals)],
     )
 
 

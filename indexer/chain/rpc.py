@@ -13,22 +13,25 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
 from exporter.metrics import Metrics, default_metrics
 from indexer.chain.decoders import (
     Decoder,
+    block_receipts_decoder,
     decode_blocks,
     decode_header_hashes,
     decode_quantities,
+    transaction_receipts_decoder,
 )
 from indexer.chain.envelope import results_in_order
 from indexer.chain.errors import (
     MAX_RETRY_AFTER_SECONDS,
+    MethodNotFound,
     RateLimited,
     ResponseTooLarge,
     RpcError,
@@ -37,14 +40,32 @@ from indexer.chain.errors import (
     read_retry_after,
 )
 from indexer.chain.limiter import AdaptiveLimiter
-from indexer.chain.model import BadChainData, Block, check_links
+from indexer.chain.model import BadChainData, Block, Receipt, check_links
+from indexer.chain.receipts import attach_receipts
 from indexer.chain.redaction import Redactor
 from indexer.config import DEFAULT_RPC_MAX_RESPONSE_BYTES
 
 __all__ = ["RateLimited", "RpcClient", "RpcError", "RpcSettings", "RpcUnavailable"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
+BLOCK_RECEIPTS = "eth_getBlockReceipts"
+TRANSACTION_RECEIPT = "eth_getTransactionReceipt"
+RECEIPTS_METHODS = (BLOCK_RECEIPTS, TRANSACTION_RECEIPT)
+# The `method` label of the RPC metrics: the methods this client sends, anything else "other",
+# so a caller of `call()` cannot grow the series without bound.
+METRIC_METHODS = frozenset(
+    {"eth_chainId", "eth_blockNumber", "eth_getBlockByNumber", *RECEIPTS_METHODS}
+)
+# Receipts batches are cut by the bytes their answers may take, not only by rpc_batch_size:
+# a receipt is ~1 KB before its logs (its logsBloom alone is 514 characters) and a log ~0.6 KB,
+# so a mainnet block's receipts (150 transactions, ~2 logs each) take ~300 KB, and 100 of them
+# would be most of the default 64 MiB cap. An answer over the cap is read up to it, thrown
+# away and asked again in halves; planning for 4 KiB per receipt within a quarter of the cap
+# keeps that for outliers.
+RECEIPT_BYTES_ESTIMATE = 4096
+RECEIPTS_CAP_SHARE = 4
 READ_CHUNK_BYTES = 256 * 1024  # decoded bytes read at a time, so the cap is checked as they come
 ERROR_BODY_BYTES = 64 * 1024  # enough of an error page to quote its start
 
@@ -59,6 +80,16 @@ class RpcSettings:
     backoff_max_seconds: float = 10.0
     max_response_bytes: int = DEFAULT_RPC_MAX_RESPONSE_BYTES
     max_retry_after_seconds: float = MAX_RETRY_AFTER_SECONDS
+
+
+async def _all(requests: Iterable[Awaitable[T]]) -> list[T]:
+    """Await them all, then raise the first failure (a MethodNotFound first: it decides what
+    happens next). Unlike a bare gather, no batch is left running after its sibling failed."""
+    results = await asyncio.gather(*requests, return_exceptions=True)
+    failures = [result for result in results if isinstance(result, BaseException)]
+    if failures:
+        raise next((f for f in failures if isinstance(f, MethodNotFound)), failures[0])
+    return results  # type: ignore[return-value]
 
 
 class RpcClient:
@@ -80,6 +111,11 @@ class RpcClient:
         self._ids = itertools.count(1)
         self._paused_until = 0.0
         self._session: aiohttp.ClientSession | None = None
+        # eth_getBlockReceipts until the provider answers that it lacks it, then for good
+        # eth_getTransactionReceipt: detected once per client, shown in a metric.
+        self.receipts_method = BLOCK_RECEIPTS
+        self._receipts_method_known = False
+        self._receipts_probe = asyncio.Lock()  # one batch finds out; the others wait for it
         self.metrics.rpc_concurrency_limit.labels(chain).set(self.limiter.limit)
 
     async def close(self) -> None:
@@ -198,6 +234,7 @@ class RpcClient:
     async def _attempts(self, calls: Sequence[tuple[str, list[Any]]], decode: Decoder) -> list[Any]:
         """The retry loop of `request`; ResponseTooLarge leaves it at once for batches of two+."""
         method = calls[0][0] if calls else "none"
+        label = method if method in METRIC_METHODS else "other"
         last_error: Exception | None = None
         for attempt in range(self.settings.max_retries + 1):
             await self._wait_out_pause()
@@ -214,20 +251,20 @@ class RpcClient:
                 except ResponseTooLarge as exc:
                     outcome, last_error = "too_large", exc
                     if len(calls) > 1:
-                        self._observe(method, outcome, started)
+                        self._observe(label, outcome, started)
                         raise
                 except BadChainData as exc:
                     outcome, last_error = "bad_data", exc
                 except RpcError as exc:
                     outcome, last_error = "error", exc
                     if not exc.retryable:
-                        self._observe(method, outcome, started)
+                        self._observe(label, outcome, started)
                         raise
                 else:
                     self.limiter.on_success()
-                    self._observe(method, "ok", started)
+                    self._observe(label, "ok", started)
                     return results
-                self._observe(method, outcome, started)
+                self._observe(label, outcome, started)
             if outcome != "rate_limited":
                 await asyncio.sleep(self._backoff(attempt))
         message = (
@@ -288,20 +325,120 @@ class RpcClient:
             f"{self.chain}: {last_error} (after {self.settings.max_retries + 1} tries)"
         )
 
-    async def get_blocks(self, start: int, end: int) -> list[Block]:
+    async def get_blocks(self, start: int, end: int, *, receipts: bool = False) -> list[Block]:
         """Blocks start..end with full transactions, checked to chain through parentHash.
 
         Block start-1 is fetched too, so the first block's parentHash is checked against the
         provider like every other: stored unchecked, a bad one would make the range before it
-        fail its neighbour check (ParentMismatch) forever.
+        fail its neighbour check (ParentMismatch) forever. With `receipts`, every transaction
+        of blocks start..end gets its receipt, checked against its block; each batch of blocks
+        asks for its receipts as soon as it has arrived.
         """
         numbers = list(range(max(start - 1, 0), end + 1))
         size = self.settings.batch_size
         batches = [numbers[i : i + size] for i in range(0, len(numbers), size)]
-        fetched = await asyncio.gather(*(self._fetch_batch(batch, True) for batch in batches))
+
+        async def fetch(batch: list[int]) -> list[Block]:
+            blocks: list[Block] = await self._fetch_batch(batch, True)
+            if receipts:
+                await self._fetch_receipts([block for block in blocks if block.number >= start])
+            return blocks
+
+        fetched = await asyncio.gather(*(fetch(batch) for batch in batches))
         blocks: list[Block] = [block for batch_blocks in fetched for block in batch_blocks]
         check_links(blocks)
         return blocks[1:] if start > 0 else blocks
+
+    async def _fetch_receipts(self, blocks: list[Block]) -> None:
+        """Attach every transaction's receipt, by the method this provider serves.
+
+        Until that is known, one batch at a time asks: batches fetched side by side would
+        otherwise each find out on their own that eth_getBlockReceipts is missing.
+        """
+        blocks = [block for block in blocks if block.transactions]  # nothing to ask for
+        if not blocks:
+            return
+        if not self._receipts_method_known:
+            async with self._receipts_probe:
+                if not self._receipts_method_known:
+                    await self._receipts_by_any_method(blocks)
+                    return
+        await self._receipts_by_any_method(blocks)
+
+    async def _receipts_by_any_method(self, blocks: list[Block]) -> None:
+        if self.receipts_method == BLOCK_RECEIPTS:
+            try:
+                await self._block_receipts(blocks)
+            except MethodNotFound as exc:
+                self._fall_back(exc)
+            else:
+                self._show_receipts_method()
+                return
+        await self._transaction_receipts(blocks)
+        self._show_receipts_method()
+
+    def _receipt_batches(self, blocks: list[Block]) -> list[list[Block]]:
+        """Blocks in batches of at most batch_size calls and a share of the response cap."""
+        budget = self.settings.max_response_bytes // RECEIPTS_CAP_SHARE
+        batches: list[list[Block]] = []
+        answer = 0
+        for block in blocks:
+            cost = RECEIPT_BYTES_ESTIMATE * len(block.transactions)
+            if batches and len(batches[-1]) < self.settings.batch_size and answer + cost <= budget:
+                batches[-1].append(block)
+                answer += cost
+            else:
+                batches.append([block])
+                answer = cost
+        return batches
+
+    async def _block_receipts(self, blocks: list[Block]) -> None:
+        async def fetch(batch: list[Block]) -> None:
+            calls = [(BLOCK_RECEIPTS, [hex(block.number)]) for block in batch]
+            answers = await self.request(calls, block_receipts_decoder(batch))
+            for block, receipts in zip(batch, answers, strict=True):
+                attach_receipts(block, receipts)
+
+        await _all(fetch(batch) for batch in self._receipt_batches(blocks))
+
+    async def _transaction_receipts(self, blocks: list[Block]) -> None:
+        """One eth_getTransactionReceipt per transaction, batched up to batch_size calls."""
+        blocks = [block for block in blocks if block.transactions[0].receipt is None]
+        calls = [(TRANSACTION_RECEIPT, ["0x" + tx.hash]) for b in blocks for tx in b.transactions]
+        size = self.settings.batch_size
+        decode = transaction_receipts_decoder(blocks)
+        answers = await _all(
+            self.request(calls[i : i + size], decode) for i in range(0, len(calls), size)
+        )
+        receipts: list[Receipt] = [receipt for batch in answers for receipt in batch]
+        first = 0
+        for block in blocks:
+            count = len(block.transactions)
+            attach_receipts(block, receipts[first : first + count])  # log order across the block
+            first += count
+
+    def _fall_back(self, error: MethodNotFound) -> None:
+        if self.receipts_method == TRANSACTION_RECEIPT:
+            return  # another batch already found out
+        self.receipts_method = TRANSACTION_RECEIPT
+        self._receipts_method_known = False
+        log.warning(
+            "%s provider lacks %s (%s): fetching receipts with %s from now on",
+            self.chain,
+            BLOCK_RECEIPTS,
+            error,
+            TRANSACTION_RECEIPT,
+            extra={"source": "rpc", "chain": self.chain, "method": TRANSACTION_RECEIPT},
+        )
+        self._show_receipts_method()
+
+    def _show_receipts_method(self) -> None:
+        if self._receipts_method_known:
+            return
+        for method in RECEIPTS_METHODS:
+            in_use = 1 if method == self.receipts_method else 0
+            self.metrics.rpc_receipts_method.labels(self.chain, method).set(in_use)
+        self._receipts_method_known = True
 
     async def get_block_hashes(self, start: int, end: int) -> dict[int, bytes]:
         """Hashes of blocks start..end (headers only), for comparing against what is stored."""

@@ -1,11 +1,12 @@
 """A deterministic EVM JSON-RPC server: the built-in test and demo chain source.
 
-It serves `eth_chainId`, `eth_blockNumber`, `eth_getBlockByNumber` and `net_version`,
-single and batched, grows by one block every `block_time` seconds, reorgs on request,
-and injects the faults a real provider shows (429 with Retry-After, timeouts, malformed
-bodies, errors, null blocks, broken parent links) so the client's handling of each can
-be tested. Responses are rendered as text (see `render.py`), never via dicts,
-because it must serve 50,000 blocks/s on one core and never be a benchmark's bottleneck.
+It serves `eth_chainId`, `eth_blockNumber`, `eth_getBlockByNumber`, `eth_getBlockReceipts`,
+`eth_getTransactionReceipt` and `net_version`, single and batched, grows by one block every
+`block_time` seconds, reorgs on request, and injects the faults a real provider shows (429
+with Retry-After, timeouts, malformed bodies, errors, null blocks, broken parent links,
+missing or inconsistent receipts) so the client's handling of each can be tested. Responses
+are rendered as text (see `render.py`), never via dicts, because it must serve 50,000
+blocks/s on one core and never be a benchmark's bottleneck.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from typing import Any
 
 from aiohttp import web
 
-from indexer.simchain.render import BlockRenderer, block_hash
+from indexer.simchain import hashes
+from indexer.simchain.profiles import PROFILES
+from indexer.simchain.render import BlockRenderer
 
 RATE_LIMITED_BODY = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32005,"message":"rate limited"}}'
 PARSE_ERROR_BODY = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse error"}}'
 SIMULATED_ERROR = '{"code":-32000,"message":"simulated internal error"}'
+UNSERVED_FORK = 1_000_000  # added to a fork version: a fork no reorg reaches
 
 
 @dataclass
@@ -34,7 +38,8 @@ class Faults:
     """Injected faults. Ratios are probabilities in [0, 1], drawn per HTTP request (a
     batch is one request) unless noted, from a `random.Random` seeded by the chain seed.
     A request meets them in this order: latency, rate limit (answered at once), timeout
-    (sleeps, then answers), error, malformed; then per call null block and bad parent.
+    (sleeps, then answers), error, malformed; then per call null block and bad parent (for
+    blocks), or missing, other block's and wrong count (for receipts, in that order).
     """
 
     rate_limit_ratio: float = 0.0  # HTTP 429 + Retry-After, JSON-RPC error -32005
@@ -46,16 +51,25 @@ class Faults:
     null_block_ratio: float = 0.0  # per call: an existing block is answered with null
     bad_parent_ratio: float = 0.0  # per call: the block's parentHash is garbage
     latency_seconds: float = 0.0  # added to every request
+    # per call: eth_getBlockReceipts answers null or [] (even odds), eth_getTransactionReceipt null
+    receipts_missing_ratio: float = 0.0
+    # per call: the receipts of another block, of the same height in a fork never served or of
+    # a neighbour (even odds): wrong blockHash, wrong transaction hashes, maybe wrong number
+    receipts_other_block_ratio: float = 0.0
+    # per call: eth_getBlockReceipts leaves one receipt out (of a block with transactions)
+    receipts_wrong_count_ratio: float = 0.0
 
 
 @dataclass
 class SimChainConfig:
-    """How the simulated chain looks. Every block has exactly `txs_per_block` transactions."""
+    """How the simulated chain looks. Every block has exactly `txs_per_block` transactions
+    (default: the profile's), drawn as `profile` (profiles.py) says."""
 
     chain_id: int = 1337
     backlog: int = 100_000  # blocks 0..backlog-1 exist at start
     block_time: float = 1.0  # seconds per new block; 0 = a static chain
-    txs_per_block: int = 3
+    txs_per_block: int | None = None
+    profile: str = "default"
     seed: int = 0
     announce_ahead: bool = False  # eth_blockNumber says head+1, which is not served yet
     faults: Faults = field(default_factory=Faults)
@@ -67,9 +81,14 @@ class SimChain:
     def __init__(self, config: SimChainConfig, clock: Callable[[], float] = time.monotonic) -> None:
         if config.backlog < 1:
             raise ValueError("backlog must be at least 1 (the genesis block)")
-        if config.txs_per_block < 0 or config.block_time < 0:
+        if config.profile not in PROFILES:
+            raise ValueError(f"unknown profile {config.profile!r} (known: {', '.join(PROFILES)})")
+        profile = PROFILES[config.profile]
+        txs = profile.txs_per_block if config.txs_per_block is None else config.txs_per_block
+        if txs < 0 or config.block_time < 0:
             raise ValueError("txs_per_block and block_time must not be negative")
         self.config = config
+        self.txs_per_block = txs
         self._clock = clock
         self._started = clock()
         self._mined = 0
@@ -79,7 +98,7 @@ class SimChain:
         self._reorg_starts: list[int] = []
         # No cache of rendered blocks: rendering costs less than an LRU's bookkeeping plus
         # the memory churn of 3 KB strings (measured: ~12 % faster without one).
-        self._renderer = BlockRenderer(config.seed, config.chain_id, config.txs_per_block)
+        self._renderer = BlockRenderer(config.seed, config.chain_id, txs, profile)
 
     def head(self) -> int:
         """The current latest block number."""
@@ -99,7 +118,14 @@ class SimChain:
 
     def block_hash(self, number: int) -> str:
         """The block's current hash (the zero hash for number -1, genesis's parent)."""
-        return block_hash(self.config.seed, number, self.fork_version(number))
+        return hashes.block_hash(self.config.seed, number, self.fork_version(number))
+
+    def block_number_of(self, block_hash: str, head: int | None = None) -> int | None:
+        """The number of the current block with this hash, or None."""
+        number = hashes.block_number_of(block_hash)
+        if number is None or number > (self.head() if head is None else head):
+            return None
+        return number if self.block_hash(number) == block_hash.lower() else None
 
     def block_text(self, number: int, full: bool, head: int | None = None) -> str | None:
         """The block as JSON-RPC result text, or None above head (or below genesis)."""
@@ -116,6 +142,56 @@ class SimChain:
         """The block as JSON-RPC would return it (hex strings), None above head."""
         text = self.block_text(number, full)
         return None if text is None else json.loads(text)
+
+    def receipts_text(self, number: int, head: int | None = None, fork: int | None = None) -> str:
+        """The block's receipts as JSON-RPC result text ("null" above head or below genesis).
+        `fork` serves another fork's receipts (a fault)."""
+        if number < 0 or number > (self.head() if head is None else head):
+            return "null"
+        version = self.fork_version(number) if fork is None else fork
+        return self._renderer.receipts(number, version)
+
+    def receipts(self, number: int) -> list[dict[str, Any]] | None:
+        """The block's receipts as eth_getBlockReceipts returns them, None above head."""
+        result: list[dict[str, Any]] | None = json.loads(self.receipts_text(number))
+        return result
+
+    def receipts_without(self, number: int, index: int) -> str:
+        """The block's receipts with the one at `index` left out (a fault)."""
+        fork = self.fork_version(number)
+        kept = (
+            self._renderer.receipt(number, fork, i) for i in range(self.txs_per_block) if i != index
+        )
+        return "[" + ",".join(kept) + "]"
+
+    def tx_location(self, tx_hash: str, head: int | None = None) -> tuple[int, int] | None:
+        """(block number, index) of the current transaction with this hash, or None."""
+        location = hashes.tx_location(tx_hash)
+        if location is None:
+            return None
+        number, index = location
+        if number > (self.head() if head is None else head) or index >= self.txs_per_block:
+            return None
+        fork = self.fork_version(number)
+        return location if self._renderer.tx_hash(number, fork, index) == tx_hash.lower() else None
+
+    def receipt_text(self, number: int, index: int, fork: int | None = None) -> str:
+        """One transaction's receipt as JSON-RPC result text (the location must exist)."""
+        version = self.fork_version(number) if fork is None else fork
+        return self._renderer.receipt(number, version, index)
+
+    def receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        """The receipt eth_getTransactionReceipt returns for `tx_hash`, None if unknown."""
+        location = self.tx_location(tx_hash)
+        if location is None:
+            return None
+        result: dict[str, Any] = json.loads(self.receipt_text(*location))
+        return result
+
+    def tx_hashes(self, number: int) -> list[str]:
+        """The 0x-prefixed hashes of the current block's transactions."""
+        fork = self.fork_version(number)
+        return [self._renderer.tx_hash(number, fork, i) for i in range(self.txs_per_block)]
 
     def reorg(self, depth: int) -> None:
         """Replace the newest `depth` blocks with another fork of the same height."""
@@ -197,6 +273,16 @@ class _RpcServer:
             if result is None:
                 out.append(_error(id_text, -32602, "invalid params"))
                 return
+        elif method == "eth_getBlockReceipts":
+            result = self._get_block_receipts(call.get("params"), head)
+            if result is None:
+                out.append(_error(id_text, -32602, "invalid params"))
+                return
+        elif method == "eth_getTransactionReceipt":
+            result = self._get_transaction_receipt(call.get("params"), head)
+            if result is None:
+                out.append(_error(id_text, -32602, "invalid params"))
+                return
         elif method == "eth_blockNumber":
             result = f'"{hex(head + 1 if self.chain.config.announce_ahead else head)}"'
         elif method == "eth_chainId":
@@ -236,6 +322,75 @@ class _RpcServer:
             garbage = f"0x{self.random.getrandbits(256):064x}"
             text = text.replace(f'"parentHash":"{real}"', f'"parentHash":"{garbage}"', 1)
         return text
+
+    def _block_reference(self, params: Any, head: int) -> int | None:
+        """The block number an eth_getBlockReceipts parameter names: a number or tag, a block
+        hash, or {"blockNumber": ..} / {"blockHash": ..}; -1 for a block that does not exist,
+        None for invalid params."""
+        if type(params) is not list or not params:
+            return None
+        reference = params[0]
+        if type(reference) is dict:
+            if "blockHash" in reference:
+                reference = reference["blockHash"]
+            elif "blockNumber" in reference:
+                reference = reference["blockNumber"]
+        if type(reference) is not str:
+            return None
+        if len(reference) == 66:
+            number = self.chain.block_number_of(reference, head)
+            return -1 if number is None else number
+        try:
+            number = int(reference, 16)
+        except ValueError:
+            if reference in ("latest", "pending", "safe", "finalized"):
+                return head
+            return 0 if reference == "earliest" else None
+        return number if 0 <= number <= head else -1
+
+    def _get_block_receipts(self, params: Any, head: int) -> str | None:
+        """The result text of eth_getBlockReceipts, or None if the params are invalid."""
+        number = self._block_reference(params, head)
+        if number is None or number < 0:
+            return None if number is None else "null"
+        faults = self.faults
+        if faults.receipts_missing_ratio and self._roll(faults.receipts_missing_ratio):
+            return "null" if self.random.random() < 0.5 else "[]"
+        if faults.receipts_other_block_ratio and self._roll(faults.receipts_other_block_ratio):
+            other, fork = self._other_block(number, head)
+            return self.chain.receipts_text(other, head, fork)
+        txs = self.chain.txs_per_block
+        if (
+            txs
+            and faults.receipts_wrong_count_ratio
+            and self._roll(faults.receipts_wrong_count_ratio)
+        ):
+            return self.chain.receipts_without(number, self.random.randrange(txs))
+        return self.chain.receipts_text(number, head)
+
+    def _get_transaction_receipt(self, params: Any, head: int) -> str | None:
+        """The result text of eth_getTransactionReceipt, or None if the params are invalid."""
+        if type(params) is not list or not params or type(params[0]) is not str:
+            return None
+        location = self.chain.tx_location(params[0], head)
+        if location is None:
+            return "null"
+        faults = self.faults
+        if faults.receipts_missing_ratio and self._roll(faults.receipts_missing_ratio):
+            return "null"
+        number, index = location
+        if faults.receipts_other_block_ratio and self._roll(faults.receipts_other_block_ratio):
+            other, fork = self._other_block(number, head)
+            return self.chain.receipt_text(other, index, fork)
+        return self.chain.receipt_text(number, index)
+
+    def _other_block(self, number: int, head: int) -> tuple[int, int]:
+        """(number, fork version) of a block that is not `number`'s current one: the same
+        height in a fork nobody serves, or a neighbour (even odds)."""
+        if self.random.random() < 0.5 or head == 0:
+            return number, self.chain.fork_version(number) + UNSERVED_FORK
+        neighbour = number + 1 if number < head else number - 1
+        return neighbour, self.chain.fork_version(neighbour)
 
     async def set_faults(self, request: web.Request) -> web.Response:
         """POST /_sim/faults: replace the given Faults fields."""

@@ -9,13 +9,16 @@ Mutation = Callable[[dict[str, Any]], None]
 
 
 def set_field(path: str, value: Any) -> Mutation:
-    """Set the field at a dotted path ("transactions.0.value") to `value`; KeyError deletes it."""
+    """Set the field at a dotted path ("transactions.0.value") to `value`; KeyError deletes it.
 
-    def mutate(raw: dict[str, Any]) -> None:
+    The root may be a list too (a block's receipts: "0.logs.1.topics").
+    """
+
+    def mutate(raw: Any) -> None:
         target: Any = raw
-        *parents, last = path.split(".")
+        *parents, last = (int(key) if key.isdigit() else key for key in path.split("."))
         for key in parents:
-            target = target[int(key)] if key.isdigit() else target[key]
+            target = target[key]
         if value is KeyError:
             del target[last]
         else:

@@ -6,6 +6,9 @@ upstream and lets a test change what comes back: `answer` replaces whole respons
 a 429 with any Retry-After, a malformed body; `first` limits that to the first requests),
 `rewrite` edits the upstream's JSON answers (a head that goes back to 0, a hash cut short),
 `head_lag` makes it behave as a lagging backend, and `delay_seconds` as a slow one.
+`unsupported_methods` makes it a provider that lacks some methods: it answers JSON-RPC
+-32601 (method not found, in geth's words) for each call of them, inside batches too, and
+forwards the rest of the batch.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import asyncio
 import json
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -32,9 +35,14 @@ Rewrite = Callable[[dict[str, Any], dict[str, Any]], None]
 
 
 class ProviderProxy:
-    def __init__(self, upstream: str, path: str = KEY_PATH) -> None:
+    def __init__(
+        self, upstream: str, path: str = KEY_PATH, unsupported_methods: Iterable[str] = ()
+    ) -> None:
         self.upstream = upstream
         self.path = path
+        # What this provider lacks: not a fault, so reset() keeps it.
+        self.unsupported_methods: set[str] = set(unsupported_methods)
+        self.refused: Counter[str] = Counter()  # calls answered method-not-found, by method
         self.answer: Answer | None = None
         self.rewrite: Rewrite | None = None
         self.head_lag: int | None = None  # answer heads this far behind, and null above them
@@ -60,6 +68,33 @@ class ProviderProxy:
             await asyncio.sleep(self.delay_seconds)
         if self.answer is not None and (response := self.answer(calls)) is not None:
             return response
+        if any(call.get("method") in self.unsupported_methods for call in calls):
+            return await self._refuse_unsupported(payload, calls)
+        return await self._forward(body, calls)
+
+    async def _refuse_unsupported(self, payload: Any, calls: list[dict[str, Any]]) -> web.Response:
+        """Method-not-found for each call of an unsupported method; the others forwarded."""
+        answers: list[Any] = []
+        kept = []
+        for call in calls:
+            method = call.get("method")
+            if method not in self.unsupported_methods:
+                kept.append(call)
+                continue
+            self.refused[str(method)] += 1
+            message = f"the method {method} does not exist/is not available"
+            error = {"code": -32601, "message": message}
+            answers.append({"jsonrpc": "2.0", "id": call.get("id"), "error": error})
+        if kept:
+            forwarded = await self._forward(json.dumps(kept).encode(), kept)
+            if forwarded.status != 200:
+                return forwarded
+            assert isinstance(forwarded.body, bytes)
+            answers += json.loads(forwarded.body)
+        return web.json_response(answers if isinstance(payload, list) else answers[0])
+
+    async def _forward(self, body: bytes, calls: list[dict[str, Any]]) -> web.Response:
+        """The upstream's answer to `body`, edited by `rewrite` and the head knobs."""
         assert self._session is not None
         async with self._session.post(
             self.upstream, data=body, headers={"Content-Type": "application/json"}
