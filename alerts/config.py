@@ -56,6 +56,12 @@ class AlertConfig:
     # hours without shrinking means ranges keep failing or were never scheduled.
     gaps_window: str = "30m"
     gaps_for: str = "2h"
+    # A dataset added to an indexed chain is filled in for every stored block, which on a long
+    # chain takes hours, shrinking all the while; an hour in which a dataset behind the blocks
+    # did not shrink means its ranges keep failing (a provider without receipts, or answering
+    # receipts that do not match their blocks), and 30 more minutes rule out one slow hour.
+    dataset_behind_window: str = "1h"
+    dataset_behind_for: str = "30m"
     # Deeper than this is rare on any EVM chain with finality, and the repair (delete and
     # re-index) approaches max_reorg_depth (64 by default): a human should look at the provider.
     deep_reorg_blocks: int = 8

@@ -88,7 +88,7 @@ async def copy_ranges(
     async def writer() -> None:
         async with pool.acquire() as conn:
             for blocks in todo:
-                await store_range(conn, chain_id, blocks)
+                await store_range(conn, chain_id, blocks, ("blocks", "transactions"))
 
     ready()
     started = time.time()

@@ -21,7 +21,10 @@ from dashboards.common import (
 from dashboards.queries import overview as q
 
 TITLE = "Tindexer / Overview"
-DESCRIPTION = "Per chain: live sync, backlog and gaps, indexing and scheduling rates, SLOs."
+DESCRIPTION = (
+    "Per chain: live sync, backlog and gaps, each dataset's progress, indexing and scheduling"
+    " rates, SLOs."
+)
 VARIABLES = ("chain",)
 
 LIVE = value_mappings({0: ("behind", RED), 1: ("live", GREEN)})
@@ -104,6 +107,47 @@ ROWS: Rows = [
                 COUNT,
                 Query(q.REORGS, "{{chain}} reorgs"),
                 Query(q.REORG_DEPTH_MAX, "{{chain}} max depth"),
+                width=12,
+            ),
+        ],
+    ),
+    (
+        "Datasets",
+        [
+            timeseries(
+                "Rows indexed per second by dataset",
+                "Rows stored for blocks that lacked them, by dataset: blocks, transactions, "
+                "receipts (transactions stored with their receipt) and logs.",
+                PER_SECOND,
+                Query(q.ROWS_INDEXED_RATE, "{{chain}} {{dataset}}"),
+                width=12,
+            ),
+            timeseries(
+                "Backlog by dataset",
+                "Blocks from the first block to the head without a dataset's rows, for each "
+                "enabled dataset. A dataset added to an indexed chain starts with every block "
+                "missing and is filled in by the same range workflows.",
+                COUNT,
+                Query(q.DATASET_MISSING, "{{chain}} {{dataset}}"),
+                width=12,
+            ),
+            timeseries(
+                "Datasets behind the blocks",
+                "Blocks stored without a dataset's rows: 0 when the dataset is caught up. A "
+                "line that does not fall is a dataset whose ranges fail (see "
+                "TindexerDatasetBehind).",
+                COUNT,
+                Query(q.DATASET_BEHIND, "{{chain}} {{dataset}}"),
+                thresholds=steps((GREEN, None), (YELLOW, 1)),
+                width=12,
+            ),
+            timeseries(
+                "RPC requests per second by method",
+                "JSON-RPC HTTP requests to the chain's provider by method: blocks "
+                "(eth_getBlockByNumber), receipts (eth_getBlockReceipts, or "
+                "eth_getTransactionReceipt from a provider without it) and the head.",
+                PER_SECOND,
+                Query(q.RPC_REQUESTS_BY_METHOD, "{{chain}} {{method}}"),
                 width=12,
             ),
         ],

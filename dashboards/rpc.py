@@ -60,10 +60,20 @@ ROWS: Rows = [
             ),
             timeseries(
                 "Requests per second by method",
-                "HTTP requests to the provider by JSON-RPC method.",
+                "HTTP requests to the provider by JSON-RPC method: blocks, receipts, the head.",
                 PER_SECOND,
                 Query(q.REQUESTS_BY_METHOD, "{{chain}} {{method}}"),
-                width=24,
+                width=16,
+            ),
+            timeseries(
+                "Receipts fetched with",
+                "The JSON-RPC method each chain's receipts come from: eth_getBlockReceipts, or "
+                "eth_getTransactionReceipt (one request per transaction, batched) after the "
+                "provider answered that it lacks eth_getBlockReceipts. Only while receipts or "
+                "logs are enabled and fetched.",
+                COUNT,
+                Query(q.RECEIPTS_METHOD, "{{chain}} {{method}}"),
+                width=8,
             ),
         ],
     ),

@@ -39,6 +39,9 @@ WORKFLOW_START_FAILURE_REASONS = (
 )
 # Workflow types the indexer starts itself (tindexer_workflows_started_total's `workflow`).
 STARTED_WORKFLOWS = ("IndexRange", "Scheduler")
+# What a chain can index (indexer/datasets.py, which the exporter may not import; a unit test
+# keeps the two equal): every chain's row counters start at zero for each.
+DATASETS = ("blocks", "transactions", "receipts", "logs")
 
 
 class ObservedCounter(Collector):
@@ -223,13 +226,14 @@ class Metrics:
         )
         self.chain_last_indexed = Gauge(
             "tindexer_chain_last_indexed",
-            "Newest block stored for the chain.",
+            "Newest block stored for the chain with every enabled dataset.",
             ["chain"],
             registry=r,
         )
         self.chain_missing_blocks = Gauge(
             "tindexer_chain_missing_blocks",
-            "Blocks between the chain's first block and its head that are not stored yet.",
+            "Blocks between the chain's first block and its head not yet stored with every"
+            " enabled dataset.",
             ["chain"],
             registry=r,
         )
@@ -255,6 +259,20 @@ class Metrics:
             "tindexer_blocks_indexed_total",
             "Blocks written to PostgreSQL by IndexRange activities.",
             ["chain"],
+            registry=r,
+        )
+        self.rows_indexed = Counter(
+            "tindexer_rows_indexed_total",
+            "Rows IndexRange activities stored for blocks that lacked them, by dataset: blocks,"
+            " transactions, receipts (transactions with their receipt) and logs.",
+            ["chain", "dataset"],
+            registry=r,
+        )
+        self.dataset_missing_blocks = Gauge(
+            "tindexer_dataset_missing_blocks",
+            "Blocks between the chain's first block and its head whose rows of an enabled"
+            " dataset are not stored yet.",
+            ["chain", "dataset"],
             registry=r,
         )
         self.reorgs = Counter(
@@ -480,6 +498,8 @@ class Metrics:
         self.reorgs.labels(chain)
         self.head_regressions.labels(chain)
         self.blocks_indexed.labels(chain)
+        for dataset in DATASETS:
+            self.rows_indexed.labels(chain, dataset)
         self.scheduler_continue_as_new.labels(chain)
         for mode in ("direct", "scheduler"):
             self.blocks_scheduled.labels(chain, mode)

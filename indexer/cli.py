@@ -12,12 +12,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from alerts.cli import app as alerts_app
 from dashboards.cli import app as dashboards_app
-from indexer.config import ChainConfig, ConfigError, Settings, load_settings
+from indexer.config import (
+    ChainConfig,
+    ConfigError,
+    Settings,
+    format_validation_error,
+    load_settings,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(dashboards_app, name="dashboards")
@@ -56,6 +63,16 @@ def _stop_before_start(signum: int, frame: object) -> None:
     _finish(0)
 
 
+def _rpc_url_chain(name: str, rpc_url: str, datasets: str | None) -> ChainConfig:
+    """The --rpc-url chain; its --datasets checked as the config file and the API check them."""
+    wanted = {} if datasets is None else {"datasets": [d.strip() for d in datasets.split(",")]}
+    try:
+        return ChainConfig(name=name, rpc_url=rpc_url, **wanted)
+    except ValidationError as exc:
+        console.print(f"[red]error:[/red] invalid chain\n{format_validation_error(exc)}")
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def up(
     config: ConfigOption = None,
@@ -63,6 +80,13 @@ def up(
         str | None, typer.Option(help="Index this node instead of the simulated chain.")
     ] = None,
     chain_name: Annotated[str, typer.Option(help="Name of the --rpc-url chain.")] = "main",
+    datasets: Annotated[
+        str | None,
+        typer.Option(
+            help="What the --rpc-url chain indexes, comma-separated, from blocks, transactions,"
+            " receipts, logs (default: all). Config-file chains set `datasets` there."
+        ),
+    ] = None,
     data_dir: DataDirOption = Path(".tindexer"),
     backlog: Annotated[int, typer.Option(help="Simulated chain: blocks at start.")] = 100_000,
     block_time: Annotated[float, typer.Option(help="Simulated chain: seconds per block.")] = 1.0,
@@ -78,8 +102,11 @@ def up(
 
     settings = _settings(config, data_dir=data_dir)
     chains = list(settings.chains)
+    if datasets is not None and not rpc_url:
+        console.print("[red]error:[/red] --datasets needs --rpc-url (in a config file: `datasets`)")
+        raise typer.Exit(2)
     if rpc_url:
-        chains = [ChainConfig(name=chain_name, rpc_url=rpc_url)]
+        chains = [_rpc_url_chain(chain_name, rpc_url, datasets)]
     options = UpOptions(
         settings=settings,
         chains=chains,

@@ -16,7 +16,7 @@ from exporter.collectors.base import PeriodicCollector
 from exporter.metrics import Metrics
 from exporter.wiring import observed
 from indexer import __version__
-from indexer.progress import RateTracker, chain_status, eta_seconds
+from indexer.progress import ChainStatus, RateTracker, chain_status, eta_seconds
 from indexer.store.chains import list_chains
 
 
@@ -28,6 +28,7 @@ class ProgressCollector(PeriodicCollector):
         self.pool = pool
         self.rates = RateTracker()
         self.chains: set[str] = set()
+        self.datasets: dict[str, set[str]] = {}  # chain -> datasets whose gauges are set
 
     def _follow(self, listed: set[str]) -> None:
         """A new chain's counters start at zero; a deleted chain's series go, alerts with them."""
@@ -35,8 +36,19 @@ class ProgressCollector(PeriodicCollector):
             self.metrics.touch_chain(chain)
         for chain in self.chains - listed:
             self.metrics.forget_chain(chain)
+            self.datasets.pop(chain, None)
         self.rates.forget(listed)
         self.chains = listed
+
+    def _export_datasets(self, status: ChainStatus) -> None:
+        """Each enabled dataset's backlog; a dataset taken off the chain loses its series."""
+        gauge = self.metrics.dataset_missing_blocks
+        enabled = {d.dataset for d in status.datasets}
+        for dataset in self.datasets.get(status.chain, set()) - enabled:
+            gauge.remove(status.chain, dataset)
+        for d in status.datasets:
+            gauge.labels(status.chain, d.dataset).set(d.missing_blocks)
+        self.datasets[status.chain] = enabled
 
     async def refresh(self) -> None:
         m = self.metrics
@@ -54,6 +66,7 @@ class ProgressCollector(PeriodicCollector):
             m.chain_missing_blocks.labels(chain).set(status.missing_blocks)
             m.chain_gap_ranges.labels(chain).set(status.gap_ranges)
             m.chain_live_sync.labels(chain).set(1 if status.is_live_sync else 0)
+            self._export_datasets(status)
             rate = self.rates.observe(chain, status.indexed_blocks)
             eta = eta_seconds(status.missing_blocks, rate)
             if eta is not None:

@@ -1,6 +1,8 @@
-"""A chain's progress: status from the indexed-range set, throughput samples, and the ETA.
+"""A chain's progress: status from the indexed-range sets, throughput samples, and the ETA.
 
 Live sync and the backlog are reported side by side, never blended into one percentage.
+`indexed_ranges` holds the blocks stored with every enabled dataset; each dataset's own
+interval set says how far that dataset is, so "blocks done" is never mistaken for "logs done".
 Nothing in PostgreSQL says when a block was indexed, so throughput comes from samples of the
 indexed-block count over a sliding window, taken each time a status is computed.
 """
@@ -9,20 +11,22 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import asyncpg
 
+from indexer.datasets import Dataset
 from indexer.store.chains import ChainRow
-from indexer.store.ranges import coverage
+from indexer.store.ranges import Coverage, coverage, dataset_coverage
 
 RATE_WINDOW_SECONDS = 60.0  # long enough to smooth batchy commits, short enough to follow changes
 MIN_SPAN_SECONDS = 1.0  # a rate from samples closer than this is mostly noise
 
 
 class RateTracker:
-    """Blocks per second per chain; None until two samples at least a second apart exist."""
+    """Blocks per second per chain (and per dataset of a chain); None until two samples at
+    least a second apart exist."""
 
     def __init__(
         self,
@@ -31,12 +35,13 @@ class RateTracker:
     ) -> None:
         self.window = window_seconds
         self.clock = clock
-        self._samples: dict[str, deque[tuple[float, int]]] = {}
+        self._samples: dict[tuple[str, str | None], deque[tuple[float, int]]] = {}
 
-    def observe(self, chain: str, indexed_blocks: int) -> float | None:
-        """Record the chain's indexed count now; return its rate over the window."""
+    def observe(self, chain: str, indexed_blocks: int, dataset: str | None = None) -> float | None:
+        """Record the indexed count of the chain (or of one of its datasets) now; return its
+        rate over the window."""
         now = self.clock()
-        samples = self._samples.setdefault(chain, deque())
+        samples = self._samples.setdefault((chain, dataset), deque())
         if samples and indexed_blocks < samples[-1][1]:
             samples.clear()  # a reorg or a deleted and re-created chain: start over
         samples.append((now, indexed_blocks))
@@ -47,9 +52,18 @@ class RateTracker:
             return None
         return (n1 - n0) / (t1 - t0)
 
-    def forget(self, chains: set[str]) -> None:
-        for chain in set(self._samples) - chains:
-            del self._samples[chain]
+    def forget(self, chains: set[str], datasets: Mapping[str, Iterable[str]] | None = None) -> None:
+        """Drop the samples of chains not in `chains` and, if given, of datasets a chain no
+        longer has (`datasets`: chain -> its enabled datasets)."""
+        for key in list(self._samples):
+            chain, dataset = key
+            gone = chain not in chains or (
+                dataset is not None
+                and datasets is not None
+                and dataset not in datasets.get(chain, ())
+            )
+            if gone:
+                del self._samples[key]
 
 
 def eta_seconds(missing_blocks: int, rate: float | None) -> float | None:
@@ -62,7 +76,49 @@ def eta_seconds(missing_blocks: int, rate: float | None) -> float | None:
 
 
 @dataclass(frozen=True)
+class DatasetStatus:
+    """One enabled dataset's progress from its own interval set, beside the blocks'."""
+
+    dataset: str
+    indexed_blocks: int
+    missing_blocks: int
+    gap_ranges: int
+    last_indexed: int | None
+    # Blocks stored without this dataset's rows: a dataset added to an indexed chain starts
+    # with every indexed block behind, and its backfill brings this to 0.
+    behind_blocks: int
+
+    @property
+    def caught_up(self) -> bool:
+        """Every stored block has this dataset's rows too."""
+        return self.behind_blocks == 0
+
+
+def dataset_statuses(coverages: Mapping[Dataset, Coverage]) -> tuple[DatasetStatus, ...]:
+    """Each dataset's status from its coverage, in the given order; `coverages` has "blocks".
+
+    Every store writes blocks, so a dataset's indexed blocks are a subset of the blocks':
+    how far it is behind is the difference of the two counts.
+    """
+    blocks = coverages["blocks"].indexed_blocks
+    return tuple(
+        DatasetStatus(
+            dataset=dataset,
+            indexed_blocks=covered.indexed_blocks,
+            missing_blocks=covered.missing_blocks,
+            gap_ranges=len(covered.gaps),
+            last_indexed=covered.last_indexed,
+            behind_blocks=max(0, blocks - covered.indexed_blocks),
+        )
+        for dataset, covered in coverages.items()
+    )
+
+
+@dataclass(frozen=True)
 class ChainStatus:
+    """A chain's progress. Its block counts come from `indexed_ranges`: blocks stored with
+    every enabled dataset; `datasets` has each enabled dataset's own progress."""
+
     chain: str
     head: int | None
     last_indexed: int | None
@@ -71,6 +127,12 @@ class ChainStatus:
     gap_ranges: int
     largest_gap: tuple[int, int] | None
     is_live_sync: bool
+    datasets: tuple[DatasetStatus, ...] = ()
+
+    @property
+    def datasets_behind(self) -> tuple[DatasetStatus, ...]:
+        """The enabled datasets some stored blocks still lack."""
+        return tuple(d for d in self.datasets if not d.caught_up)
 
     @property
     def backfilled(self) -> bool:
@@ -86,12 +148,39 @@ class ChainStatus:
         return self.indexed_blocks / total if total else 1.0
 
 
+def _nothing_yet(dataset: str) -> DatasetStatus:
+    return DatasetStatus(dataset, 0, 0, 0, None, 0)
+
+
+async def dataset_progress(
+    pool: asyncpg.Pool | asyncpg.Connection, row: ChainRow
+) -> tuple[DatasetStatus, ...]:
+    """Each enabled dataset's status, one interval-set walk each (O(gaps)).
+
+    Blocks are read first: a range stored meanwhile then shows in the later datasets' counts
+    and not in the blocks', so a caught-up dataset never looks behind because of the order.
+    """
+    config = row.config
+    if row.head is None:
+        return tuple(_nothing_yet(dataset) for dataset in config.datasets)
+    coverages = {
+        dataset: await dataset_coverage(pool, row.id, dataset, config.start_block, row.head)
+        for dataset in config.datasets  # canonical order: blocks first
+    }
+    return dataset_statuses(coverages)
+
+
 async def chain_status(pool: asyncpg.Pool | asyncpg.Connection, row: ChainRow) -> ChainStatus:
     """Live sync means the newest indexed block is within `live_sync_lag` of the head."""
     config = row.config
     if row.head is None:
-        return ChainStatus(config.name, None, None, 0, 0, 0, None, False)
+        return ChainStatus(
+            config.name, None, None, 0, 0, 0, None, False, await dataset_progress(pool, row)
+        )
+    # indexed_ranges first, then blocks, then the other datasets: a range committed between
+    # two reads shows only in the later ones, so no set looks ahead of one that contains it.
     covered = await coverage(pool, row.id, config.start_block, row.head)
+    datasets = await dataset_progress(pool, row)
     live = (
         covered.last_indexed is not None and row.head - covered.last_indexed <= config.live_sync_lag
     )
@@ -104,4 +193,5 @@ async def chain_status(pool: asyncpg.Pool | asyncpg.Connection, row: ChainRow) -
         gap_ranges=len(covered.gaps),
         largest_gap=covered.largest_gap,
         is_live_sync=live,
+        datasets=datasets,
     )

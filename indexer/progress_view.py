@@ -31,10 +31,25 @@ def eta_text(missing: int, rate: float | None) -> str:
 
 def live_line(status: ChainStatus) -> str:
     mark = "[green]live[/green]" if status.is_live_sync else "[yellow]behind[/yellow]"
-    return (
-        f"{status.chain}: {mark} · head {status.head:,} · last indexed {status.last_indexed:,}"
-        f" · missing {status.missing_blocks:,} · gaps {status.gap_ranges}"
+    last = f"{status.last_indexed:,}" if status.last_indexed is not None else "-"
+    behind = "".join(
+        f" · {d.dataset} {d.behind_blocks:,} blocks behind" for d in status.datasets_behind
     )
+    return (
+        f"{status.chain}: {mark} · head {status.head:,} · last indexed {last}"
+        f" · missing {status.missing_blocks:,} · gaps {status.gap_ranges}{behind}"
+    )
+
+
+def dataset_bars(status: ChainStatus) -> list[tuple[str, int, int]]:
+    """(dataset, blocks with it, blocks stored) of every dataset but blocks: the bar of a dataset
+    added to an indexed chain, filling in the blocks already stored."""
+    stored = next((d.indexed_blocks for d in status.datasets if d.dataset == "blocks"), 0)
+    return [
+        (d.dataset, d.indexed_blocks, max(stored, d.indexed_blocks))
+        for d in status.datasets
+        if d.dataset != "blocks"
+    ]
 
 
 async def _statuses(pool: asyncpg.Pool) -> list[ChainStatus]:
@@ -56,15 +71,31 @@ async def show_progress(pool: asyncpg.Pool, console: Console, exit_when_live: bo
             statuses = [s for s in await _statuses(pool) if s.head is not None]
             for s in statuses:
                 rate = rates.observe(s.chain, s.indexed_blocks) or 0.0
-                if s.chain not in tasks:
-                    tasks[s.chain] = progress.add_task(f"backfill {s.chain}", rate=0.0, eta="?")
+                name = f"backfill {s.chain}"
+                if name not in tasks:
+                    tasks[name] = progress.add_task(name, rate=0.0, eta="?")
                 progress.update(
-                    tasks[s.chain],
+                    tasks[name],
                     total=s.indexed_blocks + s.missing_blocks,
                     completed=s.indexed_blocks,
                     rate=rate,
                     eta=eta_text(s.missing_blocks, rate),
                 )
+                for dataset, completed, total in dataset_bars(s):
+                    # Shown from when a dataset is behind the blocks until it has caught up.
+                    name = f"backfill {s.chain} {dataset}"
+                    rate = rates.observe(s.chain, completed, dataset) or 0.0
+                    if name not in tasks and completed == total:
+                        continue
+                    if name not in tasks:
+                        tasks[name] = progress.add_task(name, rate=0.0, eta="?")
+                    progress.update(
+                        tasks[name],
+                        total=total,
+                        completed=completed,
+                        rate=rate,
+                        eta=eta_text(total - completed, rate),
+                    )
             if statuses and all(s.backfilled for s in statuses):
                 break
             await asyncio.sleep(REFRESH_SECONDS)
@@ -104,4 +135,23 @@ async def print_status(settings: Settings, console: Console) -> int:
             "yes" if s.is_live_sync else "no",
         )
     console.print(table)
+    behind = [(s, d) for s in statuses for d in s.datasets_behind]
+    if behind:
+        datasets = Table(
+            "chain",
+            "dataset",
+            "indexed blocks",
+            "missing blocks",
+            "behind blocks",
+            title=("datasets behind the blocks (filling in)"),
+        )
+        for s, d in behind:
+            datasets.add_row(
+                s.chain,
+                d.dataset,
+                f"{d.indexed_blocks:,}",
+                f"{d.missing_blocks:,}",
+                f"{d.behind_blocks:,}",
+            )
+        console.print(datasets)
     return 0

@@ -37,6 +37,16 @@ GAPS = Fires(
 )
 
 
+def dataset_behind(chain: str, dataset: str, behind: str) -> Fires:
+    return Fires(
+        {"chain": chain, "dataset": dataset, "severity": "warning"},
+        "A dataset is behind a chain's blocks and not catching up.",
+        f"Chain {chain} has {behind} stored blocks without their {dataset}, and that dataset's"
+        " backlog is no smaller than 1h before.",
+        "tindexerdatasetbehind",
+    )
+
+
 def deep_reorg(chain: str) -> Fires:
     return Fires(
         {"chain": chain, "severity": "warning"},
@@ -132,6 +142,43 @@ SUITE = Suite(
                 Check("1h", "TindexerGapsPresent"),
                 Check("2h10m", "TindexerGapsPresent", (GAPS,)),
             ),
+        ),
+        Scenario(
+            "main's logs stopped filling in 5,000 blocks behind its live blocks; side's are "
+            "filling in; done's are caught up; receipts of main are caught up",
+            (
+                (f'tindexer_dataset_missing_blocks{{{J},chain="main",dataset="blocks"}}', "2x120"),
+                (f'tindexer_dataset_missing_blocks{{{J},chain="main",dataset="logs"}}', "5002x120"),
+                (
+                    f'tindexer_dataset_missing_blocks{{{J},chain="main",dataset="receipts"}}',
+                    "2x120",
+                ),
+                (f'tindexer_dataset_missing_blocks{{{J},chain="side",dataset="blocks"}}', "2x120"),
+                (
+                    f'tindexer_dataset_missing_blocks{{{J},chain="side",dataset="logs"}}',
+                    "90002-500x120",
+                ),
+                (f'tindexer_dataset_missing_blocks{{{J},chain="done",dataset="blocks"}}', "2x120"),
+                (f'tindexer_dataset_missing_blocks{{{J},chain="done",dataset="logs"}}', "2x120"),
+            ),
+            (
+                Check("20m", "TindexerDatasetBehind"),  # pending: behind for under 30m
+                Check("40m", "TindexerDatasetBehind", (dataset_behind("main", "logs", "5k"),)),
+            ),
+        ),
+        Scenario(
+            "a chain whose blocks are still being backfilled: its logs lag no further than them",
+            (
+                (
+                    f'tindexer_dataset_missing_blocks{{{J},chain="main",dataset="blocks"}}',
+                    "50000x120",
+                ),
+                (
+                    f'tindexer_dataset_missing_blocks{{{J},chain="main",dataset="logs"}}',
+                    "50000x120",
+                ),
+            ),
+            (Check("90m", "TindexerDatasetBehind"),),
         ),
         Scenario(
             "main's reorg at 11m is deeper than 8 blocks; an hour later it no longer counts",

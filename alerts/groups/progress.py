@@ -1,4 +1,5 @@
-"""Is every chain live and its backlog shrinking: scheduling, live sync, backlog, gaps, reorgs."""
+"""Is every chain live and its backlog shrinking: scheduling, live sync, backlog, gaps, datasets
+behind the blocks, reorgs."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ def group(config: AlertConfig) -> Group:
         f"sum by (chain) (increase(tindexer_blocks_scheduled_total{s}"
         f"[{config.scheduling_stalled_window}]))"
     )
+    not_blocks = selector(config.job_selector, 'dataset!="blocks"')
+    only_blocks = selector(config.job_selector, 'dataset="blocks"')
+    dataset_missing = f"tindexer_dataset_missing_blocks{not_blocks}"
+    blocks_missing = f"tindexer_dataset_missing_blocks{only_blocks}"
     count = f"tindexer_reorg_depth_count{s}"
     shallow = f"tindexer_reorg_depth_bucket{selector(config.job_selector, deep_le(config))}"
     window = config.deep_reorg_window
@@ -90,6 +95,29 @@ def group(config: AlertConfig) -> Group:
                 description=(
                     "Chain {{ $labels.chain }} has had {{ $value | humanize }} gap ranges below "
                     f"its newest indexed block for {config.gaps_for}, and they are not shrinking."
+                ),
+                depends_on=needs("postgres", "temporal"),
+            ),
+            Alert(
+                name="TindexerDatasetBehind",
+                # Blocks stored without the dataset's rows, while its backlog is not shrinking.
+                expr=(
+                    f"(\n"
+                    f"  max by (chain, dataset) ({dataset_missing})\n"
+                    f"  - on (chain) group_left ()\n"
+                    f"  max by (chain) ({blocks_missing})\n"
+                    f") > 0\n"
+                    f"and on (chain, dataset)\n"
+                    f"max by (chain, dataset) (delta({dataset_missing}"
+                    f"[{config.dataset_behind_window}])) >= 0"
+                ),
+                for_=config.dataset_behind_for,
+                severity="warning",
+                summary="A dataset is behind a chain's blocks and not catching up.",
+                description=(
+                    "Chain {{ $labels.chain }} has {{ $value | humanize }} stored blocks without "
+                    "their {{ $labels.dataset }}, and that dataset's backlog is no smaller than "
+                    f"{config.dataset_behind_window} before."
                 ),
                 depends_on=needs("postgres", "temporal"),
             ),

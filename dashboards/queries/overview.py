@@ -24,6 +24,22 @@ BLOCKS_INDEXED_RATE = f"sum by (chain) (rate(tindexer_blocks_indexed_total{C}[$_
 REORGS = f"max by (chain) (tindexer_reorgs_total{C})"
 REORG_DEPTH_MAX = f"histogram_quantile(1, sum by (chain, le) (tindexer_reorg_depth_bucket{C}))"
 
+# --- Datasets ----------------------------------------------------------------------------------
+ROWS_INDEXED_RATE = (
+    f"sum by (chain, dataset) (rate(tindexer_rows_indexed_total{C}[$__rate_interval]))"
+)
+DATASET_MISSING = f"max by (chain, dataset) (tindexer_dataset_missing_blocks{C})"
+# Blocks stored without a dataset's rows: its backlog minus the blocks' own (same first block and
+# head), so a dataset being filled in shows apart from the chain's backfill.
+DATASET_BEHIND = (
+    'max by (chain, dataset) (tindexer_dataset_missing_blocks{chain=~"$chain",dataset!="blocks"})'
+    "\n- on (chain) group_left ()\n"
+    'max by (chain) (tindexer_dataset_missing_blocks{chain=~"$chain",dataset="blocks"})'
+)
+RPC_REQUESTS_BY_METHOD = (
+    f"sum by (chain, method) (rate(tindexer_rpc_requests_total{C}[$__rate_interval]))"
+)
+
 # --- Scheduling --------------------------------------------------------------------------------
 BLOCKS_SCHEDULED_RATE = (
     f"sum by (chain, mode) (rate(tindexer_blocks_scheduled_total{C}[$__rate_interval]))"

@@ -14,6 +14,8 @@ REQUESTS_BY_OUTCOME = (
 REQUESTS_BY_METHOD = (
     f"sum by (chain, method) (rate(tindexer_rpc_requests_total{C}[$__rate_interval]))"
 )
+# The receipts method in use (1) per chain: eth_getBlockReceipts, or the per-transaction fallback.
+RECEIPTS_METHOD = f"max by (chain, method) (tindexer_rpc_receipts_method{C}) == 1"
 RATE_LIMITED_RATE = (
     f"sum by (chain) (rate(tindexer_rpc_requests_total{RATE_LIMITED}[$__rate_interval]))"
 )

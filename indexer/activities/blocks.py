@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 import asyncpg
 from temporalio import activity
@@ -11,10 +12,12 @@ from temporalio.exceptions import ApplicationError
 
 from exporter.tracing import current_trace_id, tracer
 from indexer.activities.chain_cache import ChainCache, knobs
+from indexer.activities.datasets import missing_by_dataset, new_rows, stored_rows
 from indexer.activities.heartbeat import heartbeating
 from indexer.activities.reorg import ForkDeeperThanWindow, repair_reorg
 from indexer.chain.model import BadChainData, Block
 from indexer.chain.rpc import RpcClient, RpcError, RpcUnavailable
+from indexer.datasets import DATASETS, Dataset, needs_receipts
 from indexer.store.blocks import store_range
 from indexer.store.chains import set_head
 from indexer.store.ranges import coverage, is_covered
@@ -34,12 +37,17 @@ STORE_ROWS_PER_SECOND = 10_000
 
 
 def store_deadline(rows: int) -> float:
-    """Seconds a store of `rows` blocks and transactions may take before it is abandoned."""
+    """Seconds a store of `rows` rows (blocks, transactions, logs) may take before it is
+    abandoned."""
     return STORE_BASE_SECONDS + rows / STORE_ROWS_PER_SECOND
 
 
 async def store_within(
-    pool: asyncpg.Pool, chain_id: int, blocks: list[Block], seconds: float
+    pool: asyncpg.Pool,
+    chain_id: int,
+    blocks: list[Block],
+    seconds: float,
+    datasets: Sequence[Dataset] = DATASETS,
 ) -> None:
     """store_range on a pooled connection, abandoned (rolled back) after `seconds`.
 
@@ -49,7 +57,7 @@ async def store_within(
     pool, and the activity fails to be retried.
     """
     async with asyncio.timeout(seconds), pool.acquire() as conn:
-        await store_range(conn, chain_id, blocks)
+        await store_range(conn, chain_id, blocks, datasets)
 
 
 def _chain_failure(exc: Exception) -> ApplicationError:
@@ -66,35 +74,48 @@ class BlockActivities:
 
     @activity.defn(name="index_range")
     async def index_range(self, request: IndexRangeInput) -> IndexRangeResult:
-        """Fetch blocks start..end and store them with their range in one transaction."""
+        """Fetch blocks start..end (with receipts when a dataset needs them) and store them
+        with every dataset of the chain, and their range, in one transaction."""
         chain = await self.chains.chain(request.chain)
         with self.metrics.pg_query_duration.labels("is_covered").time():
             covered = await is_covered(self.pool, chain.id, request.start, request.end)
         if covered:
             return IndexRangeResult(blocks=0, transactions=0, skipped=True)
+        datasets = chain.config.datasets
+        with self.metrics.pg_query_duration.labels("dataset_coverage").time():
+            missing = await missing_by_dataset(
+                self.pool, chain.id, datasets, request.start, request.end
+            )
         rpc = self.chains.rpc(chain.config)
-        attributes: dict[str, str | int] = {
+        receipts = needs_receipts(datasets)
+        attributes: dict[str, str | int | bool] = {
             "chain": request.chain,
             "range.start": request.start,
             "range.end": request.end,
             "blocks": request.end - request.start + 1,
+            "datasets": ",".join(datasets),
         }
         async with heartbeating():
-            with tracer().start_as_current_span("rpc.fetch_blocks", attributes=attributes):
+            with tracer().start_as_current_span(
+                "rpc.fetch_blocks", attributes={**attributes, "receipts": receipts}
+            ):
                 started = time.perf_counter()
                 try:
-                    blocks = await rpc.get_blocks(request.start, request.end)
+                    blocks = await rpc.get_blocks(request.start, request.end, receipts=receipts)
                 except (BadChainData, RpcUnavailable, RpcError) as exc:
                     raise _chain_failure(exc) from exc
                 fetched = time.perf_counter()
                 self._observe_phase(request.chain, "fetch", fetched - started)
             transactions = sum(len(b.transactions) for b in blocks)
+            added = new_rows(blocks, missing)
+            rows = {f"rows.{dataset}": count for dataset, count in added.items()}
             with tracer().start_as_current_span(
-                "postgres.store_range", attributes={**attributes, "transactions": transactions}
+                "postgres.store_range",
+                attributes={**attributes, "transactions": transactions, **rows},
             ):
-                deadline = store_deadline(len(blocks) + transactions)
+                deadline = store_deadline(stored_rows(blocks, datasets))
                 try:
-                    await store_within(self.pool, chain.id, blocks, deadline)
+                    await store_within(self.pool, chain.id, blocks, deadline, datasets)
                 except BadChainData as exc:
                     raise _chain_failure(exc) from exc
                 except TimeoutError as exc:
@@ -107,6 +128,8 @@ class BlockActivities:
                 self._observe_phase(request.chain, "store", stored - fetched)
                 self.metrics.pg_query_duration.labels("store_range").observe(stored - fetched)
         self.metrics.blocks_indexed.labels(request.chain).inc(len(blocks))
+        for dataset, count in added.items():
+            self.metrics.rows_indexed.labels(request.chain, dataset).inc(count)
         return IndexRangeResult(blocks=len(blocks), transactions=transactions)
 
     def _observe_phase(self, chain: str, phase: str, seconds: float) -> None:

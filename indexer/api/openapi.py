@@ -25,6 +25,7 @@ from indexer.api.validation import (
     BackfillRequest,
 )
 from indexer.config import ChainConfig
+from indexer.datasets import DATASETS
 
 DOCUMENT_PATH = Path(__file__).with_name("openapi.json")
 JSON = "application/json"
@@ -113,6 +114,43 @@ def schemas() -> dict[str, Any]:
             "minimum": 0,
             "description": "missing_blocks_count / blocks_per_second; null when unknown.",
         },
+        "datasets": {
+            "type": "array",
+            "items": _ref("DatasetStatus"),
+            "description": "Each enabled dataset's own progress, blocks first. The counts above"
+            " are of blocks stored with every enabled dataset.",
+        },
+    }
+    dataset_status = {
+        "dataset": {"type": "string", "enum": list(DATASETS)},
+        "indexed_blocks": {"type": "integer", "minimum": 0},
+        "missing_blocks_count": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Blocks from start_block to head without this dataset's rows.",
+        },
+        "gap_ranges_count": {"type": "integer", "minimum": 0},
+        "last_indexed": {**NULLABLE_INT, "description": "Newest block with this dataset."},
+        "behind_blocks_count": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Blocks stored without this dataset's rows: a dataset added to an"
+            " indexed chain is behind until its backfill is done.",
+        },
+        "is_caught_up": {
+            "type": "boolean",
+            "description": "Every stored block has this dataset's rows (behind_blocks_count 0).",
+        },
+        "blocks_per_second": {
+            "type": ["number", "null"],
+            "minimum": 0,
+            "description": "Blocks gaining this dataset per second over the last minute.",
+        },
+        "eta_seconds": {
+            "type": ["number", "null"],
+            "minimum": 0,
+            "description": "missing_blocks_count / blocks_per_second; null when unknown.",
+        },
     }
     backfill = _strip_titles(BackfillRequest.model_json_schema(by_alias=True))
     return {
@@ -136,6 +174,9 @@ def schemas() -> dict[str, Any]:
             "Every chain, by name.",
         ),
         "ChainStatus": _object(status, sorted(status), "A chain's state from its indexed ranges."),
+        "DatasetStatus": _object(
+            dataset_status, sorted(dataset_status), "One enabled dataset's progress."
+        ),
         "StatusList": _object(
             {"chains": {"type": "array", "items": {"$ref": "#/components/schemas/ChainStatus"}}},
             ["chains"],

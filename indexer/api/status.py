@@ -13,15 +13,51 @@ from indexer.api.errors import ApiError, not_found
 from indexer.api.reads import read_connection
 from indexer.api.state import ApiState, state_of
 from indexer.api.validation import gaps_query
-from indexer.progress import ChainStatus, RateTracker, chain_status, eta_seconds
+from indexer.progress import (
+    ChainStatus,
+    DatasetStatus,
+    RateTracker,
+    chain_status,
+    eta_seconds,
+)
 from indexer.store.chains import ChainRow, get_chain, list_chains
 from indexer.store.ranges import gaps_page
 
 STATUS_CONCURRENCY = 8  # chains computed at once: enough to overlap round trips, few connections
 
 
+def _rounded_rate(rate: float | None) -> float | None:
+    return round(max(rate, 0.0), 1) if rate is not None else None
+
+
+def _rounded_eta(eta: float | None) -> float | None:
+    return round(eta, 1) if eta is not None else None
+
+
+def dataset_document(
+    chain: ChainStatus, dataset: DatasetStatus, rates: RateTracker
+) -> dict[str, Any]:
+    """One enabled dataset's progress: its own backlog, how far behind the blocks, its ETA."""
+    known = chain.head is not None
+    rate = rates.observe(chain.chain, dataset.indexed_blocks, dataset.dataset) if known else None
+    eta = eta_seconds(dataset.missing_blocks, rate) if known else None
+    return {
+        "dataset": dataset.dataset,
+        "indexed_blocks": dataset.indexed_blocks,
+        "missing_blocks_count": dataset.missing_blocks,
+        "gap_ranges_count": dataset.gap_ranges,
+        "last_indexed": dataset.last_indexed,
+        "behind_blocks_count": dataset.behind_blocks,
+        "is_caught_up": dataset.caught_up,
+        "blocks_per_second": _rounded_rate(rate),
+        "eta_seconds": _rounded_eta(eta),
+    }
+
+
 def status_document(status: ChainStatus, rates: RateTracker) -> dict[str, Any]:
-    """The status JSON: live sync and the backlog side by side, never one blended percentage."""
+    """The status JSON: live sync and the backlog side by side, never one blended percentage;
+    the chain's counts are of blocks stored with every enabled dataset, and `datasets` has each
+    dataset's own."""
     rate = rates.observe(status.chain, status.indexed_blocks) if status.head is not None else None
     eta = eta_seconds(status.missing_blocks, rate) if status.head is not None else None
     gap = status.largest_gap
@@ -38,8 +74,9 @@ def status_document(status: ChainStatus, rates: RateTracker) -> dict[str, Any]:
         "historical_progress": (
             round(status.historical_progress, 6) if status.head is not None else None
         ),
-        "blocks_per_second": round(max(rate, 0.0), 1) if rate is not None else None,
-        "eta_seconds": round(eta, 1) if eta is not None else None,
+        "blocks_per_second": _rounded_rate(rate),
+        "eta_seconds": _rounded_eta(eta),
+        "datasets": [dataset_document(status, d, rates) for d in status.datasets],
     }
 
 
@@ -47,7 +84,9 @@ async def all_statuses(state: ApiState) -> list[dict[str, Any]]:
     """Every chain's status, at most STATUS_CONCURRENCY computed at a time (and the read limits)."""
     async with read_connection(state.pool, state.reads) as conn:
         rows = await list_chains(conn)
-    state.rates.forget({row.config.name for row in rows})
+    state.rates.forget(
+        {row.config.name for row in rows}, {row.config.name: row.config.datasets for row in rows}
+    )
     limit = asyncio.Semaphore(STATUS_CONCURRENCY)
 
     async def one(row: ChainRow) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from indexer.chain.model import BadChainData, Block
-from indexer.datasets import DATASETS, Dataset, normalize_datasets
+from indexer.datasets import DATASETS, Dataset, needs_receipts, normalize_datasets
 from indexer.store.ranges import (
     add_dataset_ranges,
     add_range,
@@ -114,7 +114,7 @@ async def store_range(
     conn: asyncpg.Connection,
     chain_id: int,
     blocks: list[Block],
-    datasets: Iterable[Dataset] = DATASETS,
+    datasets: Iterable[Dataset],
 ) -> None:
     """Write consecutive blocks and mark their range indexed atomically; re-runs change nothing.
 
@@ -127,6 +127,12 @@ async def store_range(
     if not blocks:
         return
     written = tuple(normalize_datasets({*datasets, "blocks"}))
+    if needs_receipts(written) and any(
+        tx.receipt is None for block in blocks for tx in block.transactions
+    ):
+        # A caller's mistake, not the chain's: recorded as indexed, the receipts and logs of
+        # these blocks would be missing for good.
+        raise ValueError(f"store_range of {written}: blocks were fetched without receipts")
     start, end = blocks[0].number, blocks[-1].number
     async with conn.transaction():
         await _check_neighbours(conn, chain_id, blocks)

@@ -57,11 +57,11 @@ async def test_same_range_twice_leaves_one_row_per_block(
     # Forcing the same blocks through the store again changes nothing either.
     rpc = RpcClient(url, row.config.name, metrics=harness.metrics)
     try:
-        blocks = await rpc.get_blocks(0, 199)
+        blocks = await rpc.get_blocks(0, 199, receipts=True)
     finally:
         await rpc.close()
     async with harness.pool.acquire() as conn:
-        await store_range(conn, row.id, blocks)
+        await store_range(conn, row.id, blocks, row.config.datasets)
     assert await block_count(harness, row.id) == (200, 200)
     tx_rows = await harness.pool.fetchval(
         "SELECT count(*) FROM transactions WHERE chain_id = $1", row.id

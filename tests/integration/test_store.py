@@ -12,12 +12,16 @@ import pytest_asyncio
 
 from indexer.chain.model import Block, parse_block
 from indexer.config import ChainConfig
+from indexer.datasets import Dataset
 from indexer.simchain.server import SimChain, SimChainConfig
 from indexer.store.blocks import delete_from, store_range
 from indexer.store.chains import upsert_chain
 from indexer.store.db import create_pool
 from indexer.store.ranges import coverage
 from tests.support.waiting import wait_until
+
+# The blocks built here come without receipts.
+BLOCKS_AND_TRANSACTIONS: tuple[Dataset, ...] = ("blocks", "transactions")
 
 
 def chain_blocks(start: int, end: int, txs_per_block: int = 3, fork: int = 0) -> list[Block]:
@@ -34,7 +38,7 @@ class Store:
 
     async def write(self, blocks: list[Block]) -> None:
         async with self.pool.acquire() as conn:
-            await store_range(conn, self.chain_id, blocks)
+            await store_range(conn, self.chain_id, blocks, BLOCKS_AND_TRANSACTIONS)
 
     async def rows(self) -> tuple[dict[int, str], dict[tuple[int, int], str]]:
         """Block hashes by number, transaction hashes by (block, index)."""
@@ -61,7 +65,12 @@ def expected(blocks: list[Block]) -> tuple[dict[int, str], dict[tuple[int, int],
 @pytest_asyncio.fixture(loop_scope="session")
 async def store(database_url: str) -> AsyncIterator[Store]:
     pool = await create_pool(database_url, max_size=4)
-    row = await upsert_chain(pool, ChainConfig(name="store", rpc_url="http://127.0.0.1:9"))
+    row = await upsert_chain(
+        pool,
+        ChainConfig(
+            name="store", rpc_url="http://127.0.0.1:9", datasets=list(BLOCKS_AND_TRANSACTIONS)
+        ),
+    )
     try:
         yield Store(pool, row.id)
     finally:
@@ -105,14 +114,18 @@ async def test_a_concurrent_writer_of_the_same_fresh_range_fails_and_its_retry_c
     async with store.pool.acquire() as first, store.pool.acquire() as second:
         transaction = first.transaction()
         await transaction.start()
-        await store_range(first, store.chain_id, blocks)  # copied, not yet committed
-        racing = asyncio.create_task(store_range(second, store.chain_id, blocks))
+        # Copied, not yet committed:
+        await store_range(first, store.chain_id, blocks, BLOCKS_AND_TRANSACTIONS)
+        racing = asyncio.create_task(
+            store_range(second, store.chain_id, blocks, BLOCKS_AND_TRANSACTIONS)
+        )
         await asyncio.sleep(0.5)
         assert not racing.done()  # waiting on the first writer's uncommitted keys
         await transaction.commit()
         with pytest.raises(asyncpg.UniqueViolationError):
             await racing  # an activity failure: Temporal retries it
-        await store_range(second, store.chain_id, blocks)  # the retry upserts: no change
+        # The retry upserts: no change.
+        await store_range(second, store.chain_id, blocks, BLOCKS_AND_TRANSACTIONS)
     assert await store.rows() == expected(blocks)
 
 

@@ -204,6 +204,23 @@ async def test_a_rerun_writes_no_row_again(store: Store) -> None:
 
 
 @pytest.mark.asyncio(loop_scope="session")
+async def test_blocks_fetched_without_receipts_are_refused_for_receipts_or_logs(
+    store: Store,
+) -> None:
+    """Recorded as indexed, the receipts and logs of such blocks would be missing for good."""
+    blocks = full_blocks(0, 30)
+    await store.write(blocks)
+    before = await store.rows()
+    for block in blocks:
+        for tx in block.transactions:
+            tx.receipt = None
+    for datasets in (["blocks", "logs"], DATASETS):
+        with pytest.raises(ValueError, match="fetched without receipts"):
+            await store.write(blocks, datasets)
+    assert await store.rows() == before
+
+
+@pytest.mark.asyncio(loop_scope="session")
 async def test_a_dataset_missing_from_a_stored_range_is_filled_in(store: Store) -> None:
     blocks = full_blocks(0, 40)
     await store.write(blocks, ("blocks", "transactions"))

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from indexer.chain.model import Block, Log, Receipt, Transaction, Withdrawal
+from indexer.datasets import DATASETS
 from indexer.store.blocks import store_range
 
 COUNT_ROWS = """
@@ -18,16 +19,18 @@ SELECT (SELECT count(*) FROM blocks WHERE chain_id = $1),
 
 
 async def store_blocks(pool: asyncpg.Pool, chain_id: int, first: int, last: int) -> None:
-    """Blocks first..last with one transaction each, stored and marked indexed as a worker does."""
+    """Blocks first..last with one receipted transaction each, stored as a worker does."""
     blocks = []
     parent = f"{first:064x}"  # hashes and addresses are lower-case hex without 0x
     for number in range(first, last + 1):
         digest = f"{number + 1:064x}"
-        txs = [Transaction(f"{number:062x}09", 0, "01" * 20, None, 1, None, None, None)]
+        tx = Transaction(f"{number:062x}09", 0, "01" * 20, None, 1, None, None, None)
+        tx.receipt = Receipt(0, tx.hash, digest, number, 1, 21_000, 21_000, None, None, [])
+        txs = [tx]
         blocks.append(Block(number, digest, parent, 0, None, None, None, None, txs))
         parent = digest
     async with pool.acquire() as conn:
-        await store_range(conn, chain_id, blocks)
+        await store_range(conn, chain_id, blocks, DATASETS)
 
 
 async def row_counts(pool: asyncpg.Pool, chain_id: int) -> tuple[int, int, int]:
