@@ -1,10 +1,13 @@
 """A real node with contracts that log: the indexer with every dataset beside the raw fetch
 ceiling, ethereum-etl 2.4.2 and cryo, in the same rounds (issue 14, item 5).
 
-anvil (npm @foundry-rs/anvil) is seeded here: `--contracts` (4) hand-assembled contracts whose
-every call emits two logs (LOG2: a constant topic, the caller; LOG1: the caller; both with the
-calldata as data), then `--blocks` (2,000) blocks of `--txs-per-block` (20) transactions, a
-quarter plain transfers and the rest calls with 68 bytes of calldata. Then `--rounds` (3)
+anvil (npm @foundry-rs/anvil) is seeded here with `--blocks` (2,000) blocks of about
+`--txs-per-block` (20) transactions: by default (`--workload evm`) the issue-13 anvil tests'
+workload (tests/support/evm: a token, an emitter, a reverter and a factory, hand-assembled;
+transfers, emits, reverts, creations; legacy, 2930 and 1559 transactions); with `--workload
+simple`, `--contracts` (4) minimal contracts whose every call emits two logs (LOG2: a
+constant topic, the caller; LOG1: the caller; the calldata as data), a quarter plain transfers
+and the rest calls with 68 bytes of calldata. Then `--rounds` (3)
 rounds, each, back to back on the same node:
 
   * raw ceiling: batched eth_getBlockByNumber(n, true) and eth_getBlockReceipts, bodies read
@@ -77,6 +80,24 @@ def init_code(runtime: bytes) -> bytes:
     prefix = bytes([0x60, size, 0x80, 0x60, 0x0B, 0x60, 0x00, 0x39, 0x60, 0x00, 0xF3])
     assert len(prefix) == 0x0B
     return prefix + runtime
+
+
+async def seed_workload(url: str, blocks: int, txs_per_block: int) -> list[str]:
+    """The issue-13 anvil tests' workload (tests/support/evm): four hand-assembled contracts
+    (a token, an emitter, a reverter, a factory) deployed in block 1, then blocks of every kind
+    of transaction (transfers, emits, reverts, creations, legacy/2930/1559) until head ==
+    blocks - 1, txs_per_block/2 .. 3*txs_per_block/2 a block."""
+    from tests.support.evm.jsonrpc import JsonRpc
+    from tests.support.evm.workload import Workload
+
+    async with JsonRpc(url) as node:
+        workload = Workload(node)
+        deployed = await workload.setup()
+        await workload.mine(blocks - 2, most=txs_per_block * 3 // 2, least=txs_per_block // 2)
+        head = await workload.head()
+    if head != blocks - 1:
+        raise RuntimeError(f"seeded head {head}, expected {blocks - 1}")
+    return [deployed.token, deployed.emitter, deployed.reverter, deployed.factory]
 
 
 async def seed(url: str, contracts: int, blocks: int, txs_per_block: int) -> list[str]:
@@ -391,7 +412,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=2_000, help="blocks 0..N-1 on the node")
     parser.add_argument("--txs-per-block", type=int, default=20)
-    parser.add_argument("--contracts", type=int, default=4)
+    parser.add_argument("--contracts", type=int, default=4, help="with --workload simple")
+    parser.add_argument(
+        "--workload",
+        choices=("evm", "simple"),
+        default="evm",
+        help="evm: tests/support/evm's mixed workload; simple: transfers and calls to "
+        "--contracts minimal contracts that log twice",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--raw-batch", type=int, default=50)
     parser.add_argument("--raw-in-flight", type=int, default=4)
@@ -426,7 +454,10 @@ async def main() -> None:
                 f"seeding anvil: {args.contracts} contracts, {args.blocks:,} blocks …", flush=True
             )
             started = time.perf_counter()
-            addresses = await seed(url, args.contracts, args.blocks, args.txs_per_block)
+            if args.workload == "evm":
+                addresses = await seed_workload(url, args.blocks, args.txs_per_block)
+            else:
+                addresses = await seed(url, args.contracts, args.blocks, args.txs_per_block)
             seed_seconds = time.perf_counter() - started
             node = await node_contents(url, args.blocks)
             transactions = sum(len(t) for _, t in node["contents"])
@@ -533,6 +564,7 @@ async def main() -> None:
             "transactions": transactions,
             "logs": node["logs"],
             "failed_transactions": node["failed_transactions"],
+            "workload": args.workload,
             "contracts": addresses,
             "seed_seconds": round(seed_seconds, 1),
             "rounds_run": len(rounds),
