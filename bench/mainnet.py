@@ -313,8 +313,8 @@ async def main() -> None:
     parser.add_argument("--blocks", type=int, default=20_000, help="end-to-end backlog")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each ceiling (median)")
-    parser.add_argument("--fetch-blocks", type=int, default=2_000, help="fetch ceiling blocks")
-    parser.add_argument("--copy-blocks", type=int, default=1_600, help="COPY ceiling blocks")
+    parser.add_argument("--fetch-blocks", type=int, default=1_200, help="fetch ceiling blocks")
+    parser.add_argument("--copy-blocks", type=int, default=1_000, help="COPY ceiling blocks")
     parser.add_argument("--chunk", type=int, default=100, help="blocks per ceiling range")
     parser.add_argument("--name", default="mainnet", help="bench/results/<name>.json")
     parser.add_argument(
