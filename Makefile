@@ -108,7 +108,8 @@ bench-mainnet: $(STAMP)
 	$(PYTHON) bench/report.py
 
 # COPY, reorg delete and a one-contract logs query: unpartitioned vs range-partitioned tables
-# (PostgreSQL from DATABASE_URL, else embedded). Writes bench/results/partitioning.json.
+# (PostgreSQL from DATABASE_URL, else postgresql://root@127.0.0.1:5432; fresh databases, dropped
+# afterwards). Writes bench/results/partitioning.json.
 .PHONY: bench-partitioning
 bench-partitioning: $(STAMP)
 	$(PYTHON) bench/partitioning.py
@@ -122,7 +123,8 @@ bench-anvil-datasets: $(STAMP) $(ANVIL)
 
 # Every benchmark, then bench/results/REPORT.md.
 .PHONY: bench
-bench: bench-schedule bench-backlog bench-overhead bench-status bench-tuning bench-anvil
+bench: bench-schedule bench-backlog bench-overhead bench-status bench-tuning bench-anvil \
+	bench-mainnet bench-partitioning bench-anvil-datasets
 	$(PYTHON) bench/simchain_throughput.py
 	$(PYTHON) bench/report.py
 
