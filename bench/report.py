@@ -223,6 +223,22 @@ def partitioning_section(result: dict[str, Any]) -> list[str]:
             f"| {row['measure']} | {row['unpartitioned']:,} | {row['partitioned']:,} | "
             f"{row['ratio']} |"
         )
+    if per_segment := result.get("copy_seconds_per_segment"):
+        ratios = [
+            part / unp
+            for unp, part in zip(
+                per_segment["unpartitioned"], per_segment["partitioned"], strict=True
+            )
+            if unp
+        ]
+        ratios.sort()
+        middle = len(ratios) // 2
+        median = ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+        lines += [
+            "",
+            f"COPY seconds per segment, partitioned over unpartitioned (same segment, back to "
+            f"back): median **{median:.3f}**, range {ratios[0]:.3f}–{ratios[-1]:.3f}.",
+        ]
     lines += [""]
     for layout in ("unpartitioned", "partitioned"):
         lines += [
