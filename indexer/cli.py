@@ -139,6 +139,14 @@ def worker(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve /metrics here (default: settings, 9464).")
     ] = None,
+    memory_budget: Annotated[
+        int | None,
+        typer.Option(
+            min=1024 * 1024,
+            help="JSON-RPC answer bytes the worker holds at once"
+            " (default: settings' worker_memory_budget_bytes, 128 MiB).",
+        ),
+    ] = None,
 ) -> None:
     """Run one worker against $TEMPORAL_ADDRESS and $DATABASE_URL (for scaling out)."""
     from indexer.worker import WorkerTuning, run_worker_process
@@ -154,7 +162,11 @@ def worker(
         signal.signal(signal.SIGTERM, _stop_before_start)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         tuning = WorkerTuning(
-            max_concurrent_activities, max_concurrent_workflow_tasks, pollers, start_clients
+            max_concurrent_activities,
+            max_concurrent_workflow_tasks,
+            pollers,
+            start_clients,
+            memory_budget_bytes=memory_budget or settings.worker_memory_budget_bytes,
         )
         asyncio.run(run_worker_process(settings, tuning))
     _finish(0)
