@@ -27,7 +27,8 @@ from exporter.metrics import Metrics
 # Before a chain's first answer: assume heavy blocks (a mainnet block with its receipts and
 # logs is ~0.5 MB of JSON), so a cold worker starts few batches and widens once it has measured.
 INITIAL_BYTES_PER_BLOCK = 256 * 1024
-SMOOTHING = 0.3  # weight of the newest batch in the moving average of bytes per block
+SMOOTHING = 0.25  # weight of the newest batch in the moving averages of bytes per block
+DEVIATIONS = 2  # mean deviations of bytes per block reserved above the mean
 
 
 class Reservation:
@@ -68,7 +69,8 @@ class ByteBudget:
         self.largest_reservation = 0
         self.waited_seconds = 0.0
         self.metrics = metrics
-        self._per_block: dict[str, float] = {}
+        self._per_block: dict[str, float] = {}  # moving mean of answer bytes per block
+        self._deviation: dict[str, float] = {}  # moving mean deviation from it
         self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         if metrics is not None:
             metrics.worker_memory_budget.set(budget_bytes)
@@ -129,21 +131,28 @@ class ByteBudget:
                 self._resize(0, size)
 
     def bytes_per_block(self, chain: str) -> float:
-        """The chain's moving average of answer bytes per block (a heavy guess before any)."""
-        return self._per_block.get(chain, INITIAL_BYTES_PER_BLOCK)
+        """What to reserve per block of the chain: its moving average of answer bytes per
+        block plus DEVIATIONS moving mean deviations (as TCP estimates a retransmit timeout),
+        so an answer rarely passes its reservation; a heavy guess before any answer."""
+        if chain not in self._per_block:
+            return INITIAL_BYTES_PER_BLOCK
+        return self._per_block[chain] + DEVIATIONS * self._deviation[chain]
 
     def estimate(self, chain: str, blocks: int) -> int:
         return max(int(self.bytes_per_block(chain) * blocks), 1)
 
     def observe(self, chain: str, measured: int, blocks: int) -> None:
-        """Fold a batch's answer bytes into the chain's bytes per block."""
+        """Fold a batch's answer bytes into the chain's bytes per block and their deviation."""
         if blocks <= 0:
             return
         sample = measured / blocks
-        previous = self._per_block.get(chain)
-        self._per_block[chain] = (
-            sample if previous is None else SMOOTHING * sample + (1 - SMOOTHING) * previous
-        )
+        mean = self._per_block.get(chain)
+        if mean is None:
+            self._per_block[chain], self._deviation[chain] = sample, sample / 2
+            return
+        deviation = self._deviation[chain]
+        self._deviation[chain] = (1 - SMOOTHING) * deviation + SMOOTHING * abs(sample - mean)
+        self._per_block[chain] = (1 - SMOOTHING) * mean + SMOOTHING * sample
 
 
 # Answer bytes read by the requests of the current task (and the tasks it starts): set by a

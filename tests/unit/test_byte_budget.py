@@ -122,14 +122,19 @@ async def test_reserved_releases_on_error_and_on_cancellation() -> None:
     assert budget.in_flight == 0
 
 
-async def test_bytes_per_block_is_a_moving_average_of_measured_answers() -> None:
+async def test_bytes_per_block_is_a_moving_mean_plus_deviations_of_measured_answers() -> None:
     budget = ByteBudget(1 << 30)
     assert budget.bytes_per_block("main") == INITIAL_BYTES_PER_BLOCK
-    budget.observe("main", 10_000, 10)
-    assert budget.bytes_per_block("main") == 1_000
-    budget.observe("main", 20_000, 10)
-    assert budget.bytes_per_block("main") == pytest.approx(0.3 * 2_000 + 0.7 * 1_000)
+    budget.observe("main", 10_000, 10)  # 1,000 per block; deviation starts at half of it
+    assert budget.bytes_per_block("main") == 1_000 + 2 * 500
+    budget.observe("main", 20_000, 10)  # 2,000 per block
+    deviation = 0.75 * 500 + 0.25 * 1_000
+    mean = 0.75 * 1_000 + 0.25 * 2_000
+    assert budget.bytes_per_block("main") == pytest.approx(mean + 2 * deviation)
     assert budget.estimate("main", 4) == int(4 * budget.bytes_per_block("main"))
+    for _ in range(50):  # steady answers: the margin fades, the estimate meets the answers
+        budget.observe("main", 30_000, 10)
+    assert budget.bytes_per_block("main") == pytest.approx(3_000, rel=1e-3)
     assert budget.bytes_per_block("other") == INITIAL_BYTES_PER_BLOCK  # per chain
 
 
