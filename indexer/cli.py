@@ -378,11 +378,33 @@ def loadtest(
     blocks: Annotated[int, typer.Option(min=1, help="Backlog to index end to end.")] = 750_000,
     txs_per_block: Annotated[int, typer.Option(min=0)] = 3,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (replicas).")] = 1,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulated chain's block profile (mainnet: ~150 transactions with calldata,"
+            " ~2 logs each); replaces --txs-per-block."
+        ),
+    ] = None,
+    worker_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An extra `tindexer worker` argument, as --worker-option=--memory-budget=N"
+            " (repeat for each)."
+        ),
+    ] = None,
 ) -> None:
     """Index a simulated backlog end to end on fresh embedded services and report the timings."""
     from indexer.loadtest import run_loadtest
 
-    result = asyncio.run(run_loadtest(blocks, txs_per_block, workers=workers))
+    result = asyncio.run(
+        run_loadtest(
+            blocks,
+            txs_per_block,
+            workers=workers,
+            profile=profile,
+            worker_options=worker_option,
+        )
+    )
     table = Table("measure", "value")
     for name, value in vars(result).items():
         if name != "series":
