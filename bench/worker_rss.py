@@ -44,10 +44,10 @@ def scrape(port: int, names: tuple[str, ...]) -> dict[str, float]:
     except OSError:
         return {}
     found = {}
-    for name in names:
-        match = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.MULTILINE)
-        if match:
-            found[name] = float(match.group(1))
+    for name in names:  # summed over label sets
+        values = re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.MULTILINE)
+        if values:
+            found[name] = sum(float(value) for value in values)
     return found
 
 
@@ -80,7 +80,11 @@ def main() -> None:
     peak_rss, peak_in_flight, capped, samples = 0, 0.0, False, []
     worker = None
     port = None
-    names = ("tindexer_worker_in_flight_bytes", "tindexer_blocks_indexed_total")
+    names = (
+        "tindexer_worker_in_flight_bytes",
+        "tindexer_blocks_indexed_total",
+        "tindexer_activity_timeouts_total",
+    )
     last_scrape: dict[str, float] = {}
     while time.monotonic() - started < args.seconds and loadtest.poll() is None:
         worker = worker or worker_of(root)
@@ -125,6 +129,7 @@ def main() -> None:
                 "stopped_at_rss_cap": capped,
                 "peak_in_flight_bytes": peak_in_flight,
                 "blocks_indexed_when_stopped": last_scrape.get(names[1]),
+                "activity_timeouts_when_stopped": last_scrape.get(names[2]),
                 "rss_series": samples[:: max(1, len(samples) // 60)],
             }
         )
