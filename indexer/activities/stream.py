@@ -23,8 +23,8 @@ from indexer.chain.rpc import RpcClient
 # blocks. Its store then writes ~16 MB of rows in one transaction: well under a second.
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 BUDGET_SHARE = 8
-# Batches fetched and waiting for the store: one is enough to overlap the two, and each one
-# more only holds more memory.
+# Batches fetched (or being fetched) while one is stored: one is enough to overlap the two,
+# and each one more only holds more memory.
 PIPELINE_DEPTH = 1
 
 
@@ -55,13 +55,16 @@ async def stream_range(
     """Fetch blocks start..end in batches and hand each to `store`, in order, one at a time.
 
     `fetch(first, last, get)` wraps each batch's fetch (`await get()`: tracing, timing); `store`
-    writes a batch, after which its reservation is released. At most `depth` fetched batches
-    wait for the store while one more is being fetched. The first block of each batch is
-    checked to link to the last of the batch before (get_blocks_batch); the first of all is
-    checked against block start-1 from the provider. A failure on either side stops both and
+    writes a batch, after which its reservation is released. While one batch is being stored,
+    at most `depth` more are fetched or being fetched: a range holds at most depth + 1 batches.
+    The first block of each batch is checked to link to the last of the batch before
+    (get_blocks_batch); the first of all against block start-1 from the provider. A failure on either side stops both and
     releases every reservation.
     """
-    queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=depth)
+    queue: asyncio.Queue[Batch | None] = asyncio.Queue()
+    # Batches of this range not yet stored: the one being stored and `depth` fetched or being
+    # fetched. A batch takes its place before it reserves bytes, and gives it up once stored.
+    unstored = asyncio.Semaphore(depth + 1)
 
     async def produce() -> None:
         previous: Block | None = None
@@ -69,7 +72,12 @@ async def stream_range(
         while number <= end:
             last = number + batch_blocks(budget, rpc.chain, end - number + 1) - 1
             asked = last - number + 1 + (1 if previous is None and number > 0 else 0)
-            reservation = await budget.reserve(budget.estimate(rpc.chain, asked))
+            await unstored.acquire()
+            try:
+                reservation = await budget.reserve(budget.estimate(rpc.chain, asked))
+            except BaseException:
+                unstored.release()
+                raise
             try:
                 with counting_answer_bytes() as answer:
 
@@ -83,12 +91,13 @@ async def stream_range(
                     blocks = await fetch(number, last, get)
                 reservation.correct(answer[0])
                 budget.observe(rpc.chain, answer[0], asked)
-                await queue.put(Batch(blocks, reservation, answer[0]))
+                queue.put_nowait(Batch(blocks, reservation, answer[0]))
             except BaseException:
                 reservation.release()
+                unstored.release()
                 raise
             previous, number = blocks[-1], last + 1
-        await queue.put(None)
+        queue.put_nowait(None)
 
     producer = asyncio.create_task(produce())
     getter: asyncio.Future[Batch | None] | None = None
@@ -106,6 +115,7 @@ async def stream_range(
                 await store(batch)
             finally:
                 batch.reservation.release()
+                unstored.release()
         await producer
     finally:
         if getter is not None:
