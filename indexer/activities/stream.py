@@ -58,8 +58,8 @@ async def stream_range(
     writes a batch, after which its reservation is released. While one batch is being stored,
     at most `depth` more are fetched or being fetched: a range holds at most depth + 1 batches.
     The first block of each batch is checked to link to the last of the batch before
-    (get_blocks_batch); the first of all against block start-1 from the provider. A failure on either side stops both and
-    releases every reservation.
+    (get_blocks_batch); the first of all against block start-1 from the provider. A failure
+    on either side stops both and releases every reservation.
     """
     queue: asyncio.Queue[Batch | None] = asyncio.Queue()
     # Batches of this range not yet stored: the one being stored and `depth` fetched or being
