@@ -144,7 +144,7 @@ def worker(
         typer.Option(
             min=1024 * 1024,
             help="JSON-RPC answer bytes the worker holds at once"
-            " (default: settings' worker_memory_budget_bytes, 128 MiB).",
+            " (default: settings' worker_memory_budget_bytes, 64 MiB).",
         ),
     ] = None,
 ) -> None:

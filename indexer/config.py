@@ -25,9 +25,10 @@ BIGINT_MAX = 2**63 - 1  # block numbers are PostgreSQL bigints
 # too low costs requests, never blocks. What it stops is a provider's gzip bomb.
 DEFAULT_RPC_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 # JSON-RPC answer bytes a worker holds at once (indexer/chain/budget.py). deploy/ grants a worker
-# 1 GiB; a Python worker idles near 150 MiB, and a batch in memory (answer, decoded blocks, COPY
-# lines) takes a few times its answer bytes, so 128 MiB of answers leaves the rest as headroom.
-DEFAULT_WORKER_MEMORY_BUDGET_BYTES = 128 * 1024 * 1024
+# 1 GiB. A batch in memory (its answer, the decoded blocks, its COPY lines) was measured at ~5x
+# its answer bytes on mainnet-shaped blocks, and a Python worker idles near 150 MiB: 64 MiB of
+# answers keeps a worker near 0.5 GiB, with the rest of the limit as headroom.
+DEFAULT_WORKER_MEMORY_BUDGET_BYTES = 64 * 1024 * 1024
 
 # Cloud metadata services answer on link-local addresses (169.254.0.0/16, fe80::/10), plus these
 # names and addresses outside that range. A provider URL pointing at one turns the indexer into

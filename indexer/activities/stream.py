@@ -26,6 +26,8 @@ BUDGET_SHARE = 8
 # Batches fetched (or being fetched) while one is stored: one is enough to overlap the two,
 # and each one more only holds more memory.
 PIPELINE_DEPTH = 1
+# A chain's first batch in a worker measures its blocks (the others wait for it): a few blocks.
+PROBE_BLOCKS = 4
 
 
 @dataclass
@@ -70,12 +72,20 @@ async def stream_range(
         previous: Block | None = None
         number = start
         while number <= end:
-            last = number + batch_blocks(budget, rpc.chain, end - number + 1) - 1
-            asked = last - number + 1 + (1 if previous is None and number > 0 else 0)
             await unstored.acquire()
+            try:
+                probing = await budget.claim_probe(rpc.chain)
+            except BaseException:
+                unstored.release()
+                raise
+            count = batch_blocks(budget, rpc.chain, end - number + 1)
+            last = number + (min(count, PROBE_BLOCKS) if probing else count) - 1
+            asked = last - number + 1 + (1 if previous is None and number > 0 else 0)
             try:
                 reservation = await budget.reserve(budget.estimate(rpc.chain, asked))
             except BaseException:
+                if probing:
+                    budget.probe_failed(rpc.chain)
                 unstored.release()
                 raise
             try:
@@ -93,6 +103,8 @@ async def stream_range(
                 budget.observe(rpc.chain, answer[0], asked)
                 queue.put_nowait(Batch(blocks, reservation, answer[0]))
             except BaseException:
+                if probing:
+                    budget.probe_failed(rpc.chain)
                 reservation.release()
                 unstored.release()
                 raise

@@ -71,6 +71,7 @@ class ByteBudget:
         self.metrics = metrics
         self._per_block: dict[str, float] = {}  # moving mean of answer bytes per block
         self._deviation: dict[str, float] = {}  # moving mean deviation from it
+        self._probes: dict[str, asyncio.Event] = {}  # chains whose first batch is being measured
         self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         if metrics is not None:
             metrics.worker_memory_budget.set(budget_bytes)
@@ -130,6 +131,25 @@ class ByteBudget:
                 granted.set_result(None)
                 self._resize(0, size)
 
+    async def claim_probe(self, chain: str) -> bool:
+        """Whether the caller must measure the chain's first batch (True: make it small, and
+        call observe or probe_failed); False once the chain has a measurement. Until then every
+        other caller waits here: a cold worker's ranges would otherwise all start batches sized
+        by a guess, and one guess too low passes the budget many times over."""
+        while chain not in self._per_block:
+            probe = self._probes.get(chain)
+            if probe is None:
+                self._probes[chain] = asyncio.Event()
+                return True
+            await probe.wait()
+        return False
+
+    def probe_failed(self, chain: str) -> None:
+        """The first batch failed before it was measured: let another caller measure."""
+        probe = self._probes.pop(chain, None)
+        if probe is not None:
+            probe.set()
+
     def bytes_per_block(self, chain: str) -> float:
         """What to reserve per block of the chain: its moving average of answer bytes per
         block plus DEVIATIONS moving mean deviations (as TCP estimates a retransmit timeout),
@@ -149,6 +169,7 @@ class ByteBudget:
         mean = self._per_block.get(chain)
         if mean is None:
             self._per_block[chain], self._deviation[chain] = sample, sample / 2
+            self.probe_failed(chain)  # measured: wake the waiters
             return
         deviation = self._deviation[chain]
         self._deviation[chain] = (1 - SMOOTHING) * deviation + SMOOTHING * abs(sample - mean)
