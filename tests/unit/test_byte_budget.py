@@ -152,3 +152,19 @@ async def test_answer_bytes_are_counted_across_the_tasks_a_fetch_starts() -> Non
 def test_a_budget_must_be_positive() -> None:
     with pytest.raises(ValueError):
         ByteBudget(0)
+
+
+async def test_one_caller_measures_a_new_chain_while_the_others_wait_for_it() -> None:
+    budget = ByteBudget(1 << 20)
+    assert await budget.claim_probe("main") is True  # the first caller measures
+    waiting = [asyncio.create_task(budget.claim_probe("main")) for _ in range(3)]
+    await settle()
+    assert not any(task.done() for task in waiting)
+    budget.probe_failed("main")  # its batch failed: one waiter measures instead
+    await settle()
+    assert sorted(task.result() for task in waiting if task.done()) == [True]
+    budget.observe("main", 4_000, 4)  # measured: the rest go on with the estimate
+    await settle()
+    assert all(task.done() for task in waiting)
+    assert [task.result() for task in waiting].count(True) == 1
+    assert await budget.claim_probe("main") is False
