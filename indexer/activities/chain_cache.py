@@ -16,6 +16,10 @@ from indexer.store.chains import ChainRow, get_chain
 from indexer.workflows.inputs import Knobs
 
 RECONCILE_INTERVAL_SECONDS = 2.0  # a stored config change reaches running workers this fast
+# A worker spends 90 % of its share of a provider's max_requests_per_second: requests leave
+# evenly spaced, but network and event-loop jitter can bunch them on arrival, and a provider
+# counting per second would answer the bunch 429.
+RATE_HEADROOM = 0.9
 
 
 def rpc_settings(config: ChainConfig) -> RpcSettings:
@@ -34,7 +38,8 @@ def provider_settings(config: ChainConfig, provider: ProviderConfig) -> RpcSetti
     A chain of several providers retries a failed batch on another provider at once, so each
     provider's client tries once; the router retries. max_requests_per_second is split between
     the chain's max_replicas workers: each worker keeps to its share, so together they never
-    pass the provider's limit (fewer replicas running leave some of it unused).
+    pass the provider's limit (fewer replicas running leave some of it unused); each keeps
+    RATE_HEADROOM of its share.
     """
     settings = rpc_settings(config)
     rate = provider.max_requests_per_second
@@ -43,7 +48,9 @@ def provider_settings(config: ChainConfig, provider: ProviderConfig) -> RpcSetti
         batch_size=min(settings.batch_size, provider.max_batch_size or settings.batch_size),
         max_concurrency=provider.max_concurrency or settings.max_concurrency,
         max_retries=settings.max_retries if len(config.effective_providers()) == 1 else 0,
-        max_requests_per_second=None if rate is None else rate / max(1, config.max_replicas),
+        max_requests_per_second=(
+            None if rate is None else rate * RATE_HEADROOM / max(1, config.max_replicas)
+        ),
     )
 
 

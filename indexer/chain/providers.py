@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 CIRCUIT_FAILURES = 3  # batches failed in a row that take a provider out
 CIRCUIT_COOLDOWN_SECONDS = 5.0  # before the first probe; doubles while probes fail
 CIRCUIT_COOLDOWN_MAX_SECONDS = 30.0  # a provider that is back gets traffic within this
-SMOOTHING = 0.2  # weight of the newest sample in the moving averages of latency and failures
-INITIAL_LATENCY_SECONDS = 0.05
+QUEUE_SECONDS = 0.25  # a batch may wait this long for a provider's rate before going elsewhere
+SMOOTHING = 0.2  # weight of the newest batch in the moving average of failures
 LAGGING_SCORE = 0.05  # a provider behind by more than its max_head_lag gets 1/20 of its share
 # Methods whose first parameter is a block number: a provider is not asked for one above its head.
 BLOCK_METHODS = frozenset({"eth_getBlockByNumber", "eth_getBlockReceipts"})
@@ -49,7 +49,7 @@ class Provider:
     config: ProviderConfig
     client: RpcClient
     lacks: set[str] = field(default_factory=set)
-    latency: float = INITIAL_LATENCY_SECONDS  # moving average of successful batches, seconds
+    pending: int = 0  # batches handed to it and not answered yet, queued ones included
     failure_rate: float = 0.0  # moving average of failed (0/1) batches, 429s included
     failures_in_a_row: int = 0
     open_until: float | None = None  # circuit open until then; None: closed
@@ -72,13 +72,18 @@ class Provider:
         return self.lag > self.config.max_head_lag
 
     def score(self) -> float:
-        score = self.config.weight / max(self.latency, 0.001) / (1.0 + 10.0 * self.failure_rate)
+        latency = max(self.client.latency, 0.001)  # of its HTTP requests, not of their queue
+        score = self.config.weight / latency / (1.0 + 10.0 * self.failure_rate)
         return score * LAGGING_SCORE if self.lagging() else score
 
     def busy_for(self) -> float:
         """Seconds before this provider could send: a Retry-After pause or its request rate."""
         rate = self.client.rate.wait_seconds() if self.client.rate is not None else 0.0
         return max(self.client.paused_for(), rate)
+
+    def ready(self) -> bool:
+        """Free to send soon: not paused, its rate's next slot near, a request slot free."""
+        return self.busy_for() <= QUEUE_SECONDS and self.pending < self.client.limiter.limit
 
 
 def _highest_block(calls: Sequence[tuple[str, list[Any]]]) -> int | None:
@@ -151,8 +156,8 @@ class ProviderSet(RpcClient):
         return able  # every one is out: try them anyway rather than stop the chain
 
     def _pick(self, candidates: list[Provider]) -> Provider:
-        ready = [p for p in candidates if p.busy_for() == 0.0] or [
-            min(candidates, key=Provider.busy_for)
+        ready = [p for p in candidates if p.ready()] or [
+            min(candidates, key=lambda p: (p.busy_for(), p.pending / p.client.limiter.limit))
         ]
         if len(ready) == 1:
             return ready[0]
@@ -207,7 +212,7 @@ class ProviderSet(RpcClient):
         """The batch from one provider; what happens is remembered for its score and circuit."""
         probe = provider.may_probe(time.monotonic())
         provider.probing = provider.probing or probe
-        started = time.perf_counter()
+        provider.pending += 1
         try:
             results = await provider.client.request(calls, decode)
         except MethodNotFound:
@@ -222,15 +227,16 @@ class ProviderSet(RpcClient):
         except RpcError:
             self._settled(provider, probe)
             raise
-        self._succeeded(provider, time.perf_counter() - started)
+        finally:
+            provider.pending -= 1
+        self._succeeded(provider)
         return results
 
     def _settled(self, provider: Provider, probe: bool) -> None:
         if probe:
             provider.probing = False
 
-    def _succeeded(self, provider: Provider, seconds: float) -> None:
-        provider.latency += SMOOTHING * (seconds - provider.latency)
+    def _succeeded(self, provider: Provider) -> None:
         provider.failure_rate -= SMOOTHING * provider.failure_rate
         provider.failures_in_a_row = 0
         provider.probing = False
@@ -312,7 +318,6 @@ class ProviderSet(RpcClient):
     async def _head_of(self, provider: Provider) -> int:
         probe = provider.may_probe(time.monotonic())
         provider.probing = provider.probing or probe
-        started = time.perf_counter()
         try:
             head = await provider.client.latest_available_block()
         except (RpcUnavailable, BadChainData) as exc:
@@ -322,7 +327,7 @@ class ProviderSet(RpcClient):
         except RpcError:
             self._settled(provider, probe)
             raise
-        self._succeeded(provider, (time.perf_counter() - started) / 2)  # two requests
+        self._succeeded(provider)
         provider.head = head
         self.metrics.provider_head.labels(self.chain, provider.name).set(head)
         return head
@@ -335,7 +340,7 @@ class ProviderSet(RpcClient):
                 "healthy": not p.is_open(),
                 "head": p.head,
                 "lag": p.lag,
-                "latency_seconds": round(p.latency, 4),
+                "latency_seconds": round(p.client.latency, 4),
                 "failure_rate": round(p.failure_rate, 4),
             }
             for p in self.providers

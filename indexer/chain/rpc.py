@@ -66,6 +66,7 @@ METRIC_METHODS = frozenset(
 # keeps that for outliers.
 RECEIPT_BYTES_ESTIMATE = 4096
 RECEIPTS_CAP_SHARE = 4
+LATENCY_SMOOTHING = 0.2  # weight of the newest answer in `latency`
 READ_CHUNK_BYTES = 256 * 1024  # decoded bytes read at a time, so the cap is checked as they come
 ERROR_BODY_BYTES = 64 * 1024  # enough of an error page to quote its start
 
@@ -114,6 +115,7 @@ class RpcClient:
         self.settings = settings or RpcSettings()
         self.metrics = metrics or default_metrics()
         self.limiter = AdaptiveLimiter(self.settings.max_concurrency)
+        self.latency = 0.05  # moving average of answered requests, seconds (routing reads it)
         rate = self.settings.max_requests_per_second
         self.rate = RequestRate(rate) if rate is not None else None
         self._ids = itertools.count(1)
@@ -307,10 +309,11 @@ class RpcClient:
         )
 
     def _observe(self, method: str, outcome: str, started: float) -> None:
+        seconds = time.perf_counter() - started
+        if outcome == "ok":
+            self.latency += LATENCY_SMOOTHING * (seconds - self.latency)
         self.metrics.rpc_requests.labels(self.chain, self.provider, method, outcome).inc()
-        self.metrics.rpc_request_duration.labels(self.chain, self.provider, method).observe(
-            time.perf_counter() - started
-        )
+        self.metrics.rpc_request_duration.labels(self.chain, self.provider, method).observe(seconds)
         self.metrics.rpc_concurrency_limit.labels(self.chain, self.provider).set(self.limiter.limit)
 
     async def call(self, method: str, *params: Any) -> Any:

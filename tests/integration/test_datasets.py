@@ -292,9 +292,9 @@ async def test_a_range_is_fetched_and_stored_with_the_chains_datasets_and_traced
     assert {key: value for key, value in store.items() if key.startswith("rows.")} == {
         "rows.blocks": 100
     }
-    assert harness.sample("tindexer_rpc_requests_total", chain=only_blocks.config.name,
+    assert harness.sample("tindexer_rpc_requests_total", chain=only_blocks.config.name, provider="default",
                           method="eth_getBlockReceipts", outcome="ok") == 0  # fmt: skip
-    assert harness.sample("tindexer_rpc_requests_total", chain=every.config.name,
+    assert harness.sample("tindexer_rpc_requests_total", chain=every.config.name, provider="default",
                           method="eth_getBlockReceipts", outcome="ok") > 0  # fmt: skip
 
 

@@ -1,0 +1,137 @@
+"""Two providers in front of one simulated chain, through real proxies: failover, rate, lag.
+
+The ProviderSet is built from a ChainConfig as workers build it (chain_cache.provider_set), and
+every request crosses real HTTP to a ProviderProxy that can die, throttle or lag.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from exporter.metrics import Metrics
+from indexer.activities.chain_cache import provider_set
+from indexer.chain.providers import ProviderSet
+from indexer.config import ChainConfig, ProviderConfig
+from indexer.simchain.server import SimChainConfig
+from tests.support.provider_proxy import ProviderProxy
+from tests.support.simchain import running_sim
+from tests.support.waiting import wait_until
+
+BLOCKS = "eth_getBlockByNumber"
+
+
+def routed(metrics: Metrics, *providers: tuple[str, ProviderProxy, dict[str, Any]]) -> ProviderSet:
+    config = ChainConfig(
+        name="t",
+        providers=[ProviderConfig(name=name, url=proxy.url, **limits) for name, proxy, limits in providers],
+        rpc_batch_size=10,
+        rpc_max_concurrency=4,
+        rpc_timeout_seconds=2,
+        rpc_max_retries=3,
+    )  # fmt: skip
+    return provider_set(config, metrics)
+
+
+def sample(metrics: Metrics, name: str, provider: str) -> float | None:
+    return metrics.registry.get_sample_value(name, {"chain": "t", "provider": provider})
+
+
+async def test_a_killed_provider_is_routed_around_at_once_and_gets_traffic_when_back() -> None:
+    metrics = Metrics(CollectorRegistry())
+    async with running_sim(SimChainConfig(backlog=3000, block_time=0)) as sim:
+        a, b = ProviderProxy(sim.url), ProviderProxy(sim.url)
+        async with AsyncExitStack() as a_alive, b.running():
+            await a_alive.enter_async_context(a.running())
+            router = routed(metrics, ("a", a, {}), ("b", b, {}))
+            try:
+                blocks = await router.get_blocks(0, 399)
+                assert [block.number for block in blocks] == list(range(400))
+                assert a.calls[BLOCKS] > 0 and b.calls[BLOCKS] > 0  # both in rotation
+                port = a.port
+                await a_alive.aclose()  # killed
+
+                started = time.monotonic()
+                blocks = await router.get_blocks(400, 1999)
+                failover_seconds = time.monotonic() - started
+                assert [block.number for block in blocks] == list(range(400, 2000))
+                assert all(block.hash == sim.chain.block_hash(block.number)[2:] for block in blocks)
+                assert failover_seconds < 5, failover_seconds
+                assert sample(metrics, "tindexer_provider_up", "a") == 0
+                assert sample(metrics, "tindexer_provider_up", "b") == 1
+                assert sample(metrics, "tindexer_provider_circuit_opened_total", "a") == 1
+                errors = metrics.registry.get_sample_value(
+                    "tindexer_rpc_requests_total",
+                    {"chain": "t", "provider": "a", "method": BLOCKS, "outcome": "error"},
+                )
+                assert errors is not None and errors >= 3
+
+                async with a.running(port=port):  # back
+                    before = a.calls[BLOCKS]
+
+                    async def a_serves_blocks_again() -> bool:
+                        await router.get_blocks(2000, 2099)
+                        return a.calls[BLOCKS] > before
+
+                    await wait_until(a_serves_blocks_again, 60, "provider a back in rotation")
+                    assert sample(metrics, "tindexer_provider_up", "a") == 1
+            finally:
+                await router.close()
+
+
+async def test_a_provider_limited_to_20_per_second_never_gets_more_and_the_other_takes_the_rest() -> (
+    None
+):
+    metrics = Metrics(CollectorRegistry())
+    async with running_sim(SimChainConfig(backlog=20_000, block_time=0)) as sim:
+        limited, free = ProviderProxy(sim.url), ProviderProxy(sim.url)
+        limited.max_requests_per_second = 20  # its plan: 429 above 20 requests in a second
+        async with limited.running(), free.running():
+            router = routed(
+                metrics,
+                # weighted to take everything it may: only its limit sends work elsewhere
+                ("limited", limited, {"max_requests_per_second": 20, "weight": 100}),
+                ("free", free, {}),
+            )
+            try:
+                started = time.monotonic()
+                first = 0
+                while time.monotonic() - started < 7:  # enough for several 5 s windows
+                    blocks = await router.get_blocks(first, first + 399)
+                    assert [block.number for block in blocks] == list(range(first, first + 400))
+                    first = (first + 400) % 19_600
+            finally:
+                await router.close()
+        assert limited.busiest_window(5.0) <= 100, limited.busiest_window(5.0)
+        assert limited.busiest_window(1.0) <= 20
+        assert limited.throttled == 0
+        assert limited.busiest_window(5.0) >= 50  # it took a good part of what it allows...
+        assert len(free.arrivals) > 2 * len(limited.arrivals)  # ...and the other took the rest
+        assert sample(metrics, "tindexer_provider_rate_limit_requests_per_second", "limited") == (
+            18.0
+        )
+
+
+async def test_a_provider_100_blocks_behind_is_never_asked_above_its_head() -> None:
+    metrics = Metrics(CollectorRegistry())
+    async with running_sim(SimChainConfig(backlog=1000, block_time=0)) as sim:
+        behind, current = ProviderProxy(sim.url), ProviderProxy(sim.url)
+        behind.head_lag = 100
+        async with behind.running(), current.running():
+            router = routed(metrics, ("behind", behind, {}), ("current", current, {}))
+            try:
+                head = await router.latest_available_block()
+                assert head == 999
+                assert sample(metrics, "tindexer_provider_head_lag_blocks", "behind") == 100
+                assert sample(metrics, "tindexer_provider_head_lag_blocks", "current") == 0
+                assert sample(metrics, "tindexer_provider_head", "behind") == 899
+                for start in range(0, 1000, 200):
+                    blocks = await router.get_blocks(start, start + 199, receipts=True)
+                    assert [block.number for block in blocks] == list(range(start, start + 200))
+            finally:
+                await router.close()
+        assert behind.blocks_above_head == []
+        assert behind.calls[BLOCKS] > 0  # still used below its head (weight 1/20)
