@@ -27,7 +27,7 @@ BLOCKS = "eth_getBlockByNumber"
 def routed(metrics: Metrics, *providers: tuple[str, ProviderProxy, dict[str, Any]]) -> ProviderSet:
     config = ChainConfig(
         name="t",
-        providers=[ProviderConfig(name=name, url=proxy.url, **limits) for name, proxy, limits in providers],
+        providers=[ProviderConfig(name=n, url=p.url, **limits) for n, p, limits in providers],
         rpc_batch_size=10,
         rpc_max_concurrency=4,
         rpc_timeout_seconds=2,
@@ -82,7 +82,7 @@ async def test_a_killed_provider_is_routed_around_at_once_and_gets_traffic_when_
                 await router.close()
 
 
-async def test_a_provider_limited_to_20_per_second_never_gets_more_and_the_other_takes_the_rest() -> (
+async def test_a_provider_limited_to_20_per_second_never_gets_more_the_other_takes_the_rest() -> (
     None
 ):
     metrics = Metrics(CollectorRegistry())
