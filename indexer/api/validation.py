@@ -166,6 +166,12 @@ def patched_chain(
         raise ApiError(400, "a chain cannot be renamed", "name")
     if current.rpc_url is not None and body.get("rpc_url") == public_url(current.rpc_url):
         body = {key: value for key, value in body.items() if key != "rpc_url"}
+    # What a read shows of the one a chain does not use (rpc_url null, providers []) is no change.
+    body = {
+        key: value
+        for key, value in body.items()
+        if not (key == "rpc_url" and value is None) and not (key == "providers" and value == [])
+    }
     body = _keep_provider_keys(current, body)
     _check_api_rules(body, allow_link_local)
     unknown = sorted(set(body) - set(ChainConfig.model_fields))
