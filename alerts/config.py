@@ -83,8 +83,9 @@ class AlertConfig:
     # others carry the chain meanwhile: a warning, not a page).
     provider_down_for: str = "5m"
     # One of several providers behind the best by more than this many blocks for 10 minutes
-    # is a node stuck or resyncing (routing already keeps blocks above its head from it).
-    provider_lagging_blocks: int = 100
+    # is a node stuck or resyncing (routing already keeps blocks above its head from it); 64
+    # is the default reorg window: more than any reorg explains.
+    provider_lagging_blocks: int = 64
     provider_lagging_for: str = "10m"
     # Every provider of a chain out at once stops the chain: page after 2 minutes.
     no_healthy_provider_for: str = "2m"

@@ -21,7 +21,7 @@ PROVIDER_DOWN = Fires(
 PROVIDER_LAGGING = Fires(
     {"chain": "main", "provider": "own-node", "severity": "warning"},
     "A provider of a chain is far behind the chain's best provider.",
-    "Provider own-node of chain main is 150 blocks behind the best provider: it is not asked"
+    "Provider own-node of chain main is 100 blocks behind the best provider: it is not asked"
     " for blocks above its head.",
     "tindexerproviderlagging",
 )
@@ -89,9 +89,9 @@ SUITE = Suite(
             ),
         ),
         Scenario(
-            "own-node falls 150 blocks behind at 2m; alchemy 20 behind now and then",
+            "own-node falls 100 blocks behind at 2m; alchemy 20 behind now and then",
             (
-                (f'{PROVIDER_LAG}{{{J},chain="main",provider="own-node"}}', "0 0 150x20"),
+                (f'{PROVIDER_LAG}{{{J},chain="main",provider="own-node"}}', "0 0 100x20"),
                 (f'{PROVIDER_LAG}{{{J},chain="main",provider="alchemy"}}', "0 20 0 20x20"),
             ),
             (

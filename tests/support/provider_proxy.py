@@ -41,9 +41,14 @@ Rewrite = Callable[[dict[str, Any], dict[str, Any]], None]
 
 class ProviderProxy:
     def __init__(
-        self, upstream: str, path: str = KEY_PATH, unsupported_methods: Iterable[str] = ()
+        self,
+        upstream: str,
+        path: str = KEY_PATH,
+        unsupported_methods: Iterable[str] = (),
+        name: str = "proxy",
     ) -> None:
         self.upstream = upstream
+        self.name = name  # the provider name a test configures it under
         self.path = path
         # What this provider lacks: not a fault, so reset() keeps it.
         self.unsupported_methods: set[str] = set(unsupported_methods)
