@@ -69,6 +69,7 @@ class RequestRate:
         self._next_slot = 0.0
         self._updated = time.monotonic()
         self._last_cut = float("-inf")
+        self._turn = asyncio.Lock()  # requests leave in the order they asked
 
     def _recover(self, now: float) -> None:
         regained = self.limit * self.RECOVERY_PER_SECOND * (now - self._updated)
@@ -88,9 +89,13 @@ class RequestRate:
         return slot - now
 
     async def acquire(self) -> None:
-        wait = self.reserve()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        """Wait for the next slot. Slots are taken when a request leaves, not when it queues:
+        one woken late (a busy event loop) pushes the next back rather than leave beside it."""
+        async with self._turn:
+            wait = self.wait_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self.reserve()  # from now if woken late: the next slot is an interval after this
 
     def on_throttled(self) -> None:
         now = time.monotonic()

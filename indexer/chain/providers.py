@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 CIRCUIT_FAILURES = 3  # batches failed in a row that take a provider out
 CIRCUIT_COOLDOWN_SECONDS = 5.0  # before the first probe; doubles while probes fail
 CIRCUIT_COOLDOWN_MAX_SECONDS = 30.0  # a provider that is back gets traffic within this
+HEAD_TTL_SECONDS = 30.0  # a provider's head, from a head scan or a null answer, is this fresh
 QUEUE_SECONDS = 0.25  # a batch may wait this long for a provider's rate before going elsewhere
 SMOOTHING = 0.2  # weight of the newest batch in the moving average of failures
 LAGGING_SCORE = 0.05  # a provider behind by more than its max_head_lag gets 1/20 of its share
@@ -56,6 +57,7 @@ class Provider:
     cooldown: float = CIRCUIT_COOLDOWN_SECONDS
     probing: bool = False
     head: int | None = None
+    head_at: float = float("-inf")  # when `head` was learned (a head scan, or a null answer)
     lag: int = 0
 
     @property
@@ -67,6 +69,19 @@ class Provider:
 
     def may_probe(self, now: float) -> bool:
         return self.open_until is not None and now >= self.open_until and not self.probing
+
+    def known_head(self, now: float) -> int | None:
+        """Its head if learned within HEAD_TTL_SECONDS: a worker without head scans relearns."""
+        return self.head if now - self.head_at <= HEAD_TTL_SECONDS else None
+
+    def learn_head(self, head: int, lower_only: bool = False) -> None:
+        """Remember its head; a null answer (`lower_only`) only ever lowers a fresh one, as
+        answers to batches sent side by side come back in any order."""
+        now = time.monotonic()
+        known = self.known_head(now)
+        if lower_only and known is not None:
+            head = min(head, known)
+        self.head, self.head_at = head, now
 
     def lagging(self) -> bool:
         return self.lag > self.config.max_head_lag
@@ -97,6 +112,16 @@ def _highest_block(calls: Sequence[tuple[str, list[Any]]]) -> int | None:
                 continue  # a tag such as "latest"
             highest = number if highest is None else max(highest, number)
     return highest
+
+
+def _null_blocks(calls: Sequence[tuple[str, list[Any]]], results: Sequence[Any]) -> list[int]:
+    """Numbers of the blocks asked by number that came back null (not available there yet)."""
+    return [
+        int(params[0], 16)
+        for (method, params), result in zip(calls, results, strict=True)
+        if result is None and method == "eth_getBlockByNumber" and params
+        if isinstance(params[0], str) and params[0].startswith("0x")
+    ]
 
 
 class ProviderSet(RpcClient):
@@ -143,10 +168,10 @@ class ProviderSet(RpcClient):
         methods = {method for method, _ in calls}
         able = [p for p in self.providers if not (methods & p.lacks) and p.name not in tried]
         highest = _highest_block(calls)
-        if highest is not None:
-            having = [p for p in able if p.head is None or p.head >= highest]
-            able = having or able  # nobody known to have it: heads may be stale, ask anyway
         now = time.monotonic()
+        if highest is not None:
+            having = [p for p in able if (head := p.known_head(now)) is None or head >= highest]
+            able = having or able  # nobody known to have it: heads may be stale, ask anyway
         probes = [p for p in able if p.may_probe(now)]
         if probes:
             return probes[:1]  # a provider out of rotation gets this batch as its probe
@@ -172,6 +197,7 @@ class ProviderSet(RpcClient):
         methods = {method for method, _ in calls}
         tried: set[str] = set()
         last_error: Exception | None = None
+        partial: list[Any] | None = None  # an answer with null blocks, if nothing better comes
         attempts = max(self.settings.max_retries + 1, len(self.providers))
         for attempt in range(attempts):
             if all(methods & p.lacks for p in self.providers):
@@ -184,12 +210,20 @@ class ProviderSet(RpcClient):
             provider = self._pick(candidates)
             tried.add(provider.name)
             try:
-                return await self._one(provider, calls, decode)
+                results = await self._one(provider, calls, decode)
             except MethodNotFound as exc:
                 last_error = exc
                 provider.lacks.update(methods)
             except (RpcUnavailable, BadChainData) as exc:
                 last_error = exc
+            else:
+                missing = _null_blocks(calls, results)
+                if not missing or not self._candidates(calls, tried):
+                    return results  # the caller retries nulls, as with one provider
+                partial = results
+                # Behind: it lacks these blocks. Remember it (until a head scan says more) and
+                # ask one that may have them, at once.
+                provider.learn_head(min(missing) - 1, lower_only=True)
         if all(methods & p.lacks for p in self.providers):
             raise (
                 last_error
@@ -198,6 +232,8 @@ class ProviderSet(RpcClient):
                     f"{self.chain}: no provider serves {', '.join(sorted(methods))}"
                 )
             )
+        if partial is not None:
+            return partial  # the caller retries its nulls
         if isinstance(last_error, BadChainData):
             raise last_error
         raise RpcUnavailable(
@@ -328,7 +364,7 @@ class ProviderSet(RpcClient):
             self._settled(provider, probe)
             raise
         self._succeeded(provider)
-        provider.head = head
+        provider.learn_head(head)
         self.metrics.provider_head.labels(self.chain, provider.name).set(head)
         return head
 

