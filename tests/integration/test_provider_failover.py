@@ -1,6 +1,7 @@
 """Two providers in front of one simulated chain process, end to end (Temporal, PostgreSQL, a
 worker): the first is killed mid-backfill, indexing goes on through the second without a pause,
-the store equals the chain, and the first gets traffic again once it is back."""
+the store equals the chain, and the first gets traffic again once it is back; one 100 blocks
+behind is never asked above its head and its lag is exported."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import itertools
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+
+from prometheus_client import generate_latest
 
 from indexer.config import ProviderConfig
 from tests.support.chaindata import expected_blocks
@@ -73,3 +76,30 @@ async def test_killing_a_provider_mid_backfill_loses_nothing_and_it_returns_to_r
     stored_head = ranges[-1][1]
     assert ranges == [(0, stored_head)] and stored_head >= head
     assert await harness.stored_blocks(row.id) == await expected_blocks(url, 0, stored_head)
+
+
+async def test_a_provider_100_blocks_behind_is_never_asked_above_its_head_end_to_end(
+    harness: Harness, sim_chain: Callable[..., str]
+) -> None:
+    url = sim_chain(backlog=3_000, txs_per_block=2)
+    head = await sim_head(url)
+    behind, current = ProviderProxy(url, name="behind"), ProviderProxy(url, name="current")
+    behind.head_lag = 100
+    async with behind.running(), current.running():
+        providers = [ProviderConfig(name=p.name, url=p.url) for p in (behind, current)]
+        row = await harness.add_chain(None, providers=providers, blocks_per_workflow=250)
+        chain = row.config.name
+        async with harness.worker():
+            await harness.start(chain)
+            await wait_until(lambda: fully_indexed(harness, chain, head), 120, "the backlog")
+        assert (await harness.chain(chain)).head == head  # the best provider's, not the lagging
+    assert behind.blocks_above_head == []
+    assert behind.calls["eth_getBlockByNumber"] > 0  # still used for what it has
+    exposition = generate_latest(harness.metrics.registry).decode()
+    assert f'tindexer_provider_head_lag_blocks{{chain="{chain}",provider="behind"}} 100.0' in (
+        exposition
+    )
+    assert f'tindexer_provider_head_lag_blocks{{chain="{chain}",provider="current"}} 0.0' in (
+        exposition
+    )
+    assert await harness.stored_blocks(row.id) == await expected_blocks(url, 0, head)
