@@ -291,15 +291,16 @@ class ProviderSet(RpcClient):
     def _failed(self, provider: Provider, probe: bool, throttled: bool) -> None:
         provider.failure_rate += SMOOTHING * (1.0 - provider.failure_rate)
         self._show_rate(provider)
-        if throttled:
-            return  # a 429 is a provider asking for less, not a provider down
-        provider.failures_in_a_row += 1
         now = time.monotonic()
-        if probe:
+        if probe:  # still out: the next probe after a longer cool-down
             provider.probing = False
             provider.cooldown = min(CIRCUIT_COOLDOWN_MAX_SECONDS, provider.cooldown * 2)
             provider.open_until = now + provider.cooldown
-        elif not provider.is_open() and provider.failures_in_a_row >= CIRCUIT_FAILURES:
+            return
+        if throttled:
+            return  # a 429 is a provider asking for less, not a provider down
+        provider.failures_in_a_row += 1
+        if not provider.is_open() and provider.failures_in_a_row >= CIRCUIT_FAILURES:
             provider.open_until = now + provider.cooldown
             self.metrics.provider_up.labels(self.chain, provider.name).set(0)
             self.metrics.provider_circuit_opened.labels(self.chain, provider.name).inc()
@@ -367,17 +368,3 @@ class ProviderSet(RpcClient):
         provider.learn_head(head)
         self.metrics.provider_head.labels(self.chain, provider.name).set(head)
         return head
-
-    def describe(self) -> list[dict[str, Any]]:
-        """Each provider's state as this worker sees it (for logs and status)."""
-        return [
-            {
-                "name": p.name,
-                "healthy": not p.is_open(),
-                "head": p.head,
-                "lag": p.lag,
-                "latency_seconds": round(p.client.latency, 4),
-                "failure_rate": round(p.failure_rate, 4),
-            }
-            for p in self.providers
-        ]

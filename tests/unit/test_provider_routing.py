@@ -17,7 +17,7 @@ from indexer.activities.chain_cache import provider_set
 from indexer.chain.providers import ProviderSet
 from indexer.config import ChainConfig, ProviderConfig
 from indexer.simchain.server import SimChainConfig
-from tests.support.provider_proxy import ProviderProxy
+from tests.support.provider_proxy import ProviderProxy, first, raw_answer
 from tests.support.simchain import running_sim
 from tests.support.waiting import wait_until
 
@@ -98,11 +98,11 @@ async def test_a_provider_limited_to_20_per_second_never_gets_more_the_other_tak
             )
             try:
                 started = time.monotonic()
-                first = 0
+                start = 0
                 while time.monotonic() - started < 7:  # enough for several 5 s windows
-                    blocks = await router.get_blocks(first, first + 399)
-                    assert [block.number for block in blocks] == list(range(first, first + 400))
-                    first = (first + 400) % 19_600
+                    blocks = await router.get_blocks(start, start + 399)
+                    assert [block.number for block in blocks] == list(range(start, start + 400))
+                    start = (start + 400) % 19_600
             finally:
                 await router.close()
         assert limited.busiest_window(5.0) <= 100, limited.busiest_window(5.0)
@@ -189,3 +189,31 @@ async def test_receipts_go_to_the_provider_that_serves_them() -> None:
         assert 1 <= silent.refused["eth_getBlockReceipts"] <= 10
         assert silent.calls["eth_getBlockReceipts"] == silent.refused["eth_getBlockReceipts"]
         assert router.receipts_method == "eth_getTransactionReceipt"
+
+
+async def test_a_provider_failing_its_probe_with_a_429_is_probed_again_and_comes_back() -> None:
+    metrics = Metrics(CollectorRegistry())
+    async with running_sim(SimChainConfig(backlog=2000, block_time=0)) as sim:
+        flaky, steady = ProviderProxy(sim.url), ProviderProxy(sim.url)
+        flaky.answer = raw_answer(b"bad gateway", status=502)
+        async with flaky.running(), steady.running():
+            router = routed(metrics, ("flaky", flaky, {}), ("steady", steady, {}))
+            try:
+
+                async def out_of_rotation() -> bool:
+                    await router.get_blocks(0, 99)
+                    return sample(metrics, "tindexer_provider_up", "flaky") == 0
+
+                await wait_until(out_of_rotation, 30, "flaky out of rotation")
+                # Its first probe is throttled, then it answers again.
+                flaky.answer = first(1, raw_answer(b"slow down", 429, {"Retry-After": "1"}))
+
+                async def back() -> bool:
+                    await router.get_blocks(0, 99)
+                    return sample(metrics, "tindexer_provider_up", "flaky") == 1
+
+                await wait_until(back, 60, "flaky back after a throttled probe")
+            finally:
+                await router.close()
+        assert flaky.throttled == 0  # the 429 came from `answer`, not from a plan
+        assert sample(metrics, "tindexer_provider_circuit_opened_total", "flaky") == 1
