@@ -161,12 +161,16 @@ async def run_loadtest(
         )
         sim = None
         if rpc_url is None:
-            shape: dict[str, object] = (
-                {"profile": profile} if profile else {"txs_per_block": txs_per_block}
+            sim_args = (
+                sim_chain_args(ports["sim"], backlog=blocks, block_time=0, profile=profile)
+                if profile
+                else sim_chain_args(
+                    ports["sim"], backlog=blocks, block_time=0, txs_per_block=txs_per_block
+                )
             )
             sim = stack.enter_context(
                 child_process(
-                    sim_chain_args(ports["sim"], backlog=blocks, block_time=0, **shape),
+                    sim_args,
                     "127.0.0.1",
                     ports["sim"],
                     log_path=work / "sim.log",
