@@ -78,6 +78,17 @@ class AlertConfig:
     # A scan or two on a stale fork heals by itself (the next answer agrees again); a minute of
     # refusals is a stopped chain that only a human resumes (max_reorg_depth, or the provider).
     fork_too_deep_for: str = "1m"
+    # A provider's circuit opens after 3 failed batches in a row and is probed every 5-30 s,
+    # so a blip closes it again within a minute; out for 5 minutes is a provider down (the
+    # others carry the chain meanwhile: a warning, not a page).
+    provider_down_for: str = "5m"
+    # One of several providers behind the best by more than this many blocks for 10 minutes
+    # is a node stuck or resyncing (routing already keeps blocks above its head from it); 64
+    # is the default reorg window: more than any reorg explains.
+    provider_lagging_blocks: int = 64
+    provider_lagging_for: str = "10m"
+    # Every provider of a chain out at once stops the chain: page after 2 minutes.
+    no_healthy_provider_for: str = "2m"
 
     # --- Rate limits and errors -----------------------------------------------------------
     # The SDK retries RESOURCE_EXHAUSTED by itself; a few per minute are harmless, more than
@@ -112,6 +123,15 @@ class AlertConfig:
     # behind it) is the problem; shorter would fire during every scale-up.
     replicas_window: str = "30m"
     replicas_pinned_for: str = "30m"
+    # A worker held at its memory budget (indexer/chain/budget.py): on average at least one
+    # batch waiting for room at every moment (summed wait seconds per second over the window)
+    # while its bytes in flight fill most of the budget. Short bursts are the budget doing its
+    # job; half an hour of it means throughput is bounded by the budget: raise it (within the
+    # memory limit) or add workers.
+    memory_budget_window: str = "10m"
+    memory_budget_waiting: float = 1.0
+    memory_budget_fill: float = 0.8
+    memory_budget_for: str = "30m"
 
     # --- SLOs -----------------------------------------------------------------------------
     # 99 % of the time live: 7.2 hours a month of budget for provider outages and upgrades.

@@ -372,7 +372,6 @@ async def main() -> None:
     try:
         run = await run_loadtest(
             args.blocks,
-            None,
             chain_knobs=knobs,
             workers=args.workers,
             profile=PROFILE,

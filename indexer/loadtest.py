@@ -78,7 +78,7 @@ class LoadtestResult:
     peak_rss_bytes: dict[str, int]
     cpu_seconds: dict[str, float]  # user + system, by process, from the first sample to the end
     series: list[dict[str, float]] = field(default_factory=list)
-    profile: str = "default"
+    profile: str | None = None
     # Seconds the workers' IndexRange activities spent per phase (fetch, store), summed, and
     # how many phases were observed: tindexer_index_range_duration_seconds at the end.
     phase_seconds: dict[str, float] = field(default_factory=dict)
@@ -143,7 +143,7 @@ async def _postgres_root(pool: asyncpg.Pool) -> psutil.Process:
 
 async def run_loadtest(
     blocks: int,
-    txs_per_block: int | None = 3,
+    txs_per_block: int = 3,
     chain_knobs: dict[str, Any] | None = None,
     worker_options: list[str] | None = None,
     log=print,  # type: ignore[no-untyped-def]
@@ -151,7 +151,7 @@ async def run_loadtest(
     poll_seconds: float = 1.0,
     workers: int = 1,
     watch: dict[str, int] | None = None,
-    profile: str = "default",
+    profile: str | None = None,
     series_metrics: tuple[str, ...] = (),
     check: Callable[[asyncpg.Pool, int], Awaitable[dict[str, Any]]] | None = None,
     max_worker_rss_bytes: int | None = None,
@@ -163,18 +163,16 @@ async def run_loadtest(
     how often progress is sampled, hence the resolution of `index_seconds`. `workers` worker
     processes poll the task queue, as replicas would; peak RSS is then the largest of them.
     `watch` names other processes (by pid) whose RSS and CPU time to report too, e.g. a node.
-    `txs_per_block` None means the profile's. `check(pool, chain_id)` runs on the stored data
-    before the services stop; what it returns is the result's `checks`. A run whose workers
-    together hold more than `max_worker_rss_bytes` is stopped (RuntimeError): on a shared
-    machine, before it runs out of memory.
+    `profile` is the simulated chain's block profile (`mainnet`: ~150 transactions with calldata
+    and ~2 logs each); it replaces `txs_per_block`. `check(pool, chain_id)` runs on the stored
+    data before the services stop; what it returns is the result's `checks`. A run whose
+    workers together hold more than `max_worker_rss_bytes` is stopped (RuntimeError): on a
+    shared machine, before it runs out of memory.
     """
-    if profile not in PROFILES:
+    if profile is not None and profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
-    sim_options: dict[str, Any] = {"profile": profile}
-    if txs_per_block is None:
+    if profile is not None:
         txs_per_block = PROFILES[profile].txs_per_block
-    else:
-        sim_options["txs_per_block"] = txs_per_block
     if rpc_url is not None:
         async with aiohttp.ClientSession() as http:
             request = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
@@ -197,9 +195,16 @@ async def run_loadtest(
         )
         sim = None
         if rpc_url is None:
+            sim_args = (
+                sim_chain_args(ports["sim"], backlog=blocks, block_time=0, profile=profile)
+                if profile
+                else sim_chain_args(
+                    ports["sim"], backlog=blocks, block_time=0, txs_per_block=txs_per_block
+                )
+            )
             sim = stack.enter_context(
                 child_process(
-                    sim_chain_args(ports["sim"], backlog=blocks, block_time=0, **sim_options),
+                    sim_args,
                     "127.0.0.1",
                     ports["sim"],
                     log_path=work / "sim.log",

@@ -14,7 +14,7 @@ from indexer.loadtest import run_loadtest
 
 def test_an_unknown_profile_is_refused_before_anything_starts() -> None:
     with pytest.raises(ValueError, match="unknown profile 'testnet' \\(known: default, mainnet\\)"):
-        asyncio.run(run_loadtest(10, None, profile="testnet"))
+        asyncio.run(run_loadtest(10, profile="testnet"))
 
 
 def test_the_cli_refuses_an_unknown_profile() -> None:
