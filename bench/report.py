@@ -136,16 +136,18 @@ def backlog_section(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def mainnet_section(result: dict[str, Any]) -> list[str]:
+def mainnet_section(
+    result: dict[str, Any], title: str = "Mainnet-shaped blocks end to end (every dataset)"
+) -> list[str]:
     checks = result.get("checks", {})
     lines = [
-        "## Mainnet-shaped blocks end to end (every dataset)",
+        f"## {title}",
         "",
         _provenance(result),
         "",
         f"The simulated chain's `{result['profile']}` profile, datasets "
         f"{', '.join(result['datasets'])}; {result['workers']} worker processes, metrics and "
-        "tracing on.",
+        f"tracing on; chain settings {result.get('chain_knobs') or 'defaults'}.",
         "",
         "| measure | value |",
         "|---|---:|",
@@ -370,6 +372,22 @@ def main() -> None:
         lines += backlog_section(backlog)
     if mainnet := _load("mainnet"):
         lines += mainnet_section(mainnet)
+    if before := _load("mainnet-before-stream"):
+        lines += mainnet_section(
+            before, "Mainnet-shaped blocks before the streamed range (main before i14-stream)"
+        )
+    if aborted := _load("mainnet-aborted"):
+        lines += [
+            "### Mainnet-shaped blocks at default settings before the streamed range",
+            "",
+            _provenance(aborted),
+            "",
+            f"Stopped: {aborted['aborted']} (the run's guard on a shared machine). Ceilings in "
+            f"the same run: fetch {aborted['fetch_ceiling_blocks_per_second']:,}, COPY "
+            f"{aborted['copy_ceiling_blocks_per_second']:,}, bound "
+            f"{aborted['bound_blocks_per_second']:,} blocks/s.",
+            "",
+        ]
     if partitioning := _load("partitioning"):
         lines += partitioning_section(partitioning)
     if anvil_datasets := _load("anvil-datasets"):
