@@ -64,6 +64,7 @@ def status_document(status: ChainStatus, rates: RateTracker) -> dict[str, Any]:
     return {
         "chain": status.chain,
         "head": status.head,
+        "finalized_block": status.finalized,
         "last_indexed": status.last_indexed,
         "is_live_sync": status.is_live_sync,
         "indexed_blocks": status.indexed_blocks,
