@@ -44,7 +44,7 @@ def test_a_fork_above_the_final_block_is_repaired() -> None:
 
 
 def test_a_fork_reaching_the_final_block_is_refused_not_repaired() -> None:
-    with pytest.raises(ForkBelowFinality, match="block 90 differs .* final block 90"):
+    with pytest.raises(ForkBelowFinality, match=r"block 90 differs .* final block 90"):
         fork_start(STORED, fork(90), low=91, finalized=90)
 
 
