@@ -123,10 +123,10 @@ class ReorgWatch:
                 if tip_hash != view.hashes.get(head):
                     return await self._full(chain_id, config, rpc, head, headers)
             else:
-                fetched = await self._advance(view, config, rpc, head, tip_hash)
-                if fetched is None:
-                    return await self._full(chain_id, config, rpc, head, headers)
+                linked, fetched = await self._advance(view, config, rpc, head, tip_hash)
                 headers += fetched
+                if not linked:
+                    return await self._full(chain_id, config, rpc, head, headers)
             low = window_low(head, config.max_reorg_depth, view.finalized)
             with self.metrics.pg_query_duration.labels("reorg_window").time():
                 stored = await stored_hashes(self.pool, chain_id, max(0, low - 1))
@@ -144,16 +144,17 @@ class ReorgWatch:
         rpc: RpcClient,
         head: int,
         tip_hash: bytes,
-    ) -> int | None:
-        """Extend the view from its tip to `head`; the headers fetched, or None when the new
-        blocks do not chain from the old tip (or the rolling slice disagrees): a full check."""
+    ) -> tuple[bool, int]:
+        """Extend the view from its tip to `head`: whether the new blocks chain from the old tip
+        (and the rolling slice agrees with the view; if not, a full check follows), and the
+        headers fetched."""
         links = await rpc.get_header_links(view.tip, head)
         fetched = len(links)
         check_hashes({n: link[0] for n, link in links.items()})
         if links[view.tip][0] != view.hashes.get(view.tip) or links[head][0] != tip_hash:
-            return None
+            return False, fetched
         if any(links[n][1] != links[n - 1][0] for n in range(view.tip + 1, head + 1)):
-            return None
+            return False, fetched
         finalized = await final_block(rpc, config, head)
         fetched += isinstance(config.finality, str)
         old_tip = view.tip
@@ -161,30 +162,26 @@ class ReorgWatch:
         view.tip, view.finalized = head, finalized
         low = window_low(head, config.max_reorg_depth, finalized)
         view.hashes = {n: h for n, h in view.hashes.items() if n >= low - 1}
-        rechecked = await self._recheck_slice(view, rpc, max(0, low - 1), old_tip - 1)
-        if rechecked is None:
-            return None
-        return fetched + rechecked
+        agrees, rechecked = await self._recheck_slice(view, rpc, max(0, low - 1), old_tip - 1)
+        return agrees, fetched + rechecked
 
     async def _recheck_slice(
         self, view: WindowView, rpc: RpcClient, bottom: int, top: int
-    ) -> int | None:
+    ) -> tuple[bool, int]:
         """Re-fetch the next RECHECK_SLICE blocks of bottom..top (the window below the headers
-        just linked); the count fetched, or None if one differs from the view."""
+        just linked): whether they agree with the view, and the count fetched."""
         if top < bottom:
-            return 0
+            return True, 0
         if view.cursor > view.sweep_end or view.cursor < bottom:
             view.cursor, view.sweep_end = bottom, top
         start, end = view.cursor, min(view.cursor + RECHECK_SLICE - 1, top)
         if end < start:
             view.cursor = view.sweep_end + 1
-            return 0
+            return True, 0
         hashes = await rpc.get_block_hashes(start, end)
         check_hashes(hashes)
         view.cursor = end + 1
-        if any(view.hashes.get(n) != h for n, h in hashes.items()):
-            return None
-        return len(hashes)
+        return all(view.hashes.get(n) == h for n, h in hashes.items()), len(hashes)
 
     async def _full(
         self, chain_id: int, config: ChainConfig, rpc: RpcClient, head: int, headers: int
