@@ -150,7 +150,9 @@ class BlockActivities:
 
         The chain's head is the highest block the provider ever answered. A provider answering
         below it is lagging or resyncing, not reorganising: nothing is checked or deleted, and
-        only the blocks it can serve are scheduled (its lag is a metric, not a fork).
+        only the blocks it can serve are scheduled (its lag is a metric, not a fork). Reorgs
+        are repaired only above the chain's final block (its finality knob); the headers
+        fetched for it are few when nothing changed (reorg_watch).
         """
         # A HeadScan run started before ScanHeadInput existed passes the bare chain name.
         chain_name = request if isinstance(request, str) else request.chain
