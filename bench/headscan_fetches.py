@@ -10,6 +10,10 @@ After a backlog of `--backlog` blocks is indexed, each case counts `--seconds` o
 
     python bench/headscan_fetches.py --code /work/main --label before --out /tmp/before.json
     python bench/headscan_fetches.py --code . --label after --finality finalized ...
+
+With --rounds N --before DIR it drives the whole comparison: each round runs "before" (DIR's
+code, default finality), "after" (this checkout, default) and "after, finalized" back to back,
+and bench/results/headscan-fetches.json gets every run, the medians and the ratios per round.
 """
 
 from __future__ import annotations
@@ -32,16 +36,82 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--code", type=Path, required=True, help="checkout whose indexer runs")
-    parser.add_argument("--label", required=True)
+    parser.add_argument("--code", type=Path, default=ROOT, help="checkout whose indexer runs")
+    parser.add_argument("--label", default="after")
     parser.add_argument("--finality", default=None, help="finalized, safe, a depth, or unset")
     parser.add_argument("--backlog", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=Path("/dev/stdout"))
+    parser.add_argument("--rounds", type=int, default=0, help="drive a before/after comparison")
+    parser.add_argument("--before", type=Path, help="the checkout measured as 'before'")
     return parser.parse_args()
 
 
 ARGS = parse()
+VARIANTS = (("before", None), ("after", None), ("after", "finalized"))
+
+
+def compare() -> None:
+    """Rounds of before / after / after-finalized, one subprocess each; medians and ratios."""
+    import statistics
+
+    sys.path.insert(0, str(ROOT))
+    from bench.common import provenance, write_result
+
+    rounds: list[dict[str, Any]] = []
+    for _ in range(ARGS.rounds):
+        runs: dict[str, Any] = {}
+        for label, finality in VARIANTS:
+            name = label if finality is None else f"{label}-{finality}"
+            code = ARGS.before if label == "before" else ROOT
+            command = [sys.executable, __file__, "--code", str(code), "--label", name]
+            command += ["--seconds", str(ARGS.seconds), "--backlog", str(ARGS.backlog)]
+            command += ["--out", "/dev/stdout"] + (["--finality", finality] if finality else [])
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            runs[name] = json.JSONDecoder().raw_decode(done.stdout, done.stdout.index("{"))[0]
+        rounds.append(runs)
+    names = list(rounds[0])
+    summary: dict[str, Any] = {}
+    for case in ("idle", "mining_1_block_per_second"):
+        per_minute = {
+            name: statistics.median(
+                r[name]["cases"][case]["header_fetches_per_minute"] for r in rounds
+            )
+            for name in names
+        }
+        ratios = {
+            name: statistics.median(
+                r["before"]["cases"][case]["header_fetches_per_minute"]
+                / max(r[name]["cases"][case]["header_fetches_per_minute"], 1e-9)
+                for r in rounds
+            )
+            for name in names
+            if name != "before"
+        }
+        summary[case] = {
+            "header_fetches_per_minute_median": per_minute,
+            "before_over_after_median_ratio": {k: round(v, 1) for k, v in ratios.items()},
+        }
+    import os
+
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    result = {
+        **provenance(" ".join(["python", "bench/headscan_fetches.py", *sys.argv[1:]])),
+        "ram_gib": round(memory / 2**30, 1),
+        "before_commit": rounds[0]["before"]["commit"],
+        "what": "HeadScan's header fetches (header-only and tagged eth_getBlockByNumber calls,"
+        " counted by a proxy) per minute on anvil, head_poll_interval_seconds = 1, after a"
+        f" {ARGS.backlog}-block backlog is indexed; idle, then mining a block a second",
+        "summary": summary,
+        "rounds": rounds,
+    }
+    print(write_result("headscan-fetches", result))
+    print(json.dumps(summary, indent=2))
+
+
+if ARGS.rounds:
+    compare()
+    sys.exit(0)
 sys.path.insert(0, str(ARGS.code.resolve()))
 
 import aiohttp  # noqa: E402
