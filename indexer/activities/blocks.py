@@ -74,7 +74,7 @@ class BlockActivities:
         self.metrics = chains.metrics
         self._behind: set[str] = set()  # chains whose provider answered below their head
         self._watch = ReorgWatch(self.pool, self.metrics)
-        self._finalized: dict[str, int | None] = {}  # last final block written, per chain
+        self._finalized: dict[int, int | None] = {}  # last final block written, by chain id
         self._below_final: set[str] = set()  # chains stopped on a fork below finality
 
     @activity.defn(name="index_range")
@@ -263,10 +263,13 @@ class BlockActivities:
     async def _record_finalized(
         self, chain_id: int, chain_name: str, finalized: int | None
     ) -> None:
-        """The final block on /metrics and, when it changed, in the chains row (for status)."""
+        """The final block on /metrics (no series while nothing is final) and, when it changed,
+        in the chains row (for status)."""
         if finalized is not None:
             self.metrics.finalized_block.labels(chain_name).set(finalized)
-        if chain_name in self._finalized and self._finalized[chain_name] == finalized:
+        else:  # (removing a series that was never set is a no-op)
+            self.metrics.finalized_block.remove(chain_name)
+        if chain_id in self._finalized and self._finalized[chain_id] == finalized:
             return
         await set_finalized(self.pool, chain_id, finalized)
-        self._finalized[chain_name] = finalized
+        self._finalized[chain_id] = finalized
