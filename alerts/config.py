@@ -81,6 +81,17 @@ class AlertConfig:
     # A final block never changes: a provider that says it did is wrong or the chain broke
     # finality. A scan or two from a backend on a stale fork heals by itself, as above.
     fork_below_finality_for: str = "1m"
+    # A provider's circuit opens after 3 failed batches in a row and is probed every 5-30 s,
+    # so a blip closes it again within a minute; out for 5 minutes is a provider down (the
+    # others carry the chain meanwhile: a warning, not a page).
+    provider_down_for: str = "5m"
+    # One of several providers behind the best by more than this many blocks for 10 minutes
+    # is a node stuck or resyncing (routing already keeps blocks above its head from it); 64
+    # is the default reorg window: more than any reorg explains.
+    provider_lagging_blocks: int = 64
+    provider_lagging_for: str = "10m"
+    # Every provider of a chain out at once stops the chain: page after 2 minutes.
+    no_healthy_provider_for: str = "2m"
 
     # --- Rate limits and errors -----------------------------------------------------------
     # The SDK retries RESOURCE_EXHAUSTED by itself; a few per minute are harmless, more than

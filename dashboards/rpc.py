@@ -30,6 +30,68 @@ SUCCESS = steps((RED, None), (YELLOW, q.SUCCESS_TARGET), (GREEN, 0.999))
 
 ROWS: Rows = [
     (
+        "Providers",
+        [
+            timeseries(
+                "Requests per second by provider",
+                "HTTP requests to each provider of a chain: how the router spreads batches by "
+                "score (latency, failures, 429s, lag, weight).",
+                PER_SECOND,
+                Query(q.P_REQUESTS, "{{chain}} {{provider}}"),
+                stacked=True,
+                width=8,
+            ),
+            timeseries(
+                "Errors per second by provider",
+                "Failed requests per provider (error, timeout, bad_data, too_large): each is "
+                "retried on another provider at once.",
+                PER_SECOND,
+                Query(q.P_ERRORS, "{{chain}} {{provider}}"),
+                width=8,
+            ),
+            timeseries(
+                "429s per second by provider",
+                "Requests each provider refused with 429; its request rate is halved and recovers.",
+                PER_SECOND,
+                Query(q.P_RATE_LIMITED, "{{chain}} {{provider}}"),
+                width=8,
+            ),
+            timeseries(
+                "Latency p95 by provider",
+                "Time from sending a request to a provider to reading its whole answer.",
+                SECONDS,
+                Query(q.P_LATENCY_P95, "{{chain}} {{provider}}"),
+                width=6,
+            ),
+            timeseries(
+                "Head lag by provider",
+                "Blocks each provider's head is behind the chain's best provider at the last "
+                "head scan; a provider is never asked for blocks above its own head.",
+                COUNT,
+                Query(q.P_HEAD_LAG, "{{chain}} {{provider}}"),
+                thresholds=steps((GREEN, None), (YELLOW, 16), (RED, 100)),
+                width=6,
+            ),
+            timeseries(
+                "Circuit (1 in rotation, 0 out)",
+                "0 while a provider is out of rotation after repeated failures, until a probe "
+                "succeeds.",
+                COUNT,
+                Query(q.P_UP, "{{chain}} {{provider}}"),
+                thresholds=steps((RED, None), (GREEN, 1)),
+                width=6,
+            ),
+            timeseries(
+                "Request rate allowed by provider",
+                "Requests per second this worker allows itself to each provider with a "
+                "max_requests_per_second (its share, cut on 429s, recovering); 0: no limit.",
+                PER_SECOND,
+                Query(q.P_RATE_LIMIT, "{{chain}} {{provider}}"),
+                width=6,
+            ),
+        ],
+    ),
+    (
         "Requests",
         [
             stat(

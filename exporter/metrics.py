@@ -179,13 +179,13 @@ class Metrics:
             "JSON-RPC HTTP requests sent to a chain's provider, by outcome: ok, rate_limited,"
             " timeout, too_large (answer over rpc_max_response_bytes), bad_data (an answer"
             " that is not valid JSON-RPC or chain data) or error.",
-            ["chain", "method", "outcome"],
+            ["chain", "provider", "method", "outcome"],
             registry=r,
         )
         self.rpc_request_duration = Histogram(
             "tindexer_rpc_request_duration_seconds",
             "Time from sending a JSON-RPC HTTP request to reading its whole answer.",
-            ["chain", "method"],
+            ["chain", "provider", "method"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -193,13 +193,46 @@ class Metrics:
             "tindexer_rpc_retry_after_clamped_total",
             "Retry-After values from a chain's provider that were negative, not a number or"
             " longer than the client waits (60 s), and so were clamped.",
-            ["chain"],
+            ["chain", "provider"],
             registry=r,
         )
         self.rpc_concurrency_limit = Gauge(
             "tindexer_rpc_concurrency_limit",
             "Current adaptive limit on JSON-RPC requests in flight to a chain's provider.",
-            ["chain"],
+            ["chain", "provider"],
+            registry=r,
+        )
+        self.provider_head_lag = Gauge(
+            "tindexer_provider_head_lag_blocks",
+            "Blocks a provider's latest available block was below the best provider's at the"
+            " last head scan (0 for the best).",
+            ["chain", "provider"],
+            registry=r,
+        )
+        self.provider_head = Gauge(
+            "tindexer_provider_head",
+            "A provider's latest available block (head-1 rule) at the last head scan.",
+            ["chain", "provider"],
+            registry=r,
+        )
+        self.provider_up = Gauge(
+            "tindexer_provider_up",
+            "Whether a provider takes requests (1) or its circuit is open after repeated"
+            " failures (0) until a probe succeeds.",
+            ["chain", "provider"],
+            registry=r,
+        )
+        self.provider_circuit_opened = Counter(
+            "tindexer_provider_circuit_opened_total",
+            "Times a provider was taken out of rotation after repeated failures.",
+            ["chain", "provider"],
+            registry=r,
+        )
+        self.provider_rate_limit = Gauge(
+            "tindexer_provider_rate_limit_requests_per_second",
+            "Requests per second this worker currently allows itself to a provider (its"
+            " max_requests_per_second share, cut on 429s and recovering); 0 when unlimited.",
+            ["chain", "provider"],
             registry=r,
         )
         self.rpc_receipts_method = Gauge(
@@ -526,13 +559,17 @@ class Metrics:
         self.scheduler_continue_as_new.labels(chain)
         for mode in ("direct", "scheduler"):
             self.blocks_scheduled.labels(chain, mode)
-        for outcome in RPC_OUTCOMES:
-            self.rpc_requests.labels(chain, "eth_getBlockByNumber", outcome)
-        self.rpc_retry_after_clamped.labels(chain)
         for reason in WORKFLOW_START_FAILURE_REASONS:
             self.workflow_start_failures.labels(chain, reason)
         for workflow in STARTED_WORKFLOWS:
             self.workflows_started.labels(chain, workflow)
+
+    def touch_provider(self, chain: str, provider: str) -> None:
+        """Create a provider's counters at zero, so rate() and increase() see their first event."""
+        for outcome in RPC_OUTCOMES:
+            self.rpc_requests.labels(chain, provider, "eth_getBlockByNumber", outcome)
+        self.rpc_retry_after_clamped.labels(chain, provider)
+        self.provider_circuit_opened.labels(chain, provider)
 
     def forget_chain(self, chain: str) -> None:
         """Remove every series of a chain that is gone: a deleted chain's gauges fire no alert."""

@@ -80,6 +80,49 @@ def rpc_url_problem(url: str, allow_link_local: bool = False) -> str | None:
     return None
 
 
+PROVIDER_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+DEFAULT_PROVIDER = "default"  # the name `rpc_url` gets as a chain's only provider
+
+
+class ProviderConfig(BaseModel):
+    """One JSON-RPC provider of a chain: where it is and what it allows."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
+
+    name: str = Field(
+        pattern=PROVIDER_NAME_PATTERN, description="Provider name, a slug; metrics label by it."
+    )
+    url: str = Field(pattern=r"^https?://", description="JSON-RPC endpoint (may carry a key).")
+    max_requests_per_second: float | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        description="Most HTTP requests per second to this provider, split between the"
+        " chain's max_replicas workers; unset: no limit but the adaptive one.",
+    )
+    max_concurrency: int | None = Field(
+        None, ge=1, le=256, description="Most requests in flight; default rpc_max_concurrency."
+    )
+    max_batch_size: int | None = Field(
+        None, ge=1, le=1_000, description="Most calls per batch; default rpc_batch_size."
+    )
+    weight: float = Field(
+        1.0, gt=0, le=1_000, description="Share of traffic relative to the other providers."
+    )
+    unsupported_methods: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="JSON-RPC methods this provider lacks (e.g. eth_getBlockReceipts).",
+    )
+    max_head_lag: int = Field(
+        16,
+        ge=0,
+        le=BIGINT_MAX,
+        description="Blocks behind the best provider's head before this one counts as lagging"
+        " (and is never asked for blocks above its own head).",
+    )
+
+
 class ChainConfig(BaseModel):
     """One chain to index and the knobs that shape how it is scheduled."""
 
@@ -87,7 +130,17 @@ class ChainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Chain name, a slug.")
-    rpc_url: str = Field(pattern=r"^https?://", description="JSON-RPC endpoint.")
+    rpc_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description='JSON-RPC endpoint: a chain\'s only provider (named "default"). Give'
+        " either this or `providers`.",
+    )
+    providers: list[ProviderConfig] = Field(
+        default_factory=list,
+        max_length=32,
+        description="The chain's JSON-RPC providers (`[[chain.provider]]`), in place of rpc_url.",
+    )
     start_block: int = Field(0, ge=0, le=BIGINT_MAX, description="First block to index.")
     datasets: list[Dataset] = Field(
         default_factory=lambda: list(DATASETS),
@@ -156,6 +209,25 @@ class ChainConfig(BaseModel):
         return normalize_datasets(datasets)
 
     @model_validator(mode="after")
+    def _providers_given(self) -> ChainConfig:
+        if self.rpc_url is None and not self.providers:
+            raise ValueError("a chain needs rpc_url or at least one provider")
+        if self.rpc_url is not None and self.providers:
+            raise ValueError("give either rpc_url or providers, not both")
+        names = [provider.name for provider in self.providers]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"provider names must be unique; repeated: {', '.join(repeated)}")
+        return self
+
+    def effective_providers(self) -> list[ProviderConfig]:
+        """The providers, or `rpc_url` as the single provider "default"."""
+        if self.providers:
+            return list(self.providers)
+        assert self.rpc_url is not None  # _providers_given
+        return [ProviderConfig(name=DEFAULT_PROVIDER, url=self.rpc_url)]
+
+    @model_validator(mode="after")
     def _replicas_ordered(self) -> ChainConfig:
         if self.min_replicas > self.max_replicas:
             raise ValueError("min_replicas must not exceed max_replicas")
@@ -199,9 +271,16 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _safe_rpc_urls(self) -> Settings:
         for chain in self.chains:
-            problem = rpc_url_problem(chain.rpc_url, self.allow_link_local_rpc)
-            if problem:
-                raise ValueError(f"chain {chain.name!r}: rpc_url {problem}")
+            if chain.rpc_url is not None:
+                problem = rpc_url_problem(chain.rpc_url, self.allow_link_local_rpc)
+                if problem:
+                    raise ValueError(f"chain {chain.name!r}: rpc_url {problem}")
+            for provider in chain.providers:
+                problem = rpc_url_problem(provider.url, self.allow_link_local_rpc)
+                if problem:
+                    raise ValueError(
+                        f"chain {chain.name!r}: provider {provider.name!r}: url {problem}"
+                    )
         return self
 
 
@@ -235,6 +314,9 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
         raw["chains"] = raw.pop("chain", raw.get("chains", []))
+        for chain in raw["chains"]:
+            if isinstance(chain, dict) and "provider" in chain:  # [[chain.provider]] tables
+                chain["providers"] = chain.pop("provider")
     for variable, field_name in ENVIRONMENT.items():
         if os.environ.get(variable):
             raw[field_name] = os.environ[variable]

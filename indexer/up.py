@@ -64,6 +64,7 @@ async def index(
             task_queue=settings.task_queue,
             allowed_hosts=allowed_hosts(settings.api_host, settings.api_allowed_hosts),
             allow_link_local_rpc=settings.allow_link_local_rpc,
+            metrics=metrics,
         )
         async with (
             serving_api(api, settings.api_host, settings.api_port) as api_port,

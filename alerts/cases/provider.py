@@ -9,6 +9,29 @@ LAG = "tindexer_rpc_head_lag_blocks"
 REGRESSIONS = "tindexer_rpc_head_regressions_total"
 FORK = "tindexer_chain_fork_too_deep"
 FINAL_FORK = "tindexer_chain_fork_below_finality"
+UP = "tindexer_provider_up"
+PROVIDER_LAG = "tindexer_provider_head_lag_blocks"
+
+PROVIDER_DOWN = Fires(
+    {"chain": "main", "provider": "alchemy", "severity": "warning"},
+    "A provider of a chain is out of rotation after repeated failures.",
+    "Provider alchemy of chain main has failed every probe for 5m: the chain's other providers"
+    " carry its requests.",
+    "tindexerproviderdown",
+)
+PROVIDER_LAGGING = Fires(
+    {"chain": "main", "provider": "own-node", "severity": "warning"},
+    "A provider of a chain is far behind the chain's best provider.",
+    "Provider own-node of chain main is 100 blocks behind the best provider: it is not asked"
+    " for blocks above its head.",
+    "tindexerproviderlagging",
+)
+NO_HEALTHY_PROVIDER = Fires(
+    {"chain": "main", "severity": "critical"},
+    "Every provider of a chain is out of rotation.",
+    "Chain main has had no healthy provider for 2m: nothing is fetched until one answers.",
+    "tindexernohealthyprovider",
+)
 
 PROVIDER_BEHIND = Fires(
     {"chain": "main", "severity": "critical"},
@@ -58,6 +81,31 @@ SUITE = Suite(
                 (f'{REGRESSIONS}{{{J},chain="main"}}', "120x40"),
             ),
             (Check("30m", "TindexerProviderBehind"),),
+        ),
+        Scenario(
+            "alchemy is out from 2m; own-node blips out for a minute; then both out from 20m",
+            (
+                (f'{UP}{{{J},chain="main",provider="alchemy"}}', "1 1 0x30"),
+                (f'{UP}{{{J},chain="main",provider="own-node"}}', "1x5 0 1x13 0x12"),
+            ),
+            (
+                Check("5m", "TindexerProviderDown"),  # pending
+                Check("8m", "TindexerProviderDown", (PROVIDER_DOWN,)),
+                Check("8m", "TindexerNoHealthyProvider"),  # own-node's blip: alchemy was up
+                Check("21m", "TindexerNoHealthyProvider"),  # pending
+                Check("23m", "TindexerNoHealthyProvider", (NO_HEALTHY_PROVIDER,)),
+            ),
+        ),
+        Scenario(
+            "own-node falls 100 blocks behind at 2m; alchemy 20 behind now and then",
+            (
+                (f'{PROVIDER_LAG}{{{J},chain="main",provider="own-node"}}', "0 0 100x20"),
+                (f'{PROVIDER_LAG}{{{J},chain="main",provider="alchemy"}}', "0 20 0 20x20"),
+            ),
+            (
+                Check("6m", "TindexerProviderLagging"),  # pending
+                Check("13m", "TindexerProviderLagging", (PROVIDER_LAGGING,)),
+            ),
         ),
         Scenario(
             "main stops on a deep fork at 3m; side met one for a single scan and went on",

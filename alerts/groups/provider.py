@@ -35,6 +35,44 @@ def group(config: AlertConfig) -> Group:
                 ),
             ),
             Alert(
+                name="TindexerProviderDown",
+                expr=f"min by (chain, provider) (tindexer_provider_up{s}) == 0",
+                for_=config.provider_down_for,
+                severity="warning",
+                summary="A provider of a chain is out of rotation after repeated failures.",
+                description=(
+                    "Provider {{ $labels.provider }} of chain {{ $labels.chain }} has failed"
+                    f" every probe for {config.provider_down_for}: the chain's other providers"
+                    " carry its requests."
+                ),
+            ),
+            Alert(
+                name="TindexerProviderLagging",
+                expr=(
+                    f"min by (chain, provider) (tindexer_provider_head_lag_blocks{s})"
+                    f" > {config.provider_lagging_blocks}"
+                ),
+                for_=config.provider_lagging_for,
+                severity="warning",
+                summary="A provider of a chain is far behind the chain's best provider.",
+                description=(
+                    "Provider {{ $labels.provider }} of chain {{ $labels.chain }} is"
+                    " {{ $value }} blocks behind the best provider: it is not asked for blocks"
+                    " above its head."
+                ),
+            ),
+            Alert(
+                name="TindexerNoHealthyProvider",
+                expr=f"max by (chain) (tindexer_provider_up{s}) == 0",
+                for_=config.no_healthy_provider_for,
+                severity="critical",
+                summary="Every provider of a chain is out of rotation.",
+                description=(
+                    "Chain {{ $labels.chain }} has had no healthy provider for"
+                    f" {config.no_healthy_provider_for}: nothing is fetched until one answers."
+                ),
+            ),
+            Alert(
                 name="TindexerForkDeeperThanWindow",
                 expr=f"max by (chain) (tindexer_chain_fork_too_deep{s}) > 0",
                 for_=config.fork_too_deep_for,

@@ -50,3 +50,20 @@ HEAD_REGRESSIONS = (
     f"sum by (chain) (rate(tindexer_rpc_head_regressions_total{C}[$__rate_interval]))"
 )
 FORK_TOO_DEEP = f"max by (chain) (tindexer_chain_fork_too_deep{C})"
+
+# Per provider (its configured name, never its URL): traffic, refusals, latency, head, circuit.
+P_REQUESTS = f"sum by (chain, provider) (rate(tindexer_rpc_requests_total{C}[$__rate_interval]))"
+P_ERRORS = (
+    'sum by (chain, provider) (rate(tindexer_rpc_requests_total{chain=~"$chain",'
+    'outcome=~"error|timeout|bad_data|too_large"}[$__rate_interval]))'
+)
+P_RATE_LIMITED = (
+    f"sum by (chain, provider) (rate(tindexer_rpc_requests_total{RATE_LIMITED}[$__rate_interval]))"
+)
+P_LATENCY_P95 = (
+    "histogram_quantile(0.95, sum by (chain, provider, le) "
+    f"(rate(tindexer_rpc_request_duration_seconds_bucket{C}[$__rate_interval])))"
+)
+P_HEAD_LAG = f"max by (chain, provider) (tindexer_provider_head_lag_blocks{C})"
+P_UP = f"min by (chain, provider) (tindexer_provider_up{C})"
+P_RATE_LIMIT = f"sum by (chain, provider) (tindexer_provider_rate_limit_requests_per_second{C})"

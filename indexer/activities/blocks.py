@@ -19,7 +19,7 @@ from indexer.activities.reorg_watch import Outcome, ReorgWatch
 from indexer.chain.model import BadChainData, Block
 from indexer.chain.rpc import RpcClient, RpcError, RpcUnavailable
 from indexer.config import ChainConfig
-from indexer.datasets import DATASETS, Dataset, needs_receipts
+from indexer.datasets import Dataset, needs_receipts
 from indexer.store.blocks import store_range
 from indexer.store.chains import set_finalized, set_head
 from indexer.store.ranges import coverage, is_covered
@@ -49,7 +49,7 @@ async def store_within(
     chain_id: int,
     blocks: list[Block],
     seconds: float,
-    datasets: Sequence[Dataset] = DATASETS,
+    datasets: Sequence[Dataset],
 ) -> None:
     """store_range on a pooled connection, abandoned (rolled back) after `seconds`.
 

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import asyncpg
 from temporalio.exceptions import ApplicationError
 
 from exporter.metrics import Metrics
+from indexer.chain.providers import ProviderSet
 from indexer.chain.rpc import RpcClient, RpcSettings
-from indexer.config import ChainConfig
+from indexer.config import ChainConfig, ProviderConfig
 from indexer.store.chains import ChainRow, get_chain
 from indexer.workflows.inputs import Knobs
 
 RECONCILE_INTERVAL_SECONDS = 2.0  # a stored config change reaches running workers this fast
+# A worker spends 90 % of its share of a provider's max_requests_per_second: requests leave
+# evenly spaced, but network and event-loop jitter can bunch them on arrival, and a provider
+# counting per second would answer the bunch 429.
+RATE_HEADROOM = 0.9
 
 
 def rpc_settings(config: ChainConfig) -> RpcSettings:
@@ -24,6 +30,36 @@ def rpc_settings(config: ChainConfig) -> RpcSettings:
         max_retries=config.rpc_max_retries,
         max_response_bytes=config.rpc_max_response_bytes,
     )
+
+
+def provider_settings(config: ChainConfig, provider: ProviderConfig) -> RpcSettings:
+    """One provider's client settings: the chain's, within the provider's own limits.
+
+    A chain of several providers retries a failed batch on another provider at once, so each
+    provider's client tries once; the router retries. max_requests_per_second is split between
+    the chain's max_replicas workers: each worker keeps to its share, so together they never
+    pass the provider's limit (fewer replicas running leave some of it unused); each keeps
+    RATE_HEADROOM of its share.
+    """
+    settings = rpc_settings(config)
+    rate = provider.max_requests_per_second
+    return replace(
+        settings,
+        batch_size=min(settings.batch_size, provider.max_batch_size or settings.batch_size),
+        max_concurrency=provider.max_concurrency or settings.max_concurrency,
+        max_retries=settings.max_retries if len(config.effective_providers()) == 1 else 0,
+        max_requests_per_second=(
+            None if rate is None else rate * RATE_HEADROOM / max(1, config.max_replicas)
+        ),
+    )
+
+
+def provider_set(config: ChainConfig, metrics: Metrics) -> ProviderSet:
+    """The chain's providers behind one client; batches fit the smallest max_batch_size."""
+    providers = [(p, provider_settings(config, p)) for p in config.effective_providers()]
+    settings = rpc_settings(config)
+    smallest = min(own.batch_size for _, own in providers)
+    return ProviderSet(config.name, providers, replace(settings, batch_size=smallest), metrics)
 
 
 def knobs(config: ChainConfig) -> Knobs:
@@ -46,7 +82,7 @@ class ChainCache:
         self.pool = pool
         self.metrics = metrics
         self._rows: dict[str, tuple[float, ChainRow]] = {}
-        self._clients: dict[str, tuple[str, RpcSettings, RpcClient]] = {}
+        self._clients: dict[str, tuple[object, RpcSettings, RpcClient]] = {}
         self._retired: list[RpcClient] = []
 
     async def chain(self, name: str) -> ChainRow:
@@ -64,15 +100,16 @@ class ChainCache:
         return row
 
     def rpc(self, config: ChainConfig) -> RpcClient:
-        """The chain's shared client; replaced when its URL or RPC settings change."""
+        """The chain's shared client (its providers); replaced when they or its settings change."""
         settings = rpc_settings(config)
+        providers = (tuple(config.effective_providers()), config.max_replicas)
         cached = self._clients.get(config.name)
-        if cached and cached[0] == config.rpc_url and cached[1] == settings:
+        if cached and cached[0] == providers and cached[1] == settings:
             return cached[2]
         if cached:
             self._retired.append(cached[2])  # activities may still be using it
-        client = RpcClient(config.rpc_url, config.name, settings, self.metrics)
-        self._clients[config.name] = (config.rpc_url, settings, client)
+        client = provider_set(config, self.metrics)
+        self._clients[config.name] = (providers, settings, client)
         return client
 
     async def close(self) -> None:

@@ -41,8 +41,14 @@ NAME = re.compile(NAME_PATTERN)
 
 
 def chain_document(config: ChainConfig) -> dict[str, Any]:
-    """A chain as the API shows it: `rpc_url` as scheme://host[:port], never its key, to anyone."""
-    return {**config.model_dump(mode="json"), "rpc_url": public_url(config.rpc_url)}
+    """A chain as the API shows it: every provider URL as scheme://host[:port], never its key,
+    to anyone."""
+    document = config.model_dump(mode="json")
+    if config.rpc_url is not None:
+        document["rpc_url"] = public_url(config.rpc_url)
+    for provider in document["providers"]:
+        provider["url"] = public_url(provider["url"])
+    return document
 
 
 def chain_name(request: web.Request) -> str:

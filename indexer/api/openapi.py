@@ -24,7 +24,7 @@ from indexer.api.validation import (
     UNBOUNDED_INTEGERS,
     BackfillRequest,
 )
-from indexer.config import ChainConfig
+from indexer.config import ChainConfig, ProviderConfig
 from indexer.datasets import DATASETS
 
 DOCUMENT_PATH = Path(__file__).with_name("openapi.json")
@@ -51,7 +51,9 @@ RPC_URL_DESCRIPTION = (
 
 def chain_properties() -> dict[str, Any]:
     """ChainConfig's fields as JSON Schema, with the API's extra bounds."""
-    properties: dict[str, Any] = _strip_titles(ChainConfig.model_json_schema()["properties"])
+    schema = ChainConfig.model_json_schema(ref_template="#/components/schemas/{model}")
+    properties: dict[str, Any] = _strip_titles(schema["properties"])
+    properties["providers"]["items"] = {"$ref": "#/components/schemas/Provider"}
     properties["name"]["pattern"] = NAME_PATTERN
     properties["name"]["description"] = "Chain name, a slug; `status` is reserved."
     properties["rpc_url"].update(
@@ -60,6 +62,16 @@ def chain_properties() -> dict[str, Any]:
     for name in UNBOUNDED_INTEGERS:
         properties[name]["maximum"] = MAX_INT64
     return properties
+
+
+def provider_schema() -> dict[str, Any]:
+    """ProviderConfig as JSON Schema: its URL checked and shown like rpc_url."""
+    schema: dict[str, Any] = _strip_titles(ProviderConfig.model_json_schema())
+    schema["properties"]["url"].update(
+        pattern=RPC_URL_PATTERN, maxLength=RPC_URL_MAX_LENGTH, description=RPC_URL_DESCRIPTION
+    )
+    schema["additionalProperties"] = False
+    return schema
 
 
 def _object(properties: dict[str, Any], required: list[str], description: str) -> dict[str, Any]:
@@ -125,6 +137,11 @@ def schemas() -> dict[str, Any]:
             "description": "Each enabled dataset's own progress, blocks first. The counts above"
             " are of blocks stored with every enabled dataset.",
         },
+        "providers": {
+            "type": "array",
+            "items": _ref("ProviderStatus"),
+            "description": "The chain's providers, their circuit, head and lag.",
+        },
     }
     dataset_status = {
         "dataset": {"type": "string", "enum": list(DATASETS)},
@@ -166,7 +183,26 @@ def schemas() -> dict[str, Any]:
         ),
         "Chain": _object(chain, sorted(chain), "A chain and every knob, as stored."),
         "ChainCreate": _object(
-            chain, ["name", "rpc_url"], "A new chain; knobs left out take their defaults."
+            chain,
+            ["name"],
+            "A new chain with `rpc_url` or `providers` (one of them); knobs left out take their"
+            " defaults.",
+        ),
+        "Provider": provider_schema(),
+        "ProviderStatus": _object(
+            {
+                "name": {"type": "string"},
+                "url": {"type": "string", "description": "scheme://host[:port] only."},
+                "healthy": {
+                    "type": ["boolean", "null"],
+                    "description": "false while its circuit is open; null if no worker in"
+                    " the API's process has used it (see tindexer_provider_up).",
+                },
+                "head": NULLABLE_INT,
+                "lag_blocks": NULLABLE_INT,
+            },
+            ["name", "url", "healthy", "head", "lag_blocks"],
+            "A provider of the chain as a worker in this process last saw it.",
         ),
         "ChainPatch": _object(
             _without_defaults(chain),

@@ -10,6 +10,7 @@ import asyncpg
 from aiohttp import web
 from temporalio.client import Client
 
+from exporter.metrics import Metrics, default_metrics
 from indexer.api.reads import ReadLimits
 from indexer.progress import RateTracker
 
@@ -32,6 +33,8 @@ class ApiState:
     allow_link_local_rpc: bool = False
     purge_batch_blocks: int = PURGE_BATCH_BLOCKS
     purge_wanted: asyncio.Event = field(default_factory=asyncio.Event)
+    # What a worker in this process has seen of each provider (status shows it).
+    metrics: Metrics = field(default_factory=default_metrics)
 
 
 STATE: web.AppKey[ApiState] = web.AppKey("state", ApiState)

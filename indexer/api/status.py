@@ -8,11 +8,13 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from exporter.metrics import Metrics
 from indexer.api.chains import chain_name
 from indexer.api.errors import ApiError, not_found
 from indexer.api.reads import read_connection
 from indexer.api.state import ApiState, state_of
 from indexer.api.validation import gaps_query
+from indexer.config import ChainConfig
 from indexer.progress import (
     ChainStatus,
     DatasetStatus,
@@ -20,6 +22,7 @@ from indexer.progress import (
     chain_status,
     eta_seconds,
 )
+from indexer.redact import public_url
 from indexer.store.chains import ChainRow, get_chain, list_chains
 from indexer.store.ranges import gaps_page
 
@@ -54,7 +57,34 @@ def dataset_document(
     }
 
 
-def status_document(status: ChainStatus, rates: RateTracker) -> dict[str, Any]:
+def provider_documents(config: ChainConfig, metrics: Metrics) -> list[dict[str, Any]]:
+    """Each provider by name and public URL, with its circuit, head and lag as a worker in this
+    process last saw them (null where no worker of this process has used the chain; every
+    worker's /metrics has them as tindexer_provider_*)."""
+
+    def seen(name: str, provider: str) -> float | None:
+        return metrics.registry.get_sample_value(name, {"chain": config.name, "provider": provider})
+
+    documents = []
+    for provider in config.effective_providers():
+        up = seen("tindexer_provider_up", provider.name)
+        head = seen("tindexer_provider_head", provider.name)
+        lag = seen("tindexer_provider_head_lag_blocks", provider.name)
+        documents.append(
+            {
+                "name": provider.name,
+                "url": public_url(provider.url),
+                "healthy": None if up is None else up == 1,
+                "head": None if head is None else int(head),
+                "lag_blocks": None if lag is None or head is None else int(lag),
+            }
+        )
+    return documents
+
+
+def status_document(
+    status: ChainStatus, rates: RateTracker, providers: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The status JSON: live sync and the backlog side by side, never one blended percentage;
     the chain's counts are of blocks stored with every enabled dataset, and `datasets` has each
     dataset's own."""
@@ -78,6 +108,7 @@ def status_document(status: ChainStatus, rates: RateTracker) -> dict[str, Any]:
         "blocks_per_second": _rounded_rate(rate),
         "eta_seconds": _rounded_eta(eta),
         "datasets": [dataset_document(status, d, rates) for d in status.datasets],
+        "providers": providers or [],
     }
 
 
@@ -92,7 +123,8 @@ async def all_statuses(state: ApiState) -> list[dict[str, Any]]:
 
     async def one(row: ChainRow) -> dict[str, Any]:
         async with limit, read_connection(state.pool, state.reads) as conn:
-            return status_document(await chain_status(conn, row), state.rates)
+            status = await chain_status(conn, row)
+        return status_document(status, state.rates, provider_documents(row.config, state.metrics))
 
     return list(await asyncio.gather(*(one(row) for row in rows)))
 
@@ -112,8 +144,10 @@ async def _chain(conn: asyncpg.Connection, request: web.Request) -> ChainRow:
 async def chain_status_handler(request: web.Request) -> web.Response:
     state = state_of(request)
     async with read_connection(state.pool, state.reads) as conn:
-        status = await chain_status(conn, await _chain(conn, request))
-    return web.json_response(status_document(status, state.rates))
+        row = await _chain(conn, request)
+        status = await chain_status(conn, row)
+    providers = provider_documents(row.config, state.metrics)
+    return web.json_response(status_document(status, state.rates, providers))
 
 
 async def chain_gaps(request: web.Request) -> web.Response:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from indexer.api.errors import ApiError
 from indexer.config import BIGINT_MAX as MAX_INT64
-from indexer.config import ChainConfig, rpc_url_problem
+from indexer.config import DEFAULT_PROVIDER, ChainConfig, rpc_url_problem
 from indexer.redact import public_url
 
 MAX_BODY_BYTES = 1024 * 1024  # 1 MiB: a chain config is under 2 KiB; anything bigger is abuse
@@ -120,18 +120,26 @@ def _check_api_rules(body: Mapping[str, Any], allow_link_local: bool) -> None:
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value > MAX_INT64:
             raise ApiError(400, f"Input should be less than or equal to {MAX_INT64}", name)
-    url = body.get("rpc_url")
+    _check_url(body.get("rpc_url"), "rpc_url", allow_link_local)
+    providers = body.get("providers")
+    if isinstance(providers, list):
+        for index, provider in enumerate(providers):
+            if isinstance(provider, dict):
+                _check_url(provider.get("url"), f"providers[{index}].url", allow_link_local)
+
+
+def _check_url(url: Any, field: str, allow_link_local: bool) -> None:
     if not isinstance(url, str):
         return
     if len(url) > RPC_URL_MAX_LENGTH or not re.fullmatch(RPC_URL_PATTERN, url):
         raise ApiError(
             400,
             f"must be an http(s) URL of printable ASCII, at most {RPC_URL_MAX_LENGTH} long",
-            "rpc_url",
+            field,
         )
     problem = rpc_url_problem(url, allow_link_local)
     if problem:
-        raise ApiError(400, problem, "rpc_url")
+        raise ApiError(400, problem, field)
 
 
 def new_chain(body: dict[str, Any], allow_link_local: bool = False) -> ChainConfig:
@@ -156,19 +164,53 @@ def patched_chain(
     """
     if "name" in body and body["name"] != current.name:
         raise ApiError(400, "a chain cannot be renamed", "name")
-    if body.get("rpc_url") == public_url(current.rpc_url):
+    if current.rpc_url is not None and body.get("rpc_url") == public_url(current.rpc_url):
         body = {key: value for key, value in body.items() if key != "rpc_url"}
+    # What a read shows of the one a chain does not use (rpc_url null, providers []) is no change.
+    body = {
+        key: value
+        for key, value in body.items()
+        if not (key == "rpc_url" and value is None) and not (key == "providers" and value == [])
+    }
+    body = _keep_provider_keys(current, body)
     _check_api_rules(body, allow_link_local)
     unknown = sorted(set(body) - set(ChainConfig.model_fields))
     if unknown:
         raise ApiError(400, "unknown field", unknown[0])
+    merged = {**current.model_dump(), **body}
+    # One replaces the other: providers sent to a chain with rpc_url (or the reverse) switch it.
+    if "providers" in body and "rpc_url" not in body:
+        merged["rpc_url"] = None
+    if "rpc_url" in body and "providers" not in body:
+        merged["providers"] = []
     try:
-        return ChainConfig.model_validate({**current.model_dump(), **body}, strict=True)
+        return ChainConfig.model_validate(merged, strict=True)
     except ValidationError as exc:
         error = _first_error(exc, body)
         if error.field is None:  # a rule across fields: blame one the client sent
             error.field = next(iter(body), None)
         raise error from None
+
+
+def _keep_provider_keys(current: ChainConfig, body: dict[str, Any]) -> dict[str, Any]:
+    """A provider sent back with the URL reads show (scheme://host[:port]) keeps its stored URL.
+
+    Matched by name, so a chain read, edited and sent back keeps every provider's key.
+    """
+    providers = body.get("providers")
+    if not isinstance(providers, list):
+        return body
+    stored = {provider.name: provider.url for provider in current.providers}
+    if current.rpc_url is not None:
+        stored.setdefault(DEFAULT_PROVIDER, current.rpc_url)
+    kept = []
+    for provider in providers:
+        if isinstance(provider, dict) and isinstance(provider.get("name"), str):
+            url = stored.get(provider["name"])
+            if url is not None and provider.get("url") == public_url(url):
+                provider = {**provider, "url": url}
+        kept.append(provider)
+    return {**body, "providers": kept}
 
 
 def backfill_request(body: dict[str, Any]) -> BackfillRequest:

@@ -51,7 +51,11 @@ class ResponseTooLarge(RpcError):
 
 
 class RpcUnavailable(Exception):
-    """Every retry of a request failed; the message carries the last error."""
+    """Every retry of a request failed; the message carries the last error, `last` the error."""
+
+    def __init__(self, message: str, last: Exception | None = None) -> None:
+        super().__init__(message)
+        self.last = last
 
 
 def read_retry_after(

@@ -39,7 +39,7 @@ from indexer.chain.errors import (
     RpcUnavailable,
     read_retry_after,
 )
-from indexer.chain.limiter import AdaptiveLimiter
+from indexer.chain.limiter import AdaptiveLimiter, RequestRate
 from indexer.chain.model import (
     BadChainData,
     Block,
@@ -51,7 +51,7 @@ from indexer.chain.model import (
 )
 from indexer.chain.receipts import attach_receipts
 from indexer.chain.redaction import Redactor
-from indexer.config import DEFAULT_RPC_MAX_RESPONSE_BYTES
+from indexer.config import DEFAULT_PROVIDER, DEFAULT_RPC_MAX_RESPONSE_BYTES
 
 __all__ = ["RateLimited", "RpcClient", "RpcError", "RpcSettings", "RpcUnavailable"]
 
@@ -74,6 +74,7 @@ METRIC_METHODS = frozenset(
 # keeps that for outliers.
 RECEIPT_BYTES_ESTIMATE = 4096
 RECEIPTS_CAP_SHARE = 4
+LATENCY_SMOOTHING = 0.2  # weight of the newest answer in `latency`
 READ_CHUNK_BYTES = 256 * 1024  # decoded bytes read at a time, so the cap is checked as they come
 ERROR_BODY_BYTES = 64 * 1024  # enough of an error page to quote its start
 
@@ -88,6 +89,8 @@ class RpcSettings:
     backoff_max_seconds: float = 10.0
     max_response_bytes: int = DEFAULT_RPC_MAX_RESPONSE_BYTES
     max_retry_after_seconds: float = MAX_RETRY_AFTER_SECONDS
+    # This worker's share of the provider's max_requests_per_second; None: no fixed limit.
+    max_requests_per_second: float | None = None
 
 
 async def _all(requests: Iterable[Awaitable[T]]) -> list[T]:
@@ -103,19 +106,26 @@ async def _all(requests: Iterable[Awaitable[T]]) -> list[T]:
 class RpcClient:
     """One provider of one chain. Share an instance: its limiter and rate-limit pause are shared."""
 
+    labels_metrics = True  # False for ProviderSet, which sends nothing itself
+
     def __init__(
         self,
         url: str,
         chain: str,
         settings: RpcSettings | None = None,
         metrics: Metrics | None = None,
+        provider: str = DEFAULT_PROVIDER,
     ) -> None:
         self.url = url  # the stored config's URL, key included: only ever sent to the provider
         self.redact = Redactor(url)
         self.chain = chain
+        self.provider = provider  # the configured name: the metrics' `provider` label
         self.settings = settings or RpcSettings()
         self.metrics = metrics or default_metrics()
         self.limiter = AdaptiveLimiter(self.settings.max_concurrency)
+        self.latency = 0.05  # moving average of answered requests, seconds (routing reads it)
+        rate = self.settings.max_requests_per_second
+        self.rate = RequestRate(rate) if rate is not None else None
         self._ids = itertools.count(1)
         self._paused_until = 0.0
         self._session: aiohttp.ClientSession | None = None
@@ -124,7 +134,8 @@ class RpcClient:
         self.receipts_method = BLOCK_RECEIPTS
         self._receipts_method_known = False
         self._receipts_probe = asyncio.Lock()  # one batch finds out; the others wait for it
-        self.metrics.rpc_concurrency_limit.labels(chain).set(self.limiter.limit)
+        if self.labels_metrics:
+            self.metrics.rpc_concurrency_limit.labels(chain, provider).set(self.limiter.limit)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -178,7 +189,7 @@ class RpcClient:
                 response.headers.get("Retry-After"), self.settings.max_retry_after_seconds
             )
             if clamped:
-                self.metrics.rpc_retry_after_clamped.labels(self.chain).inc()
+                self.metrics.rpc_retry_after_clamped.labels(self.chain, self.provider).inc()
             raise RateLimited(f"HTTP 429 from {public}", wait)
         if response.status >= 400:
             page = await self._read_capped(response, ERROR_BODY_BYTES)
@@ -211,6 +222,10 @@ class RpcClient:
                 return None
             chunks.append(chunk)
         return b"".join(chunks)
+
+    def paused_for(self) -> float:
+        """Seconds left of a rate-limit pause (Retry-After), 0 when none."""
+        return max(0.0, self._paused_until - time.monotonic())
 
     async def _wait_out_pause(self) -> None:
         delay = self._paused_until - time.monotonic()
@@ -247,6 +262,8 @@ class RpcClient:
         for attempt in range(self.settings.max_retries + 1):
             await self._wait_out_pause()
             async with self.limiter:
+                if self.rate is not None:  # spaced after the queue, so they leave spaced
+                    await self.rate.acquire()
                 started = time.perf_counter()
                 try:
                     results = await self._post_once(calls, decode)
@@ -273,7 +290,7 @@ class RpcClient:
                     self._observe(label, "ok", started)
                     return results
                 self._observe(label, outcome, started)
-            if outcome != "rate_limited":
+            if outcome != "rate_limited" and attempt < self.settings.max_retries:
                 await asyncio.sleep(self._backoff(attempt))
         message = (
             f"{self.chain}: {method} failed after {self.settings.max_retries + 1} attempts; "
@@ -281,12 +298,14 @@ class RpcClient:
         )
         if isinstance(last_error, BadChainData | ResponseTooLarge):
             raise BadChainData(message)
-        raise RpcUnavailable(message)
+        raise RpcUnavailable(message, last_error)
 
     def _pause(self, retry_after: float | None, attempt: int) -> None:
         """Pause every request of this client: Retry-After (clamped), else a backoff."""
         self.metrics.rate_limited.labels("rpc").inc()
         self.limiter.on_overload()
+        if self.rate is not None:
+            self.rate.on_throttled()
         wait = retry_after if retry_after is not None else self._backoff(attempt + 2)
         wait = min(wait, self.settings.max_retry_after_seconds)
         self._paused_until = max(self._paused_until, time.monotonic() + wait)
@@ -298,11 +317,12 @@ class RpcClient:
         )
 
     def _observe(self, method: str, outcome: str, started: float) -> None:
-        self.metrics.rpc_requests.labels(self.chain, method, outcome).inc()
-        self.metrics.rpc_request_duration.labels(self.chain, method).observe(
-            time.perf_counter() - started
-        )
-        self.metrics.rpc_concurrency_limit.labels(self.chain).set(self.limiter.limit)
+        seconds = time.perf_counter() - started
+        if outcome == "ok":
+            self.latency += LATENCY_SMOOTHING * (seconds - self.latency)
+        self.metrics.rpc_requests.labels(self.chain, self.provider, method, outcome).inc()
+        self.metrics.rpc_request_duration.labels(self.chain, self.provider, method).observe(seconds)
+        self.metrics.rpc_concurrency_limit.labels(self.chain, self.provider).set(self.limiter.limit)
 
     async def call(self, method: str, *params: Any) -> Any:
         return (await self.request([(method, list(params))]))[0]
@@ -312,10 +332,7 @@ class RpcClient:
 
     async def latest_available_block(self) -> int:
         """The head-1 rule: if block N (eth_blockNumber) cannot be fetched yet, the head is N-1."""
-        announced = int((await self.request([("eth_blockNumber", [])], decode_quantities))[0])
-        call = ("eth_getBlockByNumber", [hex(announced), False])
-        header = (await self.request([call], decode_header_hashes))[0]
-        return announced if header is not None else announced - 1
+        return (await self.latest_available_head())[0]
 
     async def _fetch_batch(self, numbers: list[int], full: bool) -> list[Any]:
         """One batch of checked blocks (full) or header hashes; null answers are retried."""
@@ -460,8 +477,9 @@ class RpcClient:
         return hashes
 
     async def latest_available_head(self) -> tuple[int, bytes | None]:
-        """latest_available_block and the head's hash, from the same two calls: the hash is
-        None when the head-1 rule applied (block N-1's header was not fetched)."""
+        """latest_available_block and the head's hash, from the same two calls (the reorg check
+        needs no other header when nothing changed): the hash is None when the head-1 rule
+        applied (block N-1's header was not fetched)."""
         announced = int((await self.request([("eth_blockNumber", [])], decode_quantities))[0])
         call = ("eth_getBlockByNumber", [hex(announced), False])
         header = (await self.request([call], decode_header_hashes))[0]

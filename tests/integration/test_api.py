@@ -85,6 +85,9 @@ async def test_live_chain_with_historical_gap_reports_live_sync_and_backlog(
     status, body = await api.get(f"/chains/{name}/status")
     assert status == 200
     rates = {field: body.pop(field) for field in RATE_FIELDS}
+    # The worker used the chain's one provider (in rotation); no head scan ran, so no head.
+    shown = {"name": "default", "url": url.rstrip("/"), "healthy": True, "head": None}
+    assert body.pop("providers") == [{**shown, "lag_blocks": None}]
     datasets = [without_rates(dataset) for dataset in body.pop("datasets")]
     assert datasets == [
         {
@@ -118,6 +121,7 @@ async def test_live_chain_with_historical_gap_reports_live_sync_and_backlog(
     assert status == 200
     [listed] = every["chains"]
     assert [without_rates(dataset) for dataset in listed.pop("datasets")] == datasets
+    assert listed.pop("providers") == [{**shown, "lag_blocks": None}]
     assert without_rates(listed) == body
 
     status, page = await api.get(f"/chains/{name}/gaps")

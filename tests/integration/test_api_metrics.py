@@ -48,7 +48,7 @@ async def test_a_deleted_chain_leaves_no_series_and_a_new_one_starts_at_zero(
     assert failures == dict.fromkeys(WORKFLOW_START_FAILURE_REASONS, 0.0)
     assert registry.get_sample_value("tindexer_chain_missing_blocks", {"chain": name}) == 11
     # What a worker in the same process exports for the chain.
-    metrics.rpc_concurrency_limit.labels(name).set(16)
+    metrics.rpc_concurrency_limit.labels(name, "default").set(16)
     metrics.inflight_ranges.labels(name).set(3)
     metrics.index_range_duration.labels(name, "fetch").observe(0.2)
     before = series_of(registry, name)

@@ -100,7 +100,7 @@ async def test_metrics_during_a_real_run_agree_with_the_database(
         "tindexer_activity_duration_seconds_count", activity="index_range", outcome="ok"
     )
     assert ok >= fetches
-    assert during.value("tindexer_rpc_concurrency_limit", chain=chain) == (
+    assert during.value("tindexer_rpc_concurrency_limit", chain=chain, provider="default") == (
         row.config.rpc_max_concurrency
     )
     assert sum(during.matching("tindexer_rpc_requests_total", chain=chain, outcome="ok")) > 0

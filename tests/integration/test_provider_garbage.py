@@ -30,7 +30,12 @@ def huge_value_in_block(number: int) -> Callable[[dict[str, Any], dict[str, Any]
 
 
 def bad_data_requests(harness: Harness, chain: str) -> float:
-    labels = {"chain": chain, "method": "eth_getBlockByNumber", "outcome": "bad_data"}
+    labels = {
+        "chain": chain,
+        "provider": "default",
+        "method": "eth_getBlockByNumber",
+        "outcome": "bad_data",
+    }
     return harness.metrics.registry.get_sample_value("tindexer_rpc_requests_total", labels) or 0
 
 

@@ -206,7 +206,7 @@ def method_gauge(metrics: Metrics, method: str) -> float | None:
 
 
 def requests(metrics: Metrics, method: str, outcome: str = "ok") -> float:
-    labels = {"chain": "t", "method": method, "outcome": outcome}
+    labels = {"chain": "t", "provider": "default", "method": method, "outcome": outcome}
     return metrics.registry.get_sample_value("tindexer_rpc_requests_total", labels) or 0.0
 
 

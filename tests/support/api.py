@@ -58,8 +58,10 @@ async def serving_api(harness: Harness, **options: Any) -> AsyncIterator[ApiClie
     """The admin API in this process, on the harness's pool, client and task queue.
 
     `options` replace or add ApiState fields (pool, temporal, allowed_hosts, purge_batch_blocks).
+    Its metrics are the harness's, as in `tindexer up`: status shows what its workers saw.
     """
     fields = {"pool": harness.pool, "temporal": harness.client, "token": TOKEN}
+    fields["metrics"] = harness.metrics  # what the harness's workers saw of the providers
     state = ApiState(**{**fields, "task_queue": harness.task_queue, **options})
     server = TestServer(create_app(state, sample_rates=False), host="127.0.0.1")
     await server.start_server()

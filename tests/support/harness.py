@@ -31,12 +31,13 @@ class Harness:
         self.metrics = Metrics(CollectorRegistry())
         self.chains: list[str] = []
 
-    def chain_config(self, rpc_url: str, **knobs: Any) -> ChainConfig:
+    def chain_config(self, rpc_url: str | None, **knobs: Any) -> ChainConfig:
         name = f"c{uuid.uuid4().hex[:8]}"
         self.chains.append(name)
         return ChainConfig(name=name, rpc_url=rpc_url, **knobs)
 
-    async def add_chain(self, rpc_url: str, **knobs: Any) -> ChainRow:
+    async def add_chain(self, rpc_url: str | None, **knobs: Any) -> ChainRow:
+        """A fresh chain on `rpc_url`, or None with `providers=[...]` among the knobs."""
         return await upsert_chain(self.pool, self.chain_config(rpc_url, **knobs))
 
     async def chain(self, name: str) -> ChainRow:

@@ -8,13 +8,18 @@ a 429 with any Retry-After, a malformed body; `first` limits that to the first r
 `head_lag` makes it behave as a lagging backend, and `delay_seconds` as a slow one.
 `unsupported_methods` makes it a provider that lacks some methods: it answers JSON-RPC
 -32601 (method not found, in geth's words) for each call of them, inside batches too, and
-forwards the rest of the batch.
+forwards the rest of the batch. `max_requests_per_second` makes it a provider with a plan: over
+that many HTTP requests in the last second it answers 429. `arrivals` holds the time of every
+HTTP request (for counts per window) and `blocks_above_head` every block number it was asked
+for above the head it reports. Leaving `running()` kills it; running it again on the same port
+brings it back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -36,9 +41,14 @@ Rewrite = Callable[[dict[str, Any], dict[str, Any]], None]
 
 class ProviderProxy:
     def __init__(
-        self, upstream: str, path: str = KEY_PATH, unsupported_methods: Iterable[str] = ()
+        self,
+        upstream: str,
+        path: str = KEY_PATH,
+        unsupported_methods: Iterable[str] = (),
+        name: str = "proxy",
     ) -> None:
         self.upstream = upstream
+        self.name = name  # the provider name a test configures it under
         self.path = path
         # What this provider lacks: not a fault, so reset() keeps it.
         self.unsupported_methods: set[str] = set(unsupported_methods)
@@ -49,6 +59,11 @@ class ProviderProxy:
         self.head_fixed: int | None = None  # answer this head whatever the upstream says
         self.delay_seconds = 0.0  # wait this long before answering anything
         self.calls: Counter[str] = Counter()
+        self.max_requests_per_second: int | None = None  # a plan: 429 above it (last second)
+        self.arrivals: list[float] = []  # monotonic time of every HTTP request
+        self.throttled = 0  # requests answered 429 for passing max_requests_per_second
+        self.blocks_above_head: list[int] = []  # asked for while lagging, above its head
+        self.port = 0
         self.url = ""
         self._session: aiohttp.ClientSession | None = None
 
@@ -63,6 +78,13 @@ class ProviderProxy:
         body = await request.read()
         payload = json.loads(body)
         calls = payload if isinstance(payload, list) else [payload]
+        now = time.monotonic()
+        self.arrivals.append(now)
+        if self.max_requests_per_second is not None and self.in_window(now - 1.0, now) > (
+            self.max_requests_per_second
+        ):
+            self.throttled += 1
+            return web.Response(status=429, headers={"Retry-After": "1"}, text="slow down")
         self.calls.update(str(call.get("method")) for call in calls)
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
@@ -108,10 +130,24 @@ class ProviderProxy:
         head = await self._reported_head()
         for answer in listed:
             call = by_id.get(answer.get("id"), {})
-            self._apply_head(call, answer, head)
+            if self._apply_head(call, answer, head):
+                self.blocks_above_head.append(int(call["params"][0], 16))
             if self.rewrite is not None:
                 self.rewrite(call, answer)
         return web.json_response(answers)
+
+    def in_window(self, start: float, end: float) -> int:
+        """HTTP requests that arrived in start < t <= end."""
+        return sum(1 for t in self.arrivals if start < t <= end)
+
+    def busiest_window(self, seconds: float) -> int:
+        """The most HTTP requests that arrived within any `seconds`-long window."""
+        most, first = 0, 0
+        for last, at in enumerate(self.arrivals):
+            while at - self.arrivals[first] >= seconds:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
 
     async def more_calls(self, method: str, count: int, timeout: float = 30) -> None:
         """Wait until `count` more calls of `method` arrive (head scans: eth_blockNumber)."""
@@ -137,16 +173,21 @@ class ProviderProxy:
         return max(0, real - self.head_lag)
 
     @staticmethod
-    def _apply_head(call: dict[str, Any], answer: dict[str, Any], head: int | None) -> None:
-        """A lagging backend: its head is `head`, and it has no block above it."""
+    def _apply_head(call: dict[str, Any], answer: dict[str, Any], head: int | None) -> bool:
+        """A lagging backend: its head is `head`, and it has no block above it.
+
+        True when the call asked for a block above that head (answered null).
+        """
         if head is None or "result" not in answer:
-            return
+            return False
         if call.get("method") == "eth_blockNumber":
             answer["result"] = hex(head)
-        elif call.get("method") == "eth_getBlockByNumber":
+        elif call.get("method") in ("eth_getBlockByNumber", "eth_getBlockReceipts"):
             tag = call.get("params", [None])[0]
             if isinstance(tag, str) and tag.startswith("0x") and int(tag, 16) > head:
                 answer["result"] = None
+                return True
+        return False
 
     @asynccontextmanager
     async def running(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
@@ -159,8 +200,8 @@ class ProviderProxy:
         self._session = aiohttp.ClientSession()
         try:
             await site.start()
-            bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            self.url = f"http://{host}:{bound}{self.path}"
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.url = f"http://{host}:{self.port}{self.path}"
             yield self.url
         finally:
             await self._session.close()

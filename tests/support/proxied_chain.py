@@ -43,7 +43,7 @@ class Provider:
         return client
 
     def count(self, outcome: str, method: str = "eth_getBlockByNumber") -> float:
-        labels = {"chain": "t", "method": method, "outcome": outcome}
+        labels = {"chain": "t", "provider": "default", "method": method, "outcome": outcome}
         return self.metrics.registry.get_sample_value("tindexer_rpc_requests_total", labels) or 0
 
     async def close(self) -> None:

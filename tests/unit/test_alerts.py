@@ -45,7 +45,13 @@ REQUIRED = {
 }
 
 
-UP_DOWN = {"TindexerExporterDown", "TindexerTemporalUnreachable", "TindexerPostgresDown"}
+UP_DOWN = {
+    "TindexerExporterDown",
+    "TindexerTemporalUnreachable",
+    "TindexerPostgresDown",
+    "TindexerProviderDown",
+    "TindexerNoHealthyProvider",
+}
 
 
 def promtool() -> str:

@@ -44,7 +44,7 @@ def test_forget_chain_removes_every_series_of_that_chain_only() -> None:
     for chain in ("main", "mainnet"):
         metrics.touch_chain(chain)
         metrics.chain_head.labels(chain).set(100)
-        metrics.rpc_concurrency_limit.labels(chain).set(16)
+        metrics.rpc_concurrency_limit.labels(chain, "default").set(16)
         metrics.replicas_desired.labels(chain).set(2)
         metrics.index_range_duration.labels(chain, "store").observe(0.1)
         metrics.workflow_start_failures.labels(chain, "unavailable").inc()

@@ -32,7 +32,8 @@ class Chain:
 
     def count(self, outcome: str, method: str = "eth_getBlockByNumber") -> float:
         value = self.metrics.registry.get_sample_value(
-            "tindexer_rpc_requests_total", {"chain": "t", "method": method, "outcome": outcome}
+            "tindexer_rpc_requests_total",
+            {"chain": "t", "provider": "default", "method": method, "outcome": outcome},
         )
         return value or 0.0
 
@@ -143,7 +144,7 @@ async def test_a_huge_retry_after_pauses_the_client_no_longer_than_the_clamp(
     assert [r.wait_seconds for r in caplog.records if hasattr(r, "wait_seconds")] == [wait]
     assert provider.count("rate_limited") == 1 and provider.count("ok") == 1
     clamped = provider.metrics.registry.get_sample_value(
-        "tindexer_rpc_retry_after_clamped_total", {"chain": "t"}
+        "tindexer_rpc_retry_after_clamped_total", {"chain": "t", "provider": "default"}
     )
     assert clamped == 1
 

@@ -44,7 +44,8 @@ async def fetch(url, cap):
         error = f"{type(exc).__name__}: {exc}"
     finally:
         await client.close()
-    labels = {"chain": "t", "method": "eth_getBlockByNumber", "outcome": "too_large"}
+    labels = {"chain": "t", "provider": "default", "method": "eth_getBlockByNumber"}
+    labels["outcome"] = "too_large"
     too_large = metrics.registry.get_sample_value("tindexer_rpc_requests_total", labels)
     report = {"baseline_kib": baseline, "peak_kib": kib("VmHWM"), "error": error}
     print(json.dumps({**report, "too_large": too_large}))
