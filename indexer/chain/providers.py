@@ -325,7 +325,9 @@ class ProviderSet(RpcClient):
 
     async def latest_available_head(self) -> tuple[int, bytes | None]:
         """The highest latest available block (head-1 rule) among the providers that answer,
-        and its hash as the first of them to answer it gave it (None under the head-1 rule).
+        and its hash from the first provider listed at that head (None under the head-1 rule).
+        Providers at one height on different forks give different hashes from scan to scan:
+        the reorg check then compares its whole window, as it should.
 
         Each provider's head and lag behind that one are remembered (routing) and shown
         (tindexer_provider_head_lag_blocks). A provider out of rotation is asked once its
