@@ -126,6 +126,15 @@ class AlertConfig:
     # behind it) is the problem; shorter would fire during every scale-up.
     replicas_window: str = "30m"
     replicas_pinned_for: str = "30m"
+    # A worker held at its memory budget (indexer/chain/budget.py): on average at least one
+    # batch waiting for room at every moment (summed wait seconds per second over the window)
+    # while its bytes in flight fill most of the budget. Short bursts are the budget doing its
+    # job; half an hour of it means throughput is bounded by the budget: raise it (within the
+    # memory limit) or add workers.
+    memory_budget_window: str = "10m"
+    memory_budget_waiting: float = 1.0
+    memory_budget_fill: float = 0.8
+    memory_budget_for: str = "30m"
 
     # --- SLOs -----------------------------------------------------------------------------
     # 99 % of the time live: 7.2 hours a month of budget for provider outages and upgrades.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alerts.config import CONFIG
 from dashboards.common import (
+    BYTES,
     COUNT,
     GREEN,
     PER_SECOND,
@@ -148,6 +149,29 @@ ROWS: Rows = [
                 "eth_getTransactionReceipt from a provider without it) and the head.",
                 PER_SECOND,
                 Query(q.RPC_REQUESTS_BY_METHOD, "{{chain}} {{method}}"),
+                width=12,
+            ),
+        ],
+    ),
+    (
+        "Worker memory",
+        [
+            timeseries(
+                "Bytes in flight",
+                "JSON-RPC answer bytes each worker holds (batches being fetched or waiting to be"
+                " stored) against its memory budget; a batch larger than the budget runs alone.",
+                BYTES,
+                Query(q.WORKER_IN_FLIGHT, "{{instance}} in flight"),
+                Query(q.WORKER_BUDGET, "{{instance}} budget"),
+                width=12,
+            ),
+            timeseries(
+                "Time waiting for budget",
+                "Batch-seconds per second spent waiting for room in each worker's budget: 1"
+                " means one batch waiting at every moment. Sustained, the budget bounds"
+                " throughput (alert TindexerWorkerAtMemoryBudget).",
+                SECONDS,
+                Query(q.WORKER_BUDGET_WAIT, "{{instance}}"),
                 width=12,
             ),
         ],

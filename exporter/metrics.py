@@ -392,6 +392,25 @@ class Metrics:
             registry=r,
         )
 
+        # --- Worker memory budget (indexer/chain/budget.py) ------------------------------------
+        self.worker_memory_budget = Gauge(
+            "tindexer_worker_memory_budget_bytes",
+            "JSON-RPC answer bytes this worker may hold at once (worker_memory_budget_bytes).",
+            registry=r,
+        )
+        self.worker_bytes_in_flight = Gauge(
+            "tindexer_worker_in_flight_bytes",
+            "JSON-RPC answer bytes this worker holds now: batches fetched or being fetched and"
+            " not yet stored.",
+            registry=r,
+        )
+        self.worker_budget_wait = Counter(
+            "tindexer_worker_budget_wait_seconds_total",
+            "Time batches spent waiting for room in this worker's memory budget, summed over"
+            " the waiting batches.",
+            registry=r,
+        )
+
         # --- Replica autoscaling (the `tindexer workers --autoscale` supervisor) ------------
         self.replicas_desired = Gauge(
             "tindexer_replicas_desired",

@@ -139,6 +139,14 @@ def worker(
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve /metrics here (default: settings, 9464).")
     ] = None,
+    memory_budget: Annotated[
+        int | None,
+        typer.Option(
+            min=1024 * 1024,
+            help="JSON-RPC answer bytes the worker holds at once"
+            " (default: settings' worker_memory_budget_bytes, 64 MiB).",
+        ),
+    ] = None,
 ) -> None:
     """Run one worker against $TEMPORAL_ADDRESS and $DATABASE_URL (for scaling out)."""
     from indexer.worker import WorkerTuning, run_worker_process
@@ -154,7 +162,11 @@ def worker(
         signal.signal(signal.SIGTERM, _stop_before_start)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         tuning = WorkerTuning(
-            max_concurrent_activities, max_concurrent_workflow_tasks, pollers, start_clients
+            max_concurrent_activities,
+            max_concurrent_workflow_tasks,
+            pollers,
+            start_clients,
+            memory_budget_bytes=memory_budget or settings.worker_memory_budget_bytes,
         )
         asyncio.run(run_worker_process(settings, tuning))
     _finish(0)
@@ -366,11 +378,33 @@ def loadtest(
     blocks: Annotated[int, typer.Option(min=1, help="Backlog to index end to end.")] = 750_000,
     txs_per_block: Annotated[int, typer.Option(min=0)] = 3,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (replicas).")] = 1,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulated chain's block profile (mainnet: ~150 transactions with calldata,"
+            " ~2 logs each); replaces --txs-per-block."
+        ),
+    ] = None,
+    worker_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An extra `tindexer worker` argument, as --worker-option=--memory-budget=N"
+            " (repeat for each)."
+        ),
+    ] = None,
 ) -> None:
     """Index a simulated backlog end to end on fresh embedded services and report the timings."""
     from indexer.loadtest import run_loadtest
 
-    result = asyncio.run(run_loadtest(blocks, txs_per_block, workers=workers))
+    result = asyncio.run(
+        run_loadtest(
+            blocks,
+            txs_per_block,
+            workers=workers,
+            profile=profile,
+            worker_options=worker_option,
+        )
+    )
     table = Table("measure", "value")
     for name, value in vars(result).items():
         if name != "series":

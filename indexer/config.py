@@ -24,6 +24,11 @@ BIGINT_MAX = 2**63 - 1  # block numbers are PostgreSQL bigints
 # at 16 gas a byte = 1.9 MB, 3.75 MB as hex), and a batch over it is split in two: a cap set
 # too low costs requests, never blocks. What it stops is a provider's gzip bomb.
 DEFAULT_RPC_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+# JSON-RPC answer bytes a worker holds at once (indexer/chain/budget.py). deploy/ grants a worker
+# 1 GiB. A batch in memory (its answer, the decoded blocks, its COPY lines) was measured at ~5x
+# its answer bytes on mainnet-shaped blocks, and a Python worker idles near 150 MiB: 64 MiB of
+# answers keeps a worker near 0.5 GiB, with the rest of the limit as headroom.
+DEFAULT_WORKER_MEMORY_BUDGET_BYTES = 64 * 1024 * 1024
 
 # Cloud metadata services answer on link-local addresses (169.254.0.0/16, fe80::/10), plus these
 # names and addresses outside that range. A provider URL pointing at one turns the indexer into
@@ -258,6 +263,8 @@ class Settings(BaseModel):
     api_allowed_hosts: list[str] | None = None
     # Provider URLs on link-local addresses (cloud metadata services) are refused unless set.
     allow_link_local_rpc: bool = False
+    # JSON-RPC answer bytes one worker process holds at once, over all its ranges.
+    worker_memory_budget_bytes: int = Field(DEFAULT_WORKER_MEMORY_BUDGET_BYTES, ge=1024 * 1024)
     chains: list[ChainConfig] = []
 
     @model_validator(mode="after")

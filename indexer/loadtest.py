@@ -71,6 +71,7 @@ class LoadtestResult:
     peak_rss_bytes: dict[str, int]
     cpu_seconds: dict[str, float]  # user + system, by process, from the first sample to the end
     series: list[dict[str, float]] = field(default_factory=list)
+    profile: str | None = None
 
     @property
     def activity_timeout_rate(self) -> float:
@@ -126,6 +127,7 @@ async def run_loadtest(
     poll_seconds: float = 1.0,
     workers: int = 1,
     watch: dict[str, int] | None = None,
+    profile: str | None = None,
 ) -> LoadtestResult:
     """Index `blocks` blocks end to end and measure it.
 
@@ -134,6 +136,8 @@ async def run_loadtest(
     how often progress is sampled, hence the resolution of `index_seconds`. `workers` worker
     processes poll the task queue, as replicas would; peak RSS is then the largest of them.
     `watch` names other processes (by pid) whose RSS and CPU time to report too, e.g. a node.
+    `profile` is the simulated chain's block profile (`mainnet`: ~150 transactions with calldata
+    and ~2 logs each); it replaces `txs_per_block`.
     """
     if rpc_url is not None:
         async with aiohttp.ClientSession() as http:
@@ -157,11 +161,16 @@ async def run_loadtest(
         )
         sim = None
         if rpc_url is None:
+            sim_args = (
+                sim_chain_args(ports["sim"], backlog=blocks, block_time=0, profile=profile)
+                if profile
+                else sim_chain_args(
+                    ports["sim"], backlog=blocks, block_time=0, txs_per_block=txs_per_block
+                )
+            )
             sim = stack.enter_context(
                 child_process(
-                    sim_chain_args(
-                        ports["sim"], backlog=blocks, block_time=0, txs_per_block=txs_per_block
-                    ),
+                    sim_args,
                     "127.0.0.1",
                     ports["sim"],
                     log_path=work / "sim.log",
@@ -308,4 +317,5 @@ async def run_loadtest(
             for name, by_pid in cpu.items()
         },
         series=series,
+        profile=profile,
     )

@@ -25,7 +25,7 @@ from indexer.lifecycle import observed_services, until_stopped
 from indexer.progress_view import show_progress
 from indexer.store.chains import upsert_chain
 from indexer.temporal_client import start_head_scan
-from indexer.worker import running_worker
+from indexer.worker import WorkerTuning, running_worker
 
 
 @dataclass
@@ -68,7 +68,13 @@ async def index(
         )
         async with (
             serving_api(api, settings.api_host, settings.api_port) as api_port,
-            running_worker(client, pool, settings.task_queue, metrics=metrics),
+            running_worker(
+                client,
+                pool,
+                settings.task_queue,
+                metrics=metrics,
+                tuning=WorkerTuning(memory_budget_bytes=settings.worker_memory_budget_bytes),
+            ),
         ):
             console.print(f"admin API on http://{settings.api_host}:{api_port}")
             if not settings.api_token:

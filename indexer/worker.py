@@ -28,7 +28,8 @@ from exporter.metrics import Metrics, default_metrics
 from indexer.activities.blocks import BlockActivities
 from indexer.activities.chain_cache import ChainCache
 from indexer.activities.scheduling import SchedulingActivities
-from indexer.config import Settings
+from indexer.chain.budget import ByteBudget
+from indexer.config import DEFAULT_WORKER_MEMORY_BUDGET_BYTES, Settings
 from indexer.lifecycle import observed_services, until_stopped
 from indexer.temporal_client import fail_fast_client
 from indexer.workflows.headscan import HeadScan
@@ -54,6 +55,8 @@ class WorkerTuning:
     max_concurrent_workflow_tasks: int | None = None  # None: the SDK's default
     pollers: int = 5  # per task type
     start_clients: int = 1  # connections the scheduling activities start workflows through
+    # JSON-RPC answer bytes held at once by all the worker's ranges (indexer/chain/budget.py).
+    memory_budget_bytes: int = DEFAULT_WORKER_MEMORY_BUDGET_BYTES
 
 
 @contextlib.asynccontextmanager
@@ -63,12 +66,18 @@ async def running_worker(
     task_queue: str,
     metrics: Metrics | None = None,
     tuning: WorkerTuning | None = None,
+    budget: ByteBudget | None = None,
 ) -> AsyncIterator[Worker]:
-    """A worker polling `task_queue` until the block exits; then it drains and stops."""
+    """A worker polling `task_queue` until the block exits; then it drains and stops.
+
+    `budget` (default: one of tuning.memory_budget_bytes) bounds the answer bytes its ranges
+    hold; a test passes its own to read the high-water mark.
+    """
     metrics = metrics or default_metrics()
     tuning = tuning or WorkerTuning()
     chains = ChainCache(pool, metrics)
-    blocks = BlockActivities(chains)
+    budget = budget or ByteBudget(tuning.memory_budget_bytes, metrics)
+    blocks = BlockActivities(chains, budget)
     scheduling = SchedulingActivities(
         client,
         chains,
@@ -162,6 +171,10 @@ async def polls_complete_on_shutdown(client: Client) -> bool:
 async def run_worker_process(settings: Settings, tuning: WorkerTuning) -> None:
     """A worker on its own, for more capacity; stops (draining) on Ctrl-C or SIGTERM."""
     assert settings.database_url and settings.temporal_address
+    log.info(
+        "memory budget: %d MiB of JSON-RPC answers in flight",
+        tuning.memory_budget_bytes // (1024 * 1024),
+    )
     async with (
         observed_services(
             settings, settings.database_url, settings.temporal_address, progress=False

@@ -1,4 +1,5 @@
-"""Is worker capacity the bottleneck: replicas pinned at max while the backlog grows."""
+"""Is worker capacity the bottleneck: replicas pinned at max while the backlog grows, or a
+worker held at its memory budget."""
 
 from __future__ import annotations
 
@@ -26,6 +27,26 @@ def group(config: AlertConfig) -> Group:
                 description=(
                     "Chain {{ $labels.chain }} has run {{ $value }} worker replicas, its "
                     f"max_replicas, for {config.replicas_pinned_for} while its backlog grew."
+                ),
+                depends_on=needs("postgres", "temporal"),
+            ),
+            Alert(
+                name="TindexerWorkerAtMemoryBudget",
+                expr=(
+                    f"max by (instance) (rate(tindexer_worker_budget_wait_seconds_total{s}"
+                    f"[{config.memory_budget_window}])) >= {config.memory_budget_waiting}\n"
+                    f"and on (instance)\n"
+                    f"max by (instance) (max_over_time(tindexer_worker_in_flight_bytes{s}"
+                    f"[{config.memory_budget_window}])\n"
+                    f"/ tindexer_worker_memory_budget_bytes{s}) >= {config.memory_budget_fill}"
+                ),
+                for_=config.memory_budget_for,
+                severity="warning",
+                summary="A worker is held at its memory budget.",
+                description=(
+                    "Worker {{ $labels.instance }} has had batches waiting for room in its"
+                    f" memory budget ({{{{ $value | humanize }}}} waiting on average) for"
+                    f" {config.memory_budget_for}: its throughput is bounded by the budget."
                 ),
                 depends_on=needs("postgres", "temporal"),
             ),

@@ -40,6 +40,13 @@ RPC_REQUESTS_BY_METHOD = (
     f"sum by (chain, method) (rate(tindexer_rpc_requests_total{C}[$__rate_interval]))"
 )
 
+# --- Worker memory (one series per worker process) ------------------------------------------
+WORKER_IN_FLIGHT = "max by (instance) (tindexer_worker_in_flight_bytes)"
+WORKER_BUDGET = "max by (instance) (tindexer_worker_memory_budget_bytes)"
+WORKER_BUDGET_WAIT = (
+    "sum by (instance) (rate(tindexer_worker_budget_wait_seconds_total[$__rate_interval]))"
+)
+
 # --- Scheduling --------------------------------------------------------------------------------
 BLOCKS_SCHEDULED_RATE = (
     f"sum by (chain, mode) (rate(tindexer_blocks_scheduled_total{C}[$__rate_interval]))"

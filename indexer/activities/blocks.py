@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 import asyncpg
+from opentelemetry import trace
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -16,13 +18,15 @@ from indexer.activities.datasets import missing_by_dataset, new_rows, stored_row
 from indexer.activities.heartbeat import heartbeating
 from indexer.activities.reorg import ForkBelowFinality, ForkDeeperThanWindow
 from indexer.activities.reorg_watch import Outcome, ReorgWatch
+from indexer.activities.stream import Batch, stream_range
+from indexer.chain.budget import ByteBudget
 from indexer.chain.model import BadChainData, Block
 from indexer.chain.rpc import RpcClient, RpcError, RpcUnavailable
-from indexer.config import ChainConfig
+from indexer.config import DEFAULT_WORKER_MEMORY_BUDGET_BYTES, ChainConfig
 from indexer.datasets import Dataset, needs_receipts
 from indexer.store.blocks import store_range
 from indexer.store.chains import set_finalized, set_head
-from indexer.store.ranges import coverage, is_covered
+from indexer.store.ranges import coverage
 from indexer.workflows.inputs import (
     IndexRangeInput,
     IndexRangeResult,
@@ -67,11 +71,22 @@ def _chain_failure(exc: Exception) -> ApplicationError:
     return ApplicationError(f"{type(exc).__name__}: {exc}", type=type(exc).__name__)
 
 
+@dataclass
+class _Totals:
+    """What a range's batches stored, added up as they commit."""
+
+    blocks: int = 0
+    transactions: int = 0
+    logs: int = 0
+    rows: dict[Dataset, int] = field(default_factory=dict)
+
+
 class BlockActivities:
-    def __init__(self, chains: ChainCache) -> None:
+    def __init__(self, chains: ChainCache, budget: ByteBudget | None = None) -> None:
         self.chains = chains
         self.pool = chains.pool
         self.metrics = chains.metrics
+        self.budget = budget or ByteBudget(DEFAULT_WORKER_MEMORY_BUDGET_BYTES, self.metrics)
         self._behind: set[str] = set()  # chains whose provider answered below their head
         self._watch = ReorgWatch(self.pool, self.metrics)
         self._finalized: dict[int, int | None] = {}  # last final block written, by chain id
@@ -80,11 +95,20 @@ class BlockActivities:
     @activity.defn(name="index_range")
     async def index_range(self, request: IndexRangeInput) -> IndexRangeResult:
         """Fetch blocks start..end (with receipts when a dataset needs them) and store them
-        with every dataset of the chain, and their range, in one transaction."""
+        with every dataset of the chain, batch by batch (activities/stream.py).
+
+        Each batch is committed in its own transaction together with its blocks' entries in
+        indexed_ranges and dataset_ranges, so a block counts as indexed exactly when its rows
+        are committed and a crash loses at most the batches in flight. A transaction never
+        spans a network fetch: it is held for one batch's store only, at most
+        store_deadline(rows) (30 s + 1 s per 10,000 rows; a batch of MAX_BATCH_BYTES of answers
+        is ~100k rows, so ~40 s at worst, well under a second normally). On a retry the blocks
+        already in indexed_ranges are skipped.
+        """
         chain = await self.chains.chain(request.chain)
-        with self.metrics.pg_query_duration.labels("is_covered").time():
-            covered = await is_covered(self.pool, chain.id, request.start, request.end)
-        if covered:
+        with self.metrics.pg_query_duration.labels("coverage").time():
+            covered = await coverage(self.pool, chain.id, request.start, request.end)
+        if not covered.gaps:
             return IndexRangeResult(blocks=0, transactions=0, skipped=True)
         datasets = chain.config.datasets
         with self.metrics.pg_query_duration.labels("dataset_coverage").time():
@@ -100,42 +124,91 @@ class BlockActivities:
             "blocks": request.end - request.start + 1,
             "datasets": ",".join(datasets),
         }
-        async with heartbeating():
+        totals = _Totals()
+        # One span per side for the whole range, a child span per batch under each.
+        fetch_span = tracer().start_span(
+            "rpc.fetch_blocks", attributes={**attributes, "receipts": receipts}
+        )
+        store_span = tracer().start_span("postgres.store_range", attributes=attributes)
+
+        async def fetch(
+            first: int, last: int, get: Callable[[], Awaitable[list[Block]]]
+        ) -> list[Block]:
             with tracer().start_as_current_span(
-                "rpc.fetch_blocks", attributes={**attributes, "receipts": receipts}
+                "rpc.fetch_batch",
+                context=trace.set_span_in_context(fetch_span),
+                attributes={"chain": request.chain, "batch.start": first, "batch.end": last},
             ):
                 started = time.perf_counter()
                 try:
-                    blocks = await rpc.get_blocks(request.start, request.end, receipts=receipts)
+                    blocks = await get()
                 except (BadChainData, RpcUnavailable, RpcError) as exc:
                     raise _chain_failure(exc) from exc
-                fetched = time.perf_counter()
-                self._observe_phase(request.chain, "fetch", fetched - started)
-            transactions = sum(len(b.transactions) for b in blocks)
-            added = new_rows(blocks, missing)
-            rows = {f"rows.{dataset}": count for dataset, count in added.items()}
+                self._observe_phase(request.chain, "fetch", time.perf_counter() - started)
+                return blocks
+
+        async def store(batch: Batch) -> None:
+            blocks = batch.blocks
             with tracer().start_as_current_span(
-                "postgres.store_range",
-                attributes={**attributes, "transactions": transactions, **rows},
+                "postgres.store_batch",
+                context=trace.set_span_in_context(store_span),
+                attributes={
+                    "chain": request.chain,
+                    "batch.start": blocks[0].number,
+                    "batch.end": blocks[-1].number,
+                    "batch.answer_bytes": batch.answer_bytes,
+                },
             ):
-                deadline = store_deadline(stored_rows(blocks, datasets))
-                try:
-                    await store_within(self.pool, chain.id, blocks, deadline, datasets)
-                except BadChainData as exc:
-                    raise _chain_failure(exc) from exc
-                except TimeoutError as exc:
-                    raise ApplicationError(
-                        f"storing blocks {request.start}..{request.end} took over"
-                        f" {deadline:.0f}s: PostgreSQL unreachable or stuck",
-                        type="StoreTimeout",
-                    ) from exc
-                stored = time.perf_counter()
-                self._observe_phase(request.chain, "store", stored - fetched)
-                self.metrics.pg_query_duration.labels("store_range").observe(stored - fetched)
-        self.metrics.blocks_indexed.labels(request.chain).inc(len(blocks))
-        for dataset, count in added.items():
-            self.metrics.rows_indexed.labels(request.chain, dataset).inc(count)
-        return IndexRangeResult(blocks=len(blocks), transactions=transactions)
+                started = time.perf_counter()
+                await self._store_batch(chain.id, blocks, datasets)
+                seconds = time.perf_counter() - started
+                self._observe_phase(request.chain, "store", seconds)
+                self.metrics.pg_query_duration.labels("store_range").observe(seconds)
+            added = new_rows(blocks, missing)
+            self.metrics.blocks_indexed.labels(request.chain).inc(len(blocks))
+            for dataset, count in added.items():
+                self.metrics.rows_indexed.labels(request.chain, dataset).inc(count)
+                totals.rows[dataset] = totals.rows.get(dataset, 0) + count
+            totals.blocks += len(blocks)
+            totals.transactions += sum(len(b.transactions) for b in blocks)
+            totals.logs += sum(
+                len(tx.receipt.logs) for b in blocks for tx in b.transactions if tx.receipt
+            )
+
+        try:
+            async with heartbeating():
+                for low, high in covered.gaps:
+                    await stream_range(
+                        rpc, self.budget, low, high, receipts=receipts, fetch=fetch, store=store
+                    )
+        finally:
+            store_span.set_attributes(
+                {
+                    "transactions": totals.transactions,
+                    **{f"rows.{dataset}": count for dataset, count in totals.rows.items()},
+                }
+            )
+            fetch_span.end()
+            store_span.end()
+        return IndexRangeResult(
+            blocks=totals.blocks, transactions=totals.transactions, logs=totals.logs
+        )
+
+    async def _store_batch(
+        self, chain_id: int, blocks: list[Block], datasets: Sequence[Dataset]
+    ) -> None:
+        """One batch in one transaction, abandoned after its deadline."""
+        deadline = store_deadline(stored_rows(blocks, datasets))
+        try:
+            await store_within(self.pool, chain_id, blocks, deadline, datasets)
+        except BadChainData as exc:
+            raise _chain_failure(exc) from exc
+        except TimeoutError as exc:
+            raise ApplicationError(
+                f"storing blocks {blocks[0].number}..{blocks[-1].number} took over"
+                f" {deadline:.0f}s: PostgreSQL unreachable or stuck",
+                type="StoreTimeout",
+            ) from exc
 
     def _observe_phase(self, chain: str, phase: str, seconds: float) -> None:
         """Histogram with the current trace as exemplar, to jump from a slow bucket to a trace."""

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from exporter.metrics import Metrics, default_metrics
+from indexer.chain.budget import count_answer_bytes
 from indexer.chain.decoders import (
     Decoder,
     block_receipts_decoder,
@@ -170,7 +171,9 @@ class RpcClient:
         """
         try:
             async with self._http().post(self.url, json=body) as response:
-                return await self._read(response)
+                answer = await self._read(response)
+                count_answer_bytes(len(answer))
+                return answer
         except TimeoutError:
             failure: RpcError = RpcTimeout(
                 f"no answer from {self.redact.public} within {self.settings.timeout_seconds}s"
@@ -373,6 +376,35 @@ class RpcClient:
         blocks: list[Block] = [block for batch_blocks in fetched for block in batch_blocks]
         check_links(blocks)
         return blocks[1:] if start > 0 else blocks
+
+    async def get_blocks_batch(
+        self, start: int, end: int, *, receipts: bool = False, previous: Block | None = None
+    ) -> list[Block]:
+        """Blocks start..end as get_blocks fetches them, one batch of a range streamed in parts.
+
+        `previous` is block start-1 as the batch before this one fetched it: the first block's
+        parentHash is checked against it instead of against a fresh fetch of start-1, so the
+        parent links of a range hold across its batches without asking for any block twice.
+        """
+        if previous is None:
+            return await self.get_blocks(start, end, receipts=receipts)
+        if previous.number != start - 1:
+            raise ValueError(f"previous is block {previous.number}, not {start - 1}")
+        numbers = list(range(start, end + 1))
+        size = self.settings.batch_size
+
+        async def fetch(batch: list[int]) -> list[Block]:
+            blocks: list[Block] = await self._fetch_batch(batch, True)
+            if receipts:
+                await self._fetch_receipts(blocks)
+            return blocks
+
+        fetched = await asyncio.gather(
+            *(fetch(numbers[i : i + size]) for i in range(0, len(numbers), size))
+        )
+        blocks = [block for batch_blocks in fetched for block in batch_blocks]
+        check_links([previous, *blocks])
+        return blocks
 
     async def _fetch_receipts(self, blocks: list[Block]) -> None:
         """Attach every transaction's receipt, by the method this provider serves.

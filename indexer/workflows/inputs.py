@@ -44,6 +44,7 @@ class IndexRangeResult:
     blocks: int
     transactions: int
     skipped: bool = False
+    logs: int = 0
 
 
 @dataclass(frozen=True)

@@ -95,12 +95,21 @@ async def test_scheduler_batch_to_fetch_and_store_is_one_trace_and_logs_carry_it
         == (store.attributes["blocks"])
     )
 
-    # A rate-limit warning logged inside a fetch carries that fetch's trace and span.
+    # A rate-limit warning logged inside a fetch carries the trace and span of the fetch's
+    # batch (a range is fetched batch by batch, each batch a child span of the range's fetch).
     records = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     limited = [r for r in records if r.get("source") == "rpc" and r.get("chain") == chain]
     assert limited, "no rate-limit log line"
+    fetch_spans = {s.context.span_id for s in fetches}
+    fetch_batches = [
+        s
+        for s in finished
+        if s.name == "rpc.fetch_batch" and s.parent is not None and s.parent.span_id in fetch_spans
+    ]
+    assert fetch_batches
     fetch_ids = {
-        (format(s.context.trace_id, "032x"), format(s.context.span_id, "016x")) for s in fetches
+        (format(s.context.trace_id, "032x"), format(s.context.span_id, "016x"))
+        for s in fetch_batches
     }
     assert any((r["trace_id"], r["span_id"]) in fetch_ids for r in limited)
     assert all(r["wait_seconds"] >= 0 for r in limited)

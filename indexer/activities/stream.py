@@ -1,0 +1,141 @@
+"""A range streamed batch by batch: fetch the next batch while the last one is being stored.
+
+Each batch is cut by bytes (the chain's measured answer bytes per block), holds a reservation
+in the worker's ByteBudget from before its first request until its rows are committed, and is
+stored in its own short transaction that records its blocks in indexed_ranges. A range thus
+costs the worker at most a few batches of memory, however long it is or however heavy its
+blocks, and a crash loses at most the batches in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from indexer.chain.budget import ByteBudget, Reservation, counting_answer_bytes
+from indexer.chain.model import Block
+from indexer.chain.rpc import RpcClient
+
+# A batch aims at this many answer bytes (and at most an eighth of the budget, so several
+# ranges share it): ~35 mainnet blocks with receipts, a whole 2,000-block range of 3-transaction
+# blocks. Its store then writes ~16 MB of rows in one transaction: well under a second.
+MAX_BATCH_BYTES = 16 * 1024 * 1024
+BUDGET_SHARE = 8
+# Batches fetched (or being fetched) while one is stored: one is enough to overlap the two,
+# and each one more only holds more memory.
+PIPELINE_DEPTH = 1
+# A chain's first batch in a worker measures its blocks (the others wait for it): a few blocks.
+PROBE_BLOCKS = 4
+
+
+@dataclass
+class Batch:
+    blocks: list[Block]
+    reservation: Reservation
+    answer_bytes: int
+
+
+def batch_blocks(budget: ByteBudget, chain: str, remaining: int) -> int:
+    """How many blocks the next batch asks for: its target bytes at the chain's bytes/block."""
+    target = min(MAX_BATCH_BYTES, budget.budget_bytes // BUDGET_SHARE)
+    return max(1, min(remaining, int(target // budget.bytes_per_block(chain))))
+
+
+async def stream_range(
+    rpc: RpcClient,
+    budget: ByteBudget,
+    start: int,
+    end: int,
+    *,
+    receipts: bool,
+    fetch: Callable[[int, int, Callable[[], Awaitable[list[Block]]]], Awaitable[list[Block]]],
+    store: Callable[[Batch], Awaitable[None]],
+    depth: int = PIPELINE_DEPTH,
+) -> None:
+    """Fetch blocks start..end in batches and hand each to `store`, in order, one at a time.
+
+    `fetch(first, last, get)` wraps each batch's fetch (`await get()`: tracing, timing); `store`
+    writes a batch, after which its reservation is released. While one batch is being stored,
+    at most `depth` more are fetched or being fetched: a range holds at most depth + 1 batches.
+    The first block of each batch is checked to link to the last of the batch before
+    (get_blocks_batch); the first of all against block start-1 from the provider. A failure
+    on either side stops both and releases every reservation.
+    """
+    queue: asyncio.Queue[Batch | None] = asyncio.Queue()
+    # Batches of this range not yet stored: the one being stored and `depth` fetched or being
+    # fetched. A batch takes its place before it reserves bytes, and gives it up once stored.
+    unstored = asyncio.Semaphore(depth + 1)
+
+    async def produce() -> None:
+        previous: Block | None = None
+        number = start
+        while number <= end:
+            await unstored.acquire()
+            try:
+                probing = await budget.claim_probe(rpc.chain)
+            except BaseException:
+                unstored.release()
+                raise
+            count = batch_blocks(budget, rpc.chain, end - number + 1)
+            last = number + (min(count, PROBE_BLOCKS) if probing else count) - 1
+            asked = last - number + 1 + (1 if previous is None and number > 0 else 0)
+            try:
+                reservation = await budget.reserve(budget.estimate(rpc.chain, asked))
+            except BaseException:
+                if probing:
+                    budget.probe_failed(rpc.chain)
+                unstored.release()
+                raise
+            try:
+                with counting_answer_bytes() as answer:
+
+                    def get(
+                        first: int = number, final: int = last, before: Block | None = previous
+                    ) -> Awaitable[list[Block]]:
+                        return rpc.get_blocks_batch(
+                            first, final, receipts=receipts, previous=before
+                        )
+
+                    blocks = await fetch(number, last, get)
+                reservation.correct(answer[0])
+                budget.observe(rpc.chain, answer[0], asked)
+                queue.put_nowait(Batch(blocks, reservation, answer[0]))
+            except BaseException:
+                if probing:
+                    budget.probe_failed(rpc.chain)
+                reservation.release()
+                unstored.release()
+                raise
+            previous, number = blocks[-1], last + 1
+        queue.put_nowait(None)
+
+    producer = asyncio.create_task(produce())
+    getter: asyncio.Future[Batch | None] | None = None
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, producer}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done() and producer.done() and producer.exception() is not None:
+                getter.cancel()
+                producer.result()  # raises the producer's failure
+            batch = await getter
+            if batch is None:
+                break
+            try:
+                await store(batch)
+            finally:
+                batch.reservation.release()
+                unstored.release()
+        await producer
+    finally:
+        if getter is not None:
+            getter.cancel()
+        producer.cancel()
+        with contextlib.suppress(BaseException):
+            await producer
+        while not queue.empty():
+            left = queue.get_nowait()
+            if left is not None:
+                left.reservation.release()

@@ -1,0 +1,170 @@
+"""The worker's byte budget: reservations, corrections, an oversized batch alone, release on
+every exit, first come first served, and the metrics it keeps."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter.metrics import Metrics
+from indexer.chain.budget import (
+    INITIAL_BYTES_PER_BLOCK,
+    ByteBudget,
+    count_answer_bytes,
+    counting_answer_bytes,
+)
+
+
+async def settle() -> None:
+    """Let every ready task run until none is left ready (no sleeps with a duration)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_reservations_fit_until_the_budget_then_wait_for_a_release() -> None:
+    metrics = Metrics(CollectorRegistry())
+    budget = ByteBudget(100, metrics)
+    first = await budget.reserve(60)
+    second = await budget.reserve(40)
+    assert budget.in_flight == 100
+    third = asyncio.create_task(budget.reserve(10))
+    await settle()
+    assert not third.done()
+    first.release()
+    await settle()
+    assert third.done() and budget.in_flight == 50
+    third.result().release()
+    second.release()
+    assert budget.in_flight == 0 and budget.high_water == 100
+    sample = metrics.registry.get_sample_value
+    assert sample("tindexer_worker_memory_budget_bytes") == 100
+    assert sample("tindexer_worker_in_flight_bytes") == 0
+    assert sample("tindexer_worker_budget_wait_seconds_total") > 0
+
+
+async def test_a_correction_holds_the_measured_size_and_frees_room_when_smaller() -> None:
+    budget = ByteBudget(100)
+    estimate = await budget.reserve(90)
+    waiting = asyncio.create_task(budget.reserve(50))
+    await settle()
+    assert not waiting.done()
+    estimate.correct(30)  # the answer was smaller than guessed
+    await settle()
+    assert waiting.done() and budget.in_flight == 80
+    estimate.correct(70)  # or larger: held without waiting, the budget is passed for a while
+    assert budget.in_flight == 120 and budget.high_water == 120
+    estimate.release()
+    estimate.release()  # idempotent
+    estimate.correct(5)  # after release: nothing
+    assert budget.in_flight == 50
+
+
+async def test_a_batch_larger_than_the_whole_budget_proceeds_alone() -> None:
+    budget = ByteBudget(100)
+    small = await budget.reserve(10)
+    huge = asyncio.create_task(budget.reserve(1_000))
+    await settle()
+    assert not huge.done()  # waits until nothing else is held...
+    behind = asyncio.create_task(budget.reserve(10))
+    await settle()
+    assert not behind.done()  # ...and what comes after it waits its turn (no starvation)
+    small.release()
+    await settle()
+    assert huge.done() and not behind.done() and budget.in_flight == 1_000
+    huge.result().release()
+    await settle()
+    assert behind.done() and budget.in_flight == 10
+    # Alone from the start, it does not wait at all.
+    behind.result().release()
+    alone = await budget.reserve(5_000)
+    assert budget.in_flight == 5_000 and budget.largest_reservation == 5_000
+    alone.release()
+
+
+async def test_a_cancelled_waiter_takes_nothing_and_unblocks_those_behind_it() -> None:
+    budget = ByteBudget(100)
+    held = await budget.reserve(80)
+    big = asyncio.create_task(budget.reserve(50))
+    small = asyncio.create_task(budget.reserve(20))
+    await settle()
+    assert not big.done() and not small.done()  # small waits behind big
+    big.cancel()
+    await settle()
+    assert big.cancelled() and small.done() and budget.in_flight == 100
+    small.result().release()
+    held.release()
+    assert budget.in_flight == 0
+
+
+async def test_reserved_releases_on_error_and_on_cancellation() -> None:
+    budget = ByteBudget(100)
+    with pytest.raises(RuntimeError):
+        async with budget.reserved(60):
+            assert budget.in_flight == 60
+            raise RuntimeError("store failed")
+    assert budget.in_flight == 0
+
+    entered = asyncio.Event()
+
+    async def fetch_forever() -> None:
+        async with budget.reserved(70):
+            entered.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(fetch_forever())
+    await entered.wait()
+    assert budget.in_flight == 70
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert budget.in_flight == 0
+
+
+async def test_bytes_per_block_is_a_moving_mean_plus_deviations_of_measured_answers() -> None:
+    budget = ByteBudget(1 << 30)
+    assert budget.bytes_per_block("main") == INITIAL_BYTES_PER_BLOCK
+    budget.observe("main", 10_000, 10)  # 1,000 per block; deviation starts at half of it
+    assert budget.bytes_per_block("main") == 1_000 + 2 * 500
+    budget.observe("main", 20_000, 10)  # 2,000 per block
+    deviation = 0.75 * 500 + 0.25 * 1_000
+    mean = 0.75 * 1_000 + 0.25 * 2_000
+    assert budget.bytes_per_block("main") == pytest.approx(mean + 2 * deviation)
+    assert budget.estimate("main", 4) == int(4 * budget.bytes_per_block("main"))
+    for _ in range(50):  # steady answers: the margin fades, the estimate meets the answers
+        budget.observe("main", 30_000, 10)
+    assert budget.bytes_per_block("main") == pytest.approx(3_000, rel=1e-3)
+    assert budget.bytes_per_block("other") == INITIAL_BYTES_PER_BLOCK  # per chain
+
+
+async def test_answer_bytes_are_counted_across_the_tasks_a_fetch_starts() -> None:
+    async def one_request(size: int) -> None:
+        await asyncio.sleep(0)
+        count_answer_bytes(size)
+
+    with counting_answer_bytes() as counter:
+        await asyncio.gather(one_request(3), one_request(4))
+    count_answer_bytes(100)  # outside: counted nowhere
+    assert counter[0] == 7
+
+
+def test_a_budget_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        ByteBudget(0)
+
+
+async def test_one_caller_measures_a_new_chain_while_the_others_wait_for_it() -> None:
+    budget = ByteBudget(1 << 20)
+    assert await budget.claim_probe("main") is True  # the first caller measures
+    waiting = [asyncio.create_task(budget.claim_probe("main")) for _ in range(3)]
+    await settle()
+    assert not any(task.done() for task in waiting)
+    budget.probe_failed("main")  # its batch failed: one waiter measures instead
+    await settle()
+    assert sorted(task.result() for task in waiting if task.done()) == [True]
+    budget.observe("main", 4_000, 4)  # measured: the rest go on with the estimate
+    await settle()
+    assert all(task.done() for task in waiting)
+    assert [task.result() for task in waiting].count(True) == 1
+    assert await budget.claim_probe("main") is False
