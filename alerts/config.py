@@ -78,6 +78,9 @@ class AlertConfig:
     # A scan or two on a stale fork heals by itself (the next answer agrees again); a minute of
     # refusals is a stopped chain that only a human resumes (max_reorg_depth, or the provider).
     fork_too_deep_for: str = "1m"
+    # A final block never changes: a provider that says it did is wrong or the chain broke
+    # finality. A scan or two from a backend on a stale fork heals by itself, as above.
+    fork_below_finality_for: str = "1m"
     # A provider's circuit opens after 3 failed batches in a row and is probed every 5-30 s,
     # so a blip closes it again within a minute; out for 5 minutes is a provider down (the
     # others carry the chain meanwhile: a warning, not a page).

@@ -335,6 +335,28 @@ class Metrics:
             ["chain"],
             registry=r,
         )
+        self.finalized_block = Gauge(
+            "tindexer_chain_finalized_block",
+            "The chain's final block at the last reorg check (its finality knob: the node's"
+            " finalized or safe block, or head minus a depth): reorg checks stop above it.",
+            ["chain"],
+            registry=r,
+        )
+        self.fork_below_finality = Gauge(
+            "tindexer_chain_fork_below_finality",
+            "Whether the last reorg check found stored blocks that differ from the provider's"
+            " at or below the final block (1), which stops the chain with nothing deleted, or"
+            " none (0).",
+            ["chain"],
+            registry=r,
+        )
+        self.forks_below_finality = Counter(
+            "tindexer_forks_below_finality_total",
+            "Reorg checks that found stored blocks differing from the provider's at or below"
+            " the final block: alerted, never repaired.",
+            ["chain"],
+            registry=r,
+        )
         self.head_lag = Gauge(
             "tindexer_rpc_head_lag_blocks",
             "Blocks the provider's latest block was below the chain's head at the last head scan.",
@@ -548,6 +570,7 @@ class Metrics:
     def touch_chain(self, chain: str) -> None:
         """Create a chain's counters at zero, so rate() and increase() see their first event."""
         self.reorgs.labels(chain)
+        self.forks_below_finality.labels(chain)
         self.head_regressions.labels(chain)
         self.blocks_indexed.labels(chain)
         for dataset in DATASETS:

@@ -7,7 +7,7 @@ import os
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -177,6 +177,13 @@ class ChainConfig(BaseModel):
         64, ge=1, le=100_000, description="Most IndexRange workflows unfinished at once."
     )
     max_reorg_depth: int = Field(64, ge=1, le=10_000, description="Blocks checked for reorgs.")
+    finality: Literal["finalized", "safe"] | Annotated[int, Field(ge=0, le=10_000)] | None = Field(
+        None,
+        description="Which blocks are final, never re-checked for reorgs: the node's"
+        ' "finalized" or "safe" block, or a depth N (the N newest blocks may change);'
+        " unset (default), nothing is final and max_reorg_depth alone bounds the reorg window. A"
+        " fork at or below the final block is alerted, not repaired.",
+    )
     head_poll_interval_seconds: float = Field(
         1.0, gt=0, le=3600, description="How often HeadScan asks for the head."
     )

@@ -128,6 +128,7 @@ class ChainStatus:
     largest_gap: tuple[int, int] | None
     is_live_sync: bool
     datasets: tuple[DatasetStatus, ...] = ()
+    finalized: int | None = None  # the final block at the last reorg check (finality knob)
 
     @property
     def datasets_behind(self) -> tuple[DatasetStatus, ...]:
@@ -194,4 +195,5 @@ async def chain_status(pool: asyncpg.Pool | asyncpg.Connection, row: ChainRow) -
         largest_gap=covered.largest_gap,
         is_live_sync=live,
         datasets=datasets,
+        finalized=row.finalized,
     )

@@ -8,6 +8,7 @@ J = 'job="tindexer",instance="w1:9464"'
 LAG = "tindexer_rpc_head_lag_blocks"
 REGRESSIONS = "tindexer_rpc_head_regressions_total"
 FORK = "tindexer_chain_fork_too_deep"
+FINAL_FORK = "tindexer_chain_fork_below_finality"
 UP = "tindexer_provider_up"
 PROVIDER_LAG = "tindexer_provider_head_lag_blocks"
 
@@ -45,6 +46,13 @@ FORK_TOO_DEEP = Fires(
     "Chain main's stored blocks differ from the provider's below the reorg window"
     " (tindexer_chain_fork_too_deep = 1): the chain is stopped, nothing was deleted.",
     "tindexerforkdeeperthanwindow",
+)
+FORK_BELOW_FINALITY = Fires(
+    {"chain": "main", "severity": "critical"},
+    "A chain stopped on stored blocks that differ at or below its final block.",
+    "Chain main's stored blocks differ from the provider's at or below the final block"
+    " (tindexer_chain_fork_below_finality = 1): the chain is stopped, nothing was deleted.",
+    "tindexerforkbelowfinality",
 )
 # A load balancer's backends a block apart: behind at every other scrape.
 FLAPPING = " ".join("1" if minute % 2 else "0" for minute in range(40))
@@ -108,6 +116,17 @@ SUITE = Suite(
             (
                 Check("3m", "TindexerForkDeeperThanWindow"),  # pending
                 Check("5m", "TindexerForkDeeperThanWindow", (FORK_TOO_DEEP,)),
+            ),
+        ),
+        Scenario(
+            "main's final block differs from 3m on; side's differed for a single scan",
+            (
+                (f'{FINAL_FORK}{{{J},chain="main"}}', "0x2 1x20"),
+                (f'{FINAL_FORK}{{{J},chain="side"}}', "0 0 1 0x20"),
+            ),
+            (
+                Check("3m", "TindexerForkBelowFinality"),  # pending
+                Check("5m", "TindexerForkBelowFinality", (FORK_BELOW_FINALITY,)),
             ),
         ),
     ),

@@ -1,5 +1,6 @@
 """What the indexer refuses to act on: a provider stuck behind the chain's head, a fork deeper
-than the reorg window. Either one stops a chain without deleting anything."""
+than the reorg window, a fork at or below the final block. Each stops a chain without deleting
+anything."""
 
 from __future__ import annotations
 
@@ -81,6 +82,18 @@ def group(config: AlertConfig) -> Group:
                     "Chain {{ $labels.chain }}'s stored blocks differ from the provider's below"
                     " the reorg window (tindexer_chain_fork_too_deep = {{ $value }}): the chain"
                     " is stopped, nothing was deleted."
+                ),
+            ),
+            Alert(
+                name="TindexerForkBelowFinality",
+                expr=f"max by (chain) (tindexer_chain_fork_below_finality{s}) > 0",
+                for_=config.fork_below_finality_for,
+                severity="critical",
+                summary="A chain stopped on stored blocks that differ at or below its final block.",
+                description=(
+                    "Chain {{ $labels.chain }}'s stored blocks differ from the provider's at or"
+                    " below the final block (tindexer_chain_fork_below_finality = {{ $value }}):"
+                    " the chain is stopped, nothing was deleted."
                 ),
             ),
         ),

@@ -16,15 +16,16 @@ from exporter.tracing import current_trace_id, tracer
 from indexer.activities.chain_cache import ChainCache, knobs
 from indexer.activities.datasets import missing_by_dataset, new_rows, stored_rows
 from indexer.activities.heartbeat import heartbeating
-from indexer.activities.reorg import ForkDeeperThanWindow, repair_reorg
+from indexer.activities.reorg import ForkBelowFinality, ForkDeeperThanWindow
+from indexer.activities.reorg_watch import Outcome, ReorgWatch
 from indexer.activities.stream import Batch, stream_range
 from indexer.chain.budget import ByteBudget
 from indexer.chain.model import BadChainData, Block
 from indexer.chain.rpc import RpcClient, RpcError, RpcUnavailable
-from indexer.config import DEFAULT_WORKER_MEMORY_BUDGET_BYTES
+from indexer.config import DEFAULT_WORKER_MEMORY_BUDGET_BYTES, ChainConfig
 from indexer.datasets import Dataset, needs_receipts
 from indexer.store.blocks import store_range
-from indexer.store.chains import set_head
+from indexer.store.chains import set_finalized, set_head
 from indexer.store.ranges import coverage
 from indexer.workflows.inputs import (
     IndexRangeInput,
@@ -87,6 +88,9 @@ class BlockActivities:
         self.metrics = chains.metrics
         self.budget = budget or ByteBudget(DEFAULT_WORKER_MEMORY_BUDGET_BYTES, self.metrics)
         self._behind: set[str] = set()  # chains whose provider answered below their head
+        self._watch = ReorgWatch(self.pool, self.metrics)
+        self._finalized: dict[int, int | None] = {}  # last final block written, by chain id
+        self._below_final: set[str] = set()  # chains stopped on a fork below finality
 
     @activity.defn(name="index_range")
     async def index_range(self, request: IndexRangeInput) -> IndexRangeResult:
@@ -219,7 +223,9 @@ class BlockActivities:
 
         The chain's head is the highest block the provider ever answered. A provider answering
         below it is lagging or resyncing, not reorganising: nothing is checked or deleted, and
-        only the blocks it can serve are scheduled (its lag is a metric, not a fork).
+        only the blocks it can serve are scheduled (its lag is a metric, not a fork). Reorgs
+        are repaired only above the chain's final block (its finality knob); the headers
+        fetched for it are few when nothing changed (reorg_watch).
         """
         # A HeadScan run started before ScanHeadInput existed passes the bare chain name.
         chain_name = request if isinstance(request, str) else request.chain
@@ -228,13 +234,11 @@ class BlockActivities:
         rpc = self.chains.rpc(config)
         async with heartbeating():
             try:
-                served = await rpc.latest_available_block()
+                served, tip_hash = await rpc.latest_available_head()
                 head = await set_head(self.pool, chain.id, served)
                 depth = 0
                 if not self._observe_lag(config.name, head, served):
-                    depth = await self._repair_reorg(
-                        chain.id, config.name, rpc, served, config.max_reorg_depth
-                    )
+                    depth = await self._repair_reorg(chain.id, config, rpc, served, tip_hash)
             except (BadChainData, RpcUnavailable, RpcError) as exc:
                 raise _chain_failure(exc) from exc
             except ForkDeeperThanWindow as exc:
@@ -247,6 +251,15 @@ class BlockActivities:
                     f"{config.name}: {exc}; raise max_reorg_depth past the fork or check the"
                     " provider (runbook: TindexerForkDeeperThanWindow)",
                     type="ForkDeeperThanWindow",
+                ) from exc
+            except ForkBelowFinality as exc:
+                self._fork_below_finality(config.name, exc)
+                # Retryable like a deep fork: the chain resumes once the provider answers the
+                # stored final blocks again, or once a human deleted the wrong ones.
+                raise ApplicationError(
+                    f"{config.name}: {exc}; check the provider, or the chain's finality knob"
+                    " (runbook: TindexerForkBelowFinality)",
+                    type="ForkBelowFinality",
                 ) from exc
             with self.metrics.pg_query_duration.labels("coverage").time():
                 covered = await coverage(self.pool, chain.id, config.start_block, served)
@@ -281,12 +294,32 @@ class BlockActivities:
             activity.logger.info("%s: the provider caught up at block %d", chain_name, served)
         return lag > 0
 
+    def _fork_below_finality(self, chain_name: str, exc: ForkBelowFinality) -> None:
+        """Count a fork at or below the final block once per episode; the gauge holds while
+        it lasts (the alert's signal)."""
+        if chain_name not in self._below_final:
+            self._below_final.add(chain_name)
+            self.metrics.forks_below_finality.labels(chain_name).inc()
+        self.metrics.fork_below_finality.labels(chain_name).set(1)
+        activity.logger.error("%s: %s", chain_name, exc)
+
     async def _repair_reorg(
-        self, chain_id: int, chain_name: str, rpc: RpcClient, head: int, window: int
+        self,
+        chain_id: int,
+        config: ChainConfig,
+        rpc: RpcClient,
+        head: int,
+        tip_hash: bytes | None,
     ) -> int:
-        """Repair a fork within the window below `head`; the depth replaced, 0 if none."""
-        repair = await repair_reorg(self.pool, self.metrics, chain_id, rpc, head, window)
+        """Repair a fork above the final block and within max_reorg_depth of `head`, fetching
+        only the headers that may have changed (reorg_watch); the depth replaced, 0 if none."""
+        chain_name = config.name
+        outcome: Outcome = await self._watch.check(chain_id, config, rpc, head, tip_hash)
         self.metrics.fork_too_deep.labels(chain_name).set(0)
+        self.metrics.fork_below_finality.labels(chain_name).set(0)
+        self._below_final.discard(chain_name)
+        await self._record_finalized(chain_id, chain_name, outcome.finalized)
+        repair = outcome.repair
         if repair is None:
             return 0
         self.metrics.reorgs.labels(chain_name).inc()
@@ -299,3 +332,17 @@ class BlockActivities:
             repair.depth,
         )
         return repair.depth
+
+    async def _record_finalized(
+        self, chain_id: int, chain_name: str, finalized: int | None
+    ) -> None:
+        """The final block on /metrics (no series while nothing is final) and, when it changed,
+        in the chains row (for status)."""
+        if finalized is not None:
+            self.metrics.finalized_block.labels(chain_name).set(finalized)
+        else:  # (removing a series that was never set is a no-op)
+            self.metrics.finalized_block.remove(chain_name)
+        if chain_id in self._finalized and self._finalized[chain_id] == finalized:
+            return
+        await set_finalized(self.pool, chain_id, finalized)
+        self._finalized[chain_id] = finalized

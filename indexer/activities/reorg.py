@@ -1,11 +1,15 @@
 """Reorg repair near the head, from an untrusted provider's answers.
 
-Stored hashes of the window head - max_reorg_depth + 1..head, and of the block just below it,
-are compared with the provider's. A fork inside the window is deleted (its blocks are then
-re-indexed); a fork that reaches below the window is refused with ForkDeeperThanWindow and
-nothing is deleted: deleting the window alone would leave its stale parent stored, and the
-re-indexed range above it would fail its parent check (ParentMismatch) forever. A header hash
-that is not 32 bytes is bad data, never a fork.
+The window is the blocks above the chain's final block and within max_reorg_depth of the head:
+(max(finalized, head - max_reorg_depth), head]. Stored hashes of the window, and of the block
+just below it, are compared with the provider's. A fork inside the window is deleted (its
+blocks are then re-indexed). A fork that reaches below the window is refused with
+ForkDeeperThanWindow and nothing is deleted: deleting the window alone would leave its stale
+parent stored, and the re-indexed range above it would fail its parent check (ParentMismatch)
+forever. A fork reaching the final block is refused with ForkBelowFinality and nothing is
+deleted: a final block never changes, so either the provider is wrong or the chain broke
+finality, and both are for a human. A header hash that is not 32 bytes is bad data, never a
+fork.
 """
 
 from __future__ import annotations
@@ -26,6 +30,19 @@ class ForkDeeperThanWindow(Exception):
     """Stored blocks differ from the provider's below the reorg window: too deep to repair."""
 
 
+class ForkBelowFinality(Exception):
+    """Stored blocks differ from the provider's at or below the final block: never repaired."""
+
+
+def window_low(head: int, max_reorg_depth: int, finalized: int | None) -> int:
+    """The lowest block a reorg check may repair: above `finalized` (None: nothing is final)
+    and within `max_reorg_depth` of `head`; head + 1 when every block up to the head is final."""
+    low = max(0, head - max_reorg_depth + 1)
+    if finalized is not None:
+        low = max(low, min(finalized, head) + 1)
+    return low
+
+
 @dataclass(frozen=True)
 class Repair:
     """Blocks start..end deleted for a fork; `depth` counts the stored blocks it replaced."""
@@ -44,10 +61,21 @@ def check_hashes(hashes: dict[int, bytes]) -> None:
             )
 
 
-def fork_start(stored: dict[int, bytes], canonical: dict[int, bytes], low: int) -> int | None:
-    """The first block from `low` up the provider disagrees with, or None; refused if the block
-    below `low` differs as well (the fork is deeper than the window)."""
+def fork_start(
+    stored: dict[int, bytes],
+    canonical: dict[int, bytes],
+    low: int,
+    finalized: int | None = None,
+) -> int | None:
+    """The first block from `low` up the provider disagrees with, or None; refused if a block
+    at or below `finalized` differs (ForkBelowFinality, even when the window agrees: a final
+    block changed), or if the block below `low` differs as well (ForkDeeperThanWindow)."""
     forked = sorted(n for n, h in stored.items() if canonical.get(n) != h)
+    if finalized is not None and forked and forked[0] <= finalized:
+        raise ForkBelowFinality(
+            f"block {forked[0]} differs from the provider's at or below the final block"
+            f" {finalized} (finality); nothing deleted"
+        )
     inside = [n for n in forked if n >= low]
     if not inside:
         return None
@@ -59,26 +87,41 @@ def fork_start(stored: dict[int, bytes], canonical: dict[int, bytes], low: int) 
     return inside[0]
 
 
+@dataclass(frozen=True)
+class WindowCheck:
+    """What a full reorg check read: the provider's hashes of blocks low - 1..head, and the
+    repair it made, if any."""
+
+    canonical: dict[int, bytes]
+    repair: Repair | None
+
+
 async def repair_reorg(
-    pool: asyncpg.Pool, metrics: Metrics, chain_id: int, rpc: RpcClient, head: int, window: int
-) -> Repair | None:
-    """Delete a fork within the `window` blocks up to `head`; None if there is none to repair.
+    pool: asyncpg.Pool,
+    metrics: Metrics,
+    chain_id: int,
+    rpc: RpcClient,
+    head: int,
+    low: int,
+    finalized: int | None = None,
+) -> WindowCheck:
+    """Delete a fork in blocks low..head (window_low), comparing every stored block from low - 1.
 
     A block stored above `head` means the provider answers below what it served before: a lag,
     never a reorg, so nothing is compared or deleted (scan_head does not even ask then).
     """
-    low = max(0, head - window + 1)
+    below = max(0, min(low, head + 1) - 1)
     with metrics.pg_query_duration.labels("reorg_window").time():
-        stored = await stored_hashes(pool, chain_id, max(0, low - 1))
-    if not stored or max(stored) > head:
-        return None
-    canonical = await rpc.get_block_hashes(min(stored), max(stored))
+        stored = await stored_hashes(pool, chain_id, below)
+    if stored and max(stored) > head:
+        return WindowCheck({}, None)
+    canonical = await rpc.get_block_hashes(below, head)
     check_hashes(canonical)
-    start = fork_start(stored, canonical, low)
+    start = fork_start(stored, canonical, low, finalized)
     if start is None:
-        return None
+        return WindowCheck(canonical, None)
     # Up to the head, not only to the newest block read: a store that committed after the read
     # holds descendants of the fork too.
     async with pool.acquire() as conn:
         await delete_from(conn, chain_id, start, head)
-    return Repair(start=start, end=head, depth=max(stored) - start + 1)
+    return WindowCheck(canonical, Repair(start=start, end=head, depth=max(stored) - start + 1))

@@ -96,6 +96,11 @@ def schemas() -> dict[str, Any]:
     status = {
         "chain": {"type": "string"},
         "head": {**NULLABLE_INT, "description": "Latest available block; null before a scan."},
+        "finalized_block": {
+            **NULLABLE_INT,
+            "description": "The final block at the last reorg check (the chain's finality"
+            " knob); null while nothing is final (the default) or before a check.",
+        },
         "last_indexed": {**NULLABLE_INT, "description": "Newest indexed block."},
         "is_live_sync": {
             "type": "boolean",

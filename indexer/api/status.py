@@ -94,6 +94,7 @@ def status_document(
     return {
         "chain": status.chain,
         "head": status.head,
+        "finalized_block": status.finalized,
         "last_indexed": status.last_indexed,
         "is_live_sync": status.is_live_sync,
         "indexed_blocks": status.indexed_blocks,

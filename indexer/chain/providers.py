@@ -321,7 +321,13 @@ class ProviderSet(RpcClient):
     # --- head -----------------------------------------------------------------------------
 
     async def latest_available_block(self) -> int:
-        """The highest latest available block (head-1 rule) among the providers that answer.
+        return (await self.latest_available_head())[0]
+
+    async def latest_available_head(self) -> tuple[int, bytes | None]:
+        """The highest latest available block (head-1 rule) among the providers that answer,
+        and its hash from the first provider listed at that head (None under the head-1 rule).
+        Providers at one height on different forks give different hashes from scan to scan:
+        the reorg check then compares its whole window, as it should.
 
         Each provider's head and lag behind that one are remembered (routing) and shown
         (tindexer_provider_head_lag_blocks). A provider out of rotation is asked once its
@@ -334,7 +340,7 @@ class ProviderSet(RpcClient):
         answers = await asyncio.gather(
             *(self._head_of(provider) for provider in asked), return_exceptions=True
         )
-        heads = [answer for answer in answers if isinstance(answer, int)]
+        heads = [answer for answer in answers if isinstance(answer, tuple)]
         if not heads:
             failures = [answer for answer in answers if isinstance(answer, BaseException)]
             first = failures[0] if failures else None
@@ -344,19 +350,19 @@ class ProviderSet(RpcClient):
                 f"{self.chain}: no provider answered eth_blockNumber; last error: {first}",
                 first if isinstance(first, Exception) else None,
             )
-        best = max(heads)
+        best = max(head for head, _ in heads)
         for provider in self.providers:
             if provider.head is None:
                 continue
             provider.lag = max(0, best - provider.head)
             self.metrics.provider_head_lag.labels(self.chain, provider.name).set(provider.lag)
-        return best
+        return best, next(digest for head, digest in heads if head == best)
 
-    async def _head_of(self, provider: Provider) -> int:
+    async def _head_of(self, provider: Provider) -> tuple[int, bytes | None]:
         probe = provider.may_probe(time.monotonic())
         provider.probing = provider.probing or probe
         try:
-            head = await provider.client.latest_available_block()
+            head, digest = await provider.client.latest_available_head()
         except (RpcUnavailable, BadChainData) as exc:
             throttled = isinstance(getattr(exc, "last", None), RateLimited)
             self._failed(provider, probe, throttled=throttled)
@@ -367,4 +373,4 @@ class ProviderSet(RpcClient):
         self._succeeded(provider)
         provider.learn_head(head)
         self.metrics.provider_head.labels(self.chain, provider.name).set(head)
-        return head
+        return head, digest

@@ -41,7 +41,15 @@ from indexer.chain.errors import (
     read_retry_after,
 )
 from indexer.chain.limiter import AdaptiveLimiter, RequestRate
-from indexer.chain.model import BadChainData, Block, Receipt, check_links
+from indexer.chain.model import (
+    BadChainData,
+    Block,
+    Receipt,
+    check_links,
+    parse_header_hash,
+    quantity_field,
+    required_data_field,
+)
 from indexer.chain.receipts import attach_receipts
 from indexer.chain.redaction import Redactor
 from indexer.config import DEFAULT_PROVIDER, DEFAULT_RPC_MAX_RESPONSE_BYTES
@@ -327,10 +335,7 @@ class RpcClient:
 
     async def latest_available_block(self) -> int:
         """The head-1 rule: if block N (eth_blockNumber) cannot be fetched yet, the head is N-1."""
-        announced = int((await self.request([("eth_blockNumber", [])], decode_quantities))[0])
-        call = ("eth_getBlockByNumber", [hex(announced), False])
-        header = (await self.request([call], decode_header_hashes))[0]
-        return announced if header is not None else announced - 1
+        return (await self.latest_available_head())[0]
 
     async def _fetch_batch(self, numbers: list[int], full: bool) -> list[Any]:
         """One batch of checked blocks (full) or header hashes; null answers are retried."""
@@ -502,3 +507,75 @@ class RpcClient:
             for number, digest in zip(batch, await self._fetch_batch(batch, False), strict=True):
                 hashes[number] = bytes.fromhex(digest)
         return hashes
+
+    async def latest_available_head(self) -> tuple[int, bytes | None]:
+        """latest_available_block and the head's hash, from the same two calls (the reorg check
+        needs no other header when nothing changed): the hash is None when the head-1 rule
+        applied (block N-1's header was not fetched)."""
+        announced = int((await self.request([("eth_blockNumber", [])], decode_quantities))[0])
+        call = ("eth_getBlockByNumber", [hex(announced), False])
+        header = (await self.request([call], decode_header_hashes))[0]
+        return (announced, bytes.fromhex(header)) if header is not None else (announced - 1, None)
+
+    async def tagged_block(self, tag: str) -> int | None:
+        """The number of the node's `tag` block ("finalized", "safe"), or None when it has
+        none: a null answer, or the tag refused with a permanent JSON-RPC error."""
+        call = ("eth_getBlockByNumber", [tag, False])
+        try:
+            header = (await self.request([call], _decode_tagged_numbers))[0]
+        except RpcError as exc:
+            if exc.retryable:
+                raise
+            return None
+        return header
+
+    async def get_header_links(self, start: int, end: int) -> dict[int, tuple[bytes, bytes]]:
+        """(hash, parentHash) of blocks start..end, headers only: whether new blocks extend the
+        ones checked before."""
+        numbers = list(range(start, end + 1))
+        size = self.settings.batch_size
+        links: dict[int, tuple[bytes, bytes]] = {}
+        for i in range(0, len(numbers), size):
+            batch = numbers[i : i + size]
+            calls = [("eth_getBlockByNumber", [hex(n), False]) for n in batch]
+            answers = await self.request(calls, _decode_header_links)
+            for number, link in zip(batch, answers, strict=True):
+                if link is None:
+                    raise BadChainData(f"block {number}: the provider returned null")
+                links[number] = link
+        return links
+
+
+def _decode_tagged_numbers(
+    raw: bytes, ids: list[int], calls: Sequence[tuple[str, list[Any]]], redact: Redactor
+) -> list[int | None]:
+    """The block number of each tagged header; a null (no such block) stays None."""
+    results = results_in_order(raw, ids, calls, redact)
+    numbers: list[int | None] = []
+    for result, (_, params) in zip(results, calls, strict=True):
+        if result is not None and not isinstance(result, dict):
+            raise BadChainData(f"the {params[0]} block is not a block object")
+        numbers.append(
+            None
+            if result is None
+            else quantity_field(result, "number", f"the {params[0]} block", "int64", required=True)
+        )
+    return numbers
+
+
+def _decode_header_links(
+    raw: bytes, ids: list[int], calls: Sequence[tuple[str, list[Any]]], redact: Redactor
+) -> list[tuple[bytes, bytes] | None]:
+    """(hash, parentHash) of each header-only block, checked; a null stays None."""
+    results = results_in_order(raw, ids, calls, redact)
+    links: list[tuple[bytes, bytes] | None] = []
+    for result, (_, params) in zip(results, calls, strict=True):
+        if result is None:
+            links.append(None)
+            continue
+        number = int(params[0], 16)
+        where = f"block {number}"
+        block_hash = parse_header_hash(result, number)
+        parent = required_data_field(result, "parentHash", where, 32)
+        links.append((bytes.fromhex(block_hash), bytes.fromhex(parent)))
+    return links

@@ -16,10 +16,11 @@ class ChainRow:
     id: int
     config: ChainConfig
     head: int | None
+    finalized: int | None = None  # the final block at the last reorg check (finality knob)
 
 
 # What every query that returns a chain row selects; _row reads exactly these.
-CHAIN_COLUMNS = "id, config::text AS config, head"
+CHAIN_COLUMNS = "id, config::text AS config, head, finalized"
 
 
 def _row(record: asyncpg.Record) -> ChainRow:
@@ -27,6 +28,7 @@ def _row(record: asyncpg.Record) -> ChainRow:
         id=record["id"],
         config=ChainConfig.model_validate_json(record["config"]),
         head=record["head"],
+        finalized=record["finalized"],
     )
 
 
@@ -130,6 +132,16 @@ async def set_head(conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, head:
     """
     recorded = await conn.fetchval(SET_HEAD, chain_id, head)
     return head if recorded is None else int(recorded)  # None: the chain was just deleted
+
+
+SET_FINALIZED = "UPDATE chains SET finalized = $2 WHERE id = $1"
+
+
+async def set_finalized(
+    conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, finalized: int | None
+) -> None:
+    """Record the chain's final block at the last reorg check (None: nothing is final)."""
+    await conn.execute(SET_FINALIZED, chain_id, finalized)
 
 
 # The chain row, locked until the transaction ends: update_chain takes it first.

@@ -134,6 +134,11 @@ MIGRATIONS: list[str] = [
       FROM indexed_ranges r
      CROSS JOIN (VALUES ('blocks'), ('transactions')) AS d (dataset);
     """,
+    # 3: issue 15 — the chain's final block at the last reorg check (its finality knob), for
+    # status; NULL while nothing is final (the default) or before the first check.
+    """
+    ALTER TABLE chains ADD COLUMN finalized bigint;
+    """,
 ]
 
 MIGRATION_LOCK = 7_204_117  # any constant; serialises concurrent migrators

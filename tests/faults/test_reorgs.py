@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from indexer.store.chains import update_chain
-from tests.support.chaindata import ExpectedBlock, expected_blocks, rpc
+from tests.support.chaindata import ExpectedBlock, expected_blocks, mine_with_transactions, rpc
 from tests.support.faults import (
     POLL_SECONDS,
     UNAVAILABLE,
@@ -201,18 +201,6 @@ async def test_sim_chain_fork_deeper_than_the_window_stops_the_chain_and_deletes
 
 
 # --- anvil ----------------------------------------------------------------------------------
-
-
-async def mine_with_transactions(url: str, blocks: int, value: int) -> None:
-    """`blocks` blocks with one transfer each; `value` makes a fork's transactions distinct."""
-    accounts = await rpc(url, "eth_accounts")
-    for i in range(blocks):
-        await rpc(
-            url,
-            "eth_sendTransaction",
-            {"from": accounts[i % 5], "to": accounts[5 + i % 5], "value": hex(value + i)},
-        )
-        await rpc(url, "evm_mine")
 
 
 @pytest.mark.anvil

@@ -18,7 +18,7 @@ from indexer.api.openapi import DOCUMENT_PATH
 from indexer.config import ChainConfig
 from indexer.datasets import DATASETS
 from indexer.observability import ProgressCollector
-from indexer.store.chains import set_head
+from indexer.store.chains import set_finalized, set_head
 from indexer.store.ranges import add_range, coverage
 from tests.support.api import TOKEN, ApiClient, cli_env
 from tests.support.chaindata import expected_blocks
@@ -63,6 +63,7 @@ async def test_live_chain_with_historical_gap_reports_live_sync_and_backlog(
     row = await harness.add_chain(url, blocks_per_workflow=20)
     name = row.config.name
     await set_head(harness.pool, row.id, head)  # as HeadScan's scan would; none runs here
+    await set_finalized(harness.pool, row.id, head - 64)  # as its reorg check would
     async with harness.worker():
         for first, last in ((0, 53), (1_990, head)):
             status, body = await api.call(
@@ -103,6 +104,7 @@ async def test_live_chain_with_historical_gap_reports_live_sync_and_backlog(
     assert body == {
         "chain": name,
         "head": head,
+        "finalized_block": head - 64,
         "last_indexed": head,
         "is_live_sync": True,
         "indexed_blocks": 64,

@@ -49,3 +49,16 @@ async def expected_blocks(url: str, start: int, end: int) -> dict[int, ExpectedB
                     tx_hashes=tuple(bytes.fromhex(tx["hash"][2:]) for tx in block["transactions"]),
                 )
     return result
+
+
+async def mine_with_transactions(url: str, blocks: int, value: int) -> None:
+    """`blocks` anvil blocks with one transfer each; `value` makes a fork's transactions
+    distinct."""
+    accounts = await rpc(url, "eth_accounts")
+    for i in range(blocks):
+        await rpc(
+            url,
+            "eth_sendTransaction",
+            {"from": accounts[i % 5], "to": accounts[5 + i % 5], "value": hex(value + i)},
+        )
+        await rpc(url, "evm_mine")

@@ -61,6 +61,7 @@ def test_the_document_covers_every_chain_field_and_every_endpoint() -> None:
     assert status_fields >= {
         "last_indexed",
         "head",
+        "finalized_block",
         "missing_blocks_count",
         "gap_ranges_count",
         "largest_gap_start",
