@@ -99,9 +99,32 @@ bench-schedule: $(STAMP)
 bench-backlog: $(STAMP)
 	$(PYTHON) bench/backlog.py
 
+# Mainnet-shaped blocks (sim chain `--profile mainnet`, every dataset): 20,000 blocks end to end
+# beside the fetch (blocks + receipts) and COPY ceilings of the same rows, measured in the same
+# run, with a plot. Writes bench/results/mainnet.json (+ .png) and REPORT.md.
+.PHONY: bench-mainnet
+bench-mainnet: $(STAMP)
+	$(PYTHON) bench/mainnet.py
+	$(PYTHON) bench/report.py
+
+# COPY, reorg delete and a one-contract logs query: unpartitioned vs range-partitioned tables
+# (PostgreSQL from DATABASE_URL, else postgresql://root@127.0.0.1:5432; fresh databases, dropped
+# afterwards). Writes bench/results/partitioning.json.
+.PHONY: bench-partitioning
+bench-partitioning: $(STAMP)
+	$(PYTHON) bench/partitioning.py
+
+# anvil with contracts that log: raw fetch ceiling (blocks + receipts), the indexer with every
+# dataset, ethereum-etl 2.4.2 (blocks+transactions, receipts+logs) and cryo, in the same rounds.
+# Writes bench/results/anvil-datasets.json.
+.PHONY: bench-anvil-datasets
+bench-anvil-datasets: $(STAMP) $(ANVIL)
+	$(PYTHON) bench/anvil_datasets.py
+
 # Every benchmark, then bench/results/REPORT.md.
 .PHONY: bench
-bench: bench-schedule bench-backlog bench-overhead bench-status bench-tuning bench-anvil
+bench: bench-schedule bench-backlog bench-overhead bench-status bench-tuning bench-anvil \
+	bench-mainnet bench-partitioning bench-anvil-datasets
 	$(PYTHON) bench/simchain_throughput.py
 	$(PYTHON) bench/report.py
 

@@ -324,7 +324,10 @@ class Diagnosis:
             with contextlib.suppress(OSError), urllib.request.urlopen(metrics, timeout=1) as r:
                 self.metrics_text = r.read().decode()
             time.sleep(0.02)
+        # py-spy beside this Python, else $PY_SPY or one on PATH (e.g. in a tools venv).
         pyspy = Path(sys.executable).parent / "py-spy"
+        if not pyspy.exists():
+            pyspy = Path(os.environ.get("PY_SPY") or shutil.which("py-spy") or pyspy)
         self.pyspy = subprocess.Popen(
             [
                 *(str(pyspy), "record", "--pid", str(worker.pid), "--rate", "250"),

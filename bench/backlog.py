@@ -113,15 +113,19 @@ def _busy_cpu_seconds() -> tuple[float, float]:
 
 
 def ceiling(
-    kind: str, processes: int, shares: list[tuple[Any, ...]], blocks: int
+    kind: str,
+    processes: int,
+    shares: list[tuple[Any, ...]],
+    blocks: int,
+    target: Callable[..., None] = _ceiling_share,
 ) -> tuple[float, float]:
     """(blocks/s, fraction of the machine's cores busy meanwhile) of `processes` processes
-    each running its share, all started together."""
+    each running its share, all started together. `target(kind, share, barrier, results)`
+    runs one share (a module-level function: the children are spawned)."""
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited loop
     barrier, results = context.Barrier(processes + 1), context.Queue()
     children = [
-        context.Process(target=_ceiling_share, args=(kind, share, barrier, results))
-        for share in shares
+        context.Process(target=target, args=(kind, share, barrier, results)) for share in shares
     ]
     for child in children:
         child.start()

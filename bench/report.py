@@ -136,6 +136,153 @@ def backlog_section(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def mainnet_section(
+    result: dict[str, Any], title: str = "Mainnet-shaped blocks end to end (every dataset)"
+) -> list[str]:
+    checks = result.get("checks", {})
+    lines = [
+        f"## {title}",
+        "",
+        _provenance(result),
+        "",
+        f"The simulated chain's `{result['profile']}` profile, datasets "
+        f"{', '.join(result['datasets'])}; {result['workers']} worker processes, metrics and "
+        f"tracing on; chain settings {result.get('chain_knobs') or 'defaults'}.",
+        "",
+        "| measure | value |",
+        "|---|---:|",
+        f"| blocks | {result['blocks']:,} |",
+        f"| transactions | {result['transactions']:,} |",
+        f"| logs | {result['logs']:,} |",
+        f"| index seconds | {result['index_seconds']:,} |",
+        f"| blocks/s | {result['blocks_per_second']:,} |",
+        f"| transactions/s | {result['transactions_per_second']:,} |",
+        f"| logs/s | {result['logs_per_second']:,} |",
+        f"| RPC payload MB/s ({result['rpc_payload_bytes_per_block'] / 1e3:,.0f} kB a block) | "
+        f"{result['rpc_payload_megabytes_per_second']:,} |",
+        f"| fetch ceiling (blocks + receipts) blocks/s | "
+        f"{result['fetch_ceiling_blocks_per_second']:,} |",
+        f"| COPY ceiling (same rows) blocks/s | {result['copy_ceiling_blocks_per_second']:,} |",
+        f"| bound 1/(1/fetch + 1/COPY) blocks/s | {result['bound_blocks_per_second']:,} |",
+        f"| **fraction of the bound** | **{result['fraction_of_bound']:.0%}** |",
+        f"| lost blocks / transactions / logs | {result['lost_blocks']} / "
+        f"{result.get('lost_transactions', '?')} / {result.get('lost_logs', '?')} |",
+        f"| duplicate blocks / transactions / logs | {result['duplicate_blocks']} / "
+        f"{result.get('duplicate_transactions', '?')} / {result.get('duplicate_logs', '?')} |",
+        f"| blocks with a wrong transaction / log count | "
+        f"{checks.get('blocks_with_wrong_transaction_count', '?')} / "
+        f"{checks.get('blocks_with_wrong_log_count', '?')} |",
+        f"| activity timeout rate | {result['activity_timeout_rate']:.3%} "
+        f"({result.get('activity_timeouts', 0):.0f} of {result.get('activity_attempts', 0):.0f}) |",
+    ]
+    for process, rss in result["peak_rss_bytes"].items():
+        lines.append(f"| peak RSS {process} (MiB) | {rss / 2**20:,.0f} |")
+    for process, seconds in result.get("cpu_seconds", {}).items():
+        lines.append(f"| CPU seconds {process} | {seconds:,} |")
+    for phase, seconds in result.get("phase_seconds", {}).items():
+        count = result.get("phase_count", {}).get(phase, 0)
+        lines.append(
+            f"| IndexRange {phase} phase, seconds summed over {count:.0f} | {seconds:,.1f} |"
+        )
+    ceilings = result["ceilings"]
+    median = ceilings["median"]
+    lines += [
+        "",
+        f"Ceilings in the same run (medians of {ceilings['runs']}; fetch over "
+        f"{ceilings['fetch_blocks']:,} blocks, COPY over {ceilings['copy_blocks']:,}, ranges "
+        f"of {ceilings['blocks_per_range']} blocks, {ceilings['ranges_in_flight_per_process']} "
+        "in flight per process; the higher process count is the ceiling):",
+        "",
+        "| processes | fetch blocks/s | busy | COPY blocks/s | busy |",
+        "|---:|---:|---:|---:|---:|",
+        *(
+            f"| {n} | {median['rpc'][n]['blocks_per_second']:,} | "
+            f"{median['rpc'][n]['machine_busy']:.0%} | "
+            f"{median['copy'][n]['blocks_per_second']:,} | "
+            f"{median['copy'][n]['machine_busy']:.0%} |"
+            for n in median["rpc"]
+        ),
+        "",
+        f"![blocks/s and {result['plot_right_axis']} over time]({result['plot']})",
+        "",
+    ]
+    return lines
+
+
+def partitioning_section(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Table layout: unpartitioned vs range-partitioned by block number",
+        "",
+        _provenance(result),
+        "",
+        result.get("setup", ""),
+        "",
+        "| measure | unpartitioned | partitioned | partitioned / unpartitioned |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in result["table"]:
+        lines.append(
+            f"| {row['measure']} | {row['unpartitioned']:,} | {row['partitioned']:,} | "
+            f"{row['ratio']} |"
+        )
+    if per_segment := result.get("copy_seconds_per_segment"):
+        ratios = [
+            part / unp
+            for unp, part in zip(
+                per_segment["unpartitioned"], per_segment["partitioned"], strict=True
+            )
+            if unp
+        ]
+        ratios.sort()
+        middle = len(ratios) // 2
+        median = ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+        lines += [
+            "",
+            f"COPY seconds per segment, partitioned over unpartitioned (same segment, back to "
+            f"back): median **{median:.3f}**, range {ratios[0]:.3f}–{ratios[-1]:.3f}.",
+        ]
+    lines += [""]
+    for layout in ("unpartitioned", "partitioned"):
+        lines += [
+            f"EXPLAIN of one contract's logs over a block range, {layout}:",
+            "",
+            "```",
+            *result["explain"][layout].splitlines(),
+            "```",
+            "",
+        ]
+    return lines
+
+
+def anvil_datasets_section(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "## A real node (anvil) with contracts that log: every dataset, side by side",
+        "",
+        _provenance(result),
+        "",
+        f"{result['blocks']:,} blocks, {result['transactions']:,} transactions, "
+        f"{result['logs']:,} logs; medians of {result['rounds_run']} rounds (all tools in "
+        "every round).",
+        "",
+        "| pipeline | transactions/s | blocks/s | of the raw ceiling | runs (tx/s) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in result["table"]:
+        runs = ", ".join(f"{r:,.0f}" for r in row["runs_transactions_per_second"])
+        lines.append(
+            f"| {row['pipeline']} | {row['transactions_per_second']:,.0f} | "
+            f"{row['blocks_per_second']:,.0f} | {row['fraction_of_raw']:.0%} | {runs} |"
+        )
+    lines += ["", *result.get("notes", []), ""]
+    if phases := result.get("indexer_phase_seconds"):
+        lines += [f"Indexer time by phase (its own metrics, summed over a run): {phases}", ""]
+    if hot := result.get("indexer_hot_frames"):
+        lines += ["py-spy on the worker (share of samples, busiest of our own frames):", ""]
+        lines += [f"- {frame}: {share:.0%}" for frame, share in hot.items()]
+        lines.append("")
+    return lines
+
+
 def tuning_section(result: dict[str, Any]) -> list[str]:
     lines = ["## Tuning: one knob at a time around the defaults", "", _provenance(result), ""]
     for part in ("worker", "temporal"):
@@ -223,6 +370,28 @@ def main() -> None:
         lines += schedule_section(schedule)
     if backlog := _load("backlog"):
         lines += backlog_section(backlog)
+    if mainnet := _load("mainnet"):
+        lines += mainnet_section(mainnet)
+    if before := _load("mainnet-before-stream"):
+        lines += mainnet_section(
+            before, "Mainnet-shaped blocks before the streamed range (main before i14-stream)"
+        )
+    if aborted := _load("mainnet-aborted"):
+        lines += [
+            "### Mainnet-shaped blocks at default settings before the streamed range",
+            "",
+            _provenance(aborted),
+            "",
+            f"Stopped: {aborted['aborted']} (the run's guard on a shared machine). Ceilings in "
+            f"the same run: fetch {aborted['fetch_ceiling_blocks_per_second']:,}, COPY "
+            f"{aborted['copy_ceiling_blocks_per_second']:,}, bound "
+            f"{aborted['bound_blocks_per_second']:,} blocks/s.",
+            "",
+        ]
+    if partitioning := _load("partitioning"):
+        lines += partitioning_section(partitioning)
+    if anvil_datasets := _load("anvil-datasets"):
+        lines += anvil_datasets_section(anvil_datasets)
     if tuning := _load("tuning"):
         lines += tuning_section(tuning)
     if anvil := _load("anvil"):

@@ -8,6 +8,11 @@ starts the chain's HeadScan and watches: every `poll_seconds` it reads coverage 
 PostgreSQL and samples each process's RSS and CPU time (and, until all is scheduled, scrapes
 the workers' /metrics), until every block is stored. It checks the result (blocks 0..N-1,
 once each) and returns the timings and the series for plots.
+
+`profile` picks the simulated chain's block content (`default`: 3 cheap transactions;
+`mainnet`: ~150 transactions with calldata, ~2 logs each, receipts). Each sample of the series
+also holds every worker's RSS, and the sum of any worker metrics named in `series_metrics`
+(the workers are then scraped at every sample, not only until all is scheduled).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,7 @@ from indexer.embedded import (
     sim_chain_args,
     temporal_dev_server_args,
 )
+from indexer.simchain.profiles import PROFILES
 from indexer.store.blocks import block_census
 from indexer.store.chains import upsert_chain
 from indexer.store.db import backend_pid, create_pool
@@ -72,6 +79,11 @@ class LoadtestResult:
     cpu_seconds: dict[str, float]  # user + system, by process, from the first sample to the end
     series: list[dict[str, float]] = field(default_factory=list)
     profile: str | None = None
+    # Seconds the workers' IndexRange activities spent per phase (fetch, store), summed, and
+    # how many phases were observed: tindexer_index_range_duration_seconds at the end.
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    phase_count: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)  # what `check` returned
 
     @property
     def activity_timeout_rate(self) -> float:
@@ -89,6 +101,18 @@ def _sum_samples(texts: list[str], name: str, **labels: str) -> float:
                 ):
                     total += sample.value
     return total
+
+
+def _by_label(texts: list[str], name: str, label: str) -> dict[str, float]:
+    """A sample summed over every worker's exposition, by the value of one label."""
+    totals: dict[str, float] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and label in sample.labels:
+                    key = sample.labels[label]
+                    totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
 
 
 def _cpu_by_pid(process: psutil.Process, with_children: bool = False) -> dict[int, float]:
@@ -128,6 +152,9 @@ async def run_loadtest(
     workers: int = 1,
     watch: dict[str, int] | None = None,
     profile: str | None = None,
+    series_metrics: tuple[str, ...] = (),
+    check: Callable[[asyncpg.Pool, int], Awaitable[dict[str, Any]]] | None = None,
+    max_worker_rss_bytes: int | None = None,
 ) -> LoadtestResult:
     """Index `blocks` blocks end to end and measure it.
 
@@ -137,8 +164,15 @@ async def run_loadtest(
     processes poll the task queue, as replicas would; peak RSS is then the largest of them.
     `watch` names other processes (by pid) whose RSS and CPU time to report too, e.g. a node.
     `profile` is the simulated chain's block profile (`mainnet`: ~150 transactions with calldata
-    and ~2 logs each); it replaces `txs_per_block`.
+    and ~2 logs each); it replaces `txs_per_block`. `check(pool, chain_id)` runs on the stored
+    data before the services stop; what it returns is the result's `checks`. A run whose
+    workers together hold more than `max_worker_rss_bytes` is stopped (RuntimeError): on a
+    shared machine, before it runs out of memory.
     """
+    if profile is not None and profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+    if profile is not None:
+        txs_per_block = PROFILES[profile].txs_per_block
     if rpc_url is not None:
         async with aiohttp.ClientSession() as http:
             request = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
@@ -258,26 +292,41 @@ async def run_loadtest(
                 now = time.perf_counter() - started
                 covered = await coverage(pool, row.id, 0, last)
                 indexed = blocks - covered.missing_blocks
-                if schedule_seconds is None:
-                    # Scraped only until all is scheduled: each scrape costs the workers CPU
-                    # (a quarter of it at 4 scrapes/s in a short run), which is not indexing.
+                sample: dict[str, float] = {}
+                if schedule_seconds is None or series_metrics:
+                    # Scraped only until all is scheduled (unless series_metrics asks for more):
+                    # each scrape costs the workers CPU (a quarter of it at 4 scrapes/s in a
+                    # short run), which is not indexing.
                     texts = await scrape_workers()
                     scheduled = _sum_samples(
                         texts, "tindexer_blocks_scheduled_total", chain=chain.name
                     )
-                    if scheduled >= blocks:
+                    if schedule_seconds is None and scheduled >= blocks:
                         schedule_seconds = now
+                    for metric in series_metrics:
+                        sample[metric] = _sum_samples(texts, metric)
                 for name, (process, children) in processes.items():
-                    peak[name] = max(peak[name], _rss(process, children))
+                    rss = _rss(process, children)
+                    peak[name] = max(peak[name], rss)
+                    if name in worker_names:
+                        sample[f"rss_{name}"] = rss
                     used = _cpu_by_pid(process, children)
                     cpu[name].update(used)
                     for pid, seconds in used.items():
                         cpu_at_start[name].setdefault(pid, seconds)
+                workers_rss = sum(v for k, v in sample.items() if k.startswith("rss_"))
+                if max_worker_rss_bytes is not None and workers_rss > max_worker_rss_bytes:
+                    raise RuntimeError(
+                        f"workers' RSS {workers_rss / 2**30:.1f} GiB above the limit "
+                        f"{max_worker_rss_bytes / 2**30:.1f} GiB at {indexed:,} of {blocks:,} "
+                        f"blocks after {now:.0f} s"
+                    )
                 series.append(
                     {
                         "seconds": round(now, 2),
                         "indexed": indexed,
                         "backlog": covered.missing_blocks,
+                        **sample,
                     }
                 )
                 if covered.missing_blocks == 0:
@@ -295,6 +344,7 @@ async def run_loadtest(
         log(f"indexed {blocks:,} blocks in {index_seconds:.1f} s")
         await client.get_workflow_handle(head_scan_id(chain.name)).terminate()
         census = await block_census(pool, row.id)
+        checks = await check(pool, row.id) if check is not None else {}
         await pool.close()
     assert census.lowest == 0 and census.highest == last, census
     return LoadtestResult(
@@ -318,4 +368,7 @@ async def run_loadtest(
         },
         series=series,
         profile=profile,
+        phase_seconds=_by_label(texts, "tindexer_index_range_duration_seconds_sum", "phase"),
+        phase_count=_by_label(texts, "tindexer_index_range_duration_seconds_count", "phase"),
+        checks=checks,
     )
