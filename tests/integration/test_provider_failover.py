@@ -1,7 +1,7 @@
-"""Two providers in front of one simulated chain process, end to end (Temporal, PostgreSQL, a
-worker): the first is killed mid-backfill, indexing goes on through the second without a pause,
-the store equals the chain, and the first gets traffic again once it is back; one 100 blocks
-behind is never asked above its head and its lag is exported."""
+"""Two providers in front of one chain — a simulated chain process, and a real anvil node — end
+to end (Temporal, PostgreSQL, a worker): the first is killed mid-backfill, indexing goes on
+through the second without a pause, the store equals the chain, and the first gets traffic again
+once it is back; one 100 blocks behind is never asked above its head and its lag is exported."""
 
 from __future__ import annotations
 
@@ -10,10 +10,15 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 
+import pytest
 from prometheus_client import generate_latest
 
 from indexer.config import ProviderConfig
+from indexer.datasets import DATASETS
 from tests.support.chaindata import expected_blocks
+from tests.support.db_compare import assert_matches_node
+from tests.support.evm.jsonrpc import JsonRpc
+from tests.support.evm.workload import Workload
 from tests.support.harness import Harness, fully_indexed
 from tests.support.provider_proxy import ProviderProxy
 from tests.support.simchain import sim_head
@@ -21,6 +26,8 @@ from tests.support.waiting import wait_until
 
 BACKLOG = 20_000
 LONGEST_PAUSE_SECONDS = 3.0  # between two requests to the surviving provider after the kill
+ANVIL_BLOCKS_WITH_TRANSACTIONS = 20  # the issue-13 contracts and their logs
+ANVIL_EMPTY_BLOCKS = 6_000  # enough backfill left to kill a provider in the middle of it
 
 
 async def test_killing_a_provider_mid_backfill_loses_nothing_and_it_returns_to_rotation(
@@ -103,3 +110,58 @@ async def test_a_provider_100_blocks_behind_is_never_asked_above_its_head_end_to
         exposition
     )
     assert await harness.stored_blocks(row.id) == await expected_blocks(url, 0, head)
+
+
+@pytest.mark.anvil
+async def test_killing_a_provider_in_front_of_anvil_mid_backfill_loses_nothing(
+    harness: Harness, anvil: str
+) -> None:
+    """The same on a real node: afterwards every block, transaction, receipt and log in
+    PostgreSQL is exactly what anvil says (tests/support/db_compare.py)."""
+    async with JsonRpc(anvil) as node:
+        workload = Workload(node)
+        await workload.setup()
+        await workload.mine(ANVIL_BLOCKS_WITH_TRANSACTIONS)
+        await workload.mine_empty(ANVIL_EMPTY_BLOCKS)
+        head = await workload.head()
+    first, second = ProviderProxy(anvil, name="first"), ProviderProxy(anvil, name="second")
+    async with AsyncExitStack() as first_alive, second.running():
+        await first_alive.enter_async_context(first.running())
+        providers = [ProviderConfig(name=p.name, url=p.url) for p in (first, second)]
+        row = await harness.add_chain(
+            None, providers=providers, blocks_per_workflow=200, rpc_batch_size=25
+        )
+        chain = row.config.name
+        async with harness.worker():
+            await harness.start(chain)
+
+            async def started() -> bool:
+                return await harness.block_count(row.id) >= 200
+
+            await wait_until(started, 120, "the first range indexed")
+            assert first.calls["eth_getBlockByNumber"] > 0  # both were in use
+            assert second.calls["eth_getBlockByNumber"] > 0
+            port = first.port
+            await first_alive.aclose()  # killed
+            killed_at = time.monotonic()
+            left = head + 1 - await harness.block_count(row.id)
+            await wait_until(lambda: fully_indexed(harness, chain, head), 180, "the backlog")
+            done_at = time.monotonic()
+            served = [killed_at, *(t for t in second.arrivals if killed_at < t <= done_at)]
+            pauses = [later - earlier for earlier, later in itertools.pairwise(served)]
+            assert max(pauses) < LONGEST_PAUSE_SECONDS, max(pauses)
+            assert harness.sample("tindexer_provider_up", chain=chain, provider="first") == 0
+
+            async with first.running(port=port):  # back
+                before = first.calls["eth_getBlockByNumber"]
+
+                async def back_in_rotation() -> bool:
+                    return first.calls["eth_getBlockByNumber"] > before
+
+                await wait_until(back_in_rotation, 90, "the first provider fetching again")
+
+    print(f"\n{left} of {head + 1} anvil blocks were left when the first provider was killed")
+    assert left > 0  # the kill came mid-backfill
+    compared = await assert_matches_node(harness.pool, row.id, anvil, head, DATASETS)
+    assert compared.rows["blocks"] == head + 1
+    assert compared.rows["logs"] > 0
