@@ -29,14 +29,20 @@ QUERY_KEY = "5ecre7query0key0fedcba9876543210"
 TOKEN = "key-leak-test-token"
 
 
+FAULTY_REQUESTS = 200  # then the provider recovers, so the backlog ends in bounded time
+
+
 def failing_now_and_then(url: str) -> tuple[Answer, dict[str, int]]:
-    """Every 5th request an error page echoing the URL, every 7th a 429, every 11th garbage."""
+    """Of the first FAULTY_REQUESTS requests, every 5th an error page echoing the URL, every
+    7th a 429, every 11th garbage: enough for failed attempts to reach Temporal. Failing for
+    ever, one range could draw failures attempt after attempt (a range of several batches needs
+    each to succeed within two tries) until Temporal's retry backoff outlasted the wait."""
     seen = {"requests": 0, "failed": 0}
 
     def answer(calls: list[dict[str, Any]]) -> web.Response | None:
         seen["requests"] += 1
         n = seen["requests"]
-        if n % 5 and n % 7 and n % 11:
+        if n > FAULTY_REQUESTS or (n % 5 and n % 7 and n % 11):
             return None
         seen["failed"] += 1
         if n % 5 == 0:
