@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -20,12 +17,11 @@ from indexer.datasets import DATASETS
 from indexer.observability import ProgressCollector
 from indexer.store.chains import set_finalized, set_head
 from indexer.store.ranges import add_range, coverage
-from tests.support.api import TOKEN, ApiClient, cli_env
+from tests.support.api import TOKEN, ApiClient, run_status_cli
 from tests.support.chaindata import expected_blocks
 from tests.support.harness import Harness
 from tests.support.waiting import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 RATE_FIELDS = ("blocks_per_second", "eta_seconds")
 
 
@@ -36,22 +32,6 @@ def without_rates(status: dict[str, Any]) -> dict[str, Any]:
 
 async def indexed_exactly(harness: Harness, chain_id: int, ranges: list[tuple[int, int]]) -> bool:
     return await harness.ranges(chain_id) == ranges
-
-
-def run_status_cli(database_url: str) -> str:
-    """`tindexer status` as a user runs it, with a wide terminal so no column wraps."""
-    env = {"PATH": "/usr/bin:/bin", "COLUMNS": "200", **cli_env(database_url, "unused:0")}
-    done = subprocess.run(
-        [sys.executable, "-m", "indexer.cli", "status"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 async def test_live_chain_with_historical_gap_reports_live_sync_and_backlog(

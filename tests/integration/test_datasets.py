@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -24,7 +23,7 @@ from indexer.datasets import DATASETS
 from indexer.embedded import free_port
 from indexer.observability import ProgressCollector
 from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult
-from tests.support.api import ApiClient
+from tests.support.api import ApiClient, run_status_cli
 from tests.support.harness import Harness, fully_indexed
 from tests.support.waiting import wait_until
 
@@ -116,22 +115,6 @@ def by_dataset(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {d["dataset"]: d for d in status["datasets"]}
 
 
-def status_cli(database_url: str) -> str:
-    """`tindexer status` as a user runs it, in a terminal wide enough that no column wraps."""
-    env = {"PATH": os.environ["PATH"], "COLUMNS": "200", "DATABASE_URL": database_url}
-    done = subprocess.run(
-        [sys.executable, "-m", "indexer.cli", "status"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def table_rows(output: str, chain: str) -> list[list[str]]:
     """The cells of every table line that names `chain`."""
     return [
@@ -206,7 +189,7 @@ async def test_adding_receipts_and_logs_fills_every_indexed_block(
         "logs": HEAD + 1,
     }
     behind = f"{HEAD + 1:,}"
-    assert table_rows(await asyncio.to_thread(status_cli, database_url), name) == [
+    assert table_rows(await asyncio.to_thread(run_status_cli, database_url), name) == [
         [name, f"{HEAD:,}", "-", behind, "1", f"0..{HEAD}", "no"],
         [name, "receipts", "0", behind, behind],
         [name, "logs", "0", behind, behind],
@@ -229,7 +212,7 @@ async def test_adding_receipts_and_logs_fills_every_indexed_block(
         assert dataset["behind_blocks_count"] == 0
     assert await harness.ranges(row.id) == [(0, HEAD)]
     assert await dataset_gauges(harness, name) == dict.fromkeys(DATASETS, 0)
-    assert table_rows(await asyncio.to_thread(status_cli, database_url), name) == [
+    assert table_rows(await asyncio.to_thread(run_status_cli, database_url), name) == [
         [name, f"{HEAD:,}", f"{HEAD:,}", "0", "0", "-", "yes"]
     ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from indexer.embedded import child_process, free_port
 from tests.support.harness import Harness
 
 TOKEN = "s3cret-test-token"
+ROOT = Path(__file__).resolve().parents[2]
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -84,6 +86,22 @@ def cli_env(database_url: str, temporal_address: str, token: str | None = TOKEN)
     if token is not None:
         env["TINDEXER_API_TOKEN"] = token
     return env
+
+
+def run_status_cli(database_url: str) -> str:
+    """`tindexer status` as a user runs it, with a wide terminal so no column wraps."""
+    env = {"PATH": "/usr/bin:/bin", "COLUMNS": "200", **cli_env(database_url, "unused:0")}
+    done = subprocess.run(
+        [sys.executable, "-m", "indexer.cli", "status"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 @contextlib.contextmanager
