@@ -41,8 +41,17 @@ def backfill_id(chain: str, first: int, last: int) -> str:
     return f"backfill:{chain}:{first}-{last}"
 
 
-def index_range_id(chain: str, block_range: Range) -> str:
-    return f"index:{chain}:{block_range.start}-{block_range.end}"
+def index_range_id(chain: str, block_range: Range, size: int) -> str:
+    """The ID of the aligned slot of `size` blocks holding `block_range` (ranges never cross
+    one: workflows/ranges.aligned_ranges), whatever part of the slot the range covers.
+
+    A range commits its batches as it goes, so a scan while it runs finds the rest of its slot
+    as a gap; named by the gap, that rest would start a second run over the same blocks (two
+    COPYs of each block, one failing on the key). Named by the slot, the start joins the
+    running one; what it leaves is scheduled by a scan after it ends.
+    """
+    first = block_range.start // size * size
+    return f"index:{chain}:{first}-{first + size - 1}"
 
 
 def chain_workflows_query(chain: str) -> str:
@@ -144,10 +153,15 @@ async def start_scheduler(
 
 
 async def start_index_range(
-    client: Client, chain: str, block_range: Range, max_attempts: int, task_queue: str
+    client: Client,
+    chain: str,
+    block_range: Range,
+    size: int,
+    max_attempts: int,
+    task_queue: str,
 ) -> bool:
-    """Start the IndexRange of `block_range` unless the same range is running."""
+    """Start the IndexRange of `block_range` unless a range of its slot (`size` blocks) runs."""
     request = IndexRangeInput(chain, block_range.start, block_range.end, max_attempts)
     return await start_once(
-        client, INDEX_RANGE, request, index_range_id(chain, block_range), task_queue
+        client, INDEX_RANGE, request, index_range_id(chain, block_range, size), task_queue
     )

@@ -65,8 +65,8 @@ class SchedulingActivities:
         self.task_queue = task_queue
         self.metrics: Metrics = chains.metrics
 
-    async def _start_one(self, request: StartRangesInput, block_range: Range) -> bool:
-        """Start one IndexRange unless the same range is running; True if a new run started."""
+    async def _start_one(self, request: StartRangesInput, block_range: Range, size: int) -> bool:
+        """Start one IndexRange unless its slot's is running; True if a new run started."""
         attempt = 0
         while True:
             try:
@@ -74,6 +74,7 @@ class SchedulingActivities:
                     next(self.starters),
                     request.chain,
                     block_range,
+                    size,
                     request.max_attempts,
                     self.task_queue,
                 )
@@ -91,7 +92,7 @@ class SchedulingActivities:
                 activity.logger.warning(
                     "%s starting %s, retrying in %.2fs",
                     "rate limited by temporal" if rate_limited else f"{reason} error",
-                    index_range_id(request.chain, block_range),
+                    index_range_id(request.chain, block_range, size),
                     delay,
                     extra={"source": "temporal", "chain": request.chain, "wait_seconds": delay},
                 )
@@ -117,7 +118,7 @@ class SchedulingActivities:
             nonlocal started
             while not queue.empty():
                 block_range = queue.get_nowait()
-                if await self._start_one(request, block_range):
+                if await self._start_one(request, block_range, chain.config.blocks_per_workflow):
                     started += 1
                     self.metrics.workflows_started.labels(request.chain, INDEX_RANGE).inc()
                     self.metrics.blocks_scheduled.labels(request.chain, request.mode).inc(

@@ -70,7 +70,7 @@ async def start_backfill(
     async def start(block_range: Range) -> bool:
         async with limit:
             return await start_index_range(
-                client, plan.chain, block_range, max_attempts, task_queue
+                client, plan.chain, block_range, plan.blocks_per_workflow, max_attempts, task_queue
             )
 
     ranges = list(aligned_ranges(plan.gaps, plan.blocks_per_workflow))

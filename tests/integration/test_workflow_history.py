@@ -112,16 +112,20 @@ async def test_a_full_scheduler_history_grows_slowly_and_still_starts_at_once(
         per_minute = grown / (time.monotonic() - began) * 60
         assert per_minute <= MAX_EVENTS_PER_MINUTE_FULL, f"{grown} events in {HOLD_SECONDS}s"
         assert await running_ranges(harness, chain) == [
-            index_range_id(chain, Range(0, 9)),
-            index_range_id(chain, Range(10, 19)),
+            index_range_id(chain, Range(0, 9), RANGE_BLOCKS),
+            index_range_id(chain, Range(10, 19), RANGE_BLOCKS),
         ]
         # The wait has grown past 15 s by now, yet a range that ends is replaced within the
         # tick's count interval (1 s) plus a start: the ranges started per minute do not drop.
         ended = time.monotonic()
-        await harness.client.get_workflow_handle(index_range_id(chain, Range(0, 9))).terminate()
+        await harness.client.get_workflow_handle(
+            index_range_id(chain, Range(0, 9), RANGE_BLOCKS)
+        ).terminate()
 
         async def replaced() -> bool:
-            return index_range_id(chain, Range(20, 29)) in await running_ranges(harness, chain)
+            return index_range_id(chain, Range(20, 29), RANGE_BLOCKS) in await running_ranges(
+                harness, chain
+            )
 
         await wait_until(replaced, 30, "the next range to start")
         assert time.monotonic() - ended < 10, "the Scheduler slept through the room it had"
@@ -134,7 +138,7 @@ async def test_a_waiting_tick_answers_at_once_when_its_worker_shuts_down(
     row = await harness.add_chain(sim_chain(backlog=10), max_inflight_ranges=1)
     chain = row.config.name
     # One unfinished range, on a task queue no worker polls: the chain is full until the end.
-    await start_index_range(harness.client, chain, Range(0, 9), 1, harness.task_queue)
+    await start_index_range(harness.client, chain, Range(0, 9), RANGE_BLOCKS, 1, harness.task_queue)
     await wait_until(lambda: ranges_running(harness, chain, 1), 30, "the range to be running")
     scheduling = SchedulingActivities(
         harness.client, ChainCache(harness.pool, harness.metrics), harness.task_queue
@@ -190,7 +194,7 @@ async def test_a_full_scheduler_continues_as_new_at_its_bound_with_its_backlog(
         )
     ]
     assert sorted(started) == sorted(
-        index_range_id(chain, Range(s, s + RANGE_BLOCKS - 1))
+        index_range_id(chain, Range(s, s + RANGE_BLOCKS - 1), RANGE_BLOCKS)
         for s in range(0, BACKLOG, RANGE_BLOCKS)
     )
     row = await harness.chain(chain)

@@ -18,9 +18,17 @@ def test_aligned_ranges_cut_at_multiples_of_the_size() -> None:
 
 
 def test_the_same_block_always_lands_in_the_same_index_range_id() -> None:
-    whole = {index_range_id("c", r) for r in aligned_ranges([Range(0, 99)], 10)}
-    assert index_range_id("c", Range(30, 39)) in whole
+    whole = {index_range_id("c", r, 10) for r in aligned_ranges([Range(0, 99)], 10)}
+    assert index_range_id("c", Range(30, 39), 10) in whole
     assert len(whole) == 10
+
+
+def test_what_is_left_of_a_running_range_has_its_id() -> None:
+    """A range stores batch by batch: the gap a scan finds in the middle of it (or a range cut
+    short by the head) must join the running one, not start a second run over its blocks."""
+    assert index_range_id("c", Range(2_587, 3_999), 2_000) == "index:c:2000-3999"
+    assert index_range_id("c", Range(2_000, 2_004), 2_000) == "index:c:2000-3999"
+    assert index_range_id("c", Range(4_000, 4_000), 2_000) == "index:c:4000-5999"
 
 
 def test_take_ranges_returns_the_rest_of_the_backlog_without_loss() -> None:
