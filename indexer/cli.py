@@ -130,8 +130,8 @@ def worker(
     config: ConfigOption = None,
     max_concurrent_activities: Annotated[int, typer.Option(min=1)] = 32,
     max_concurrent_workflow_tasks: Annotated[
-        int | None, typer.Option(min=2, help="Default: the Temporal SDK's.")
-    ] = None,
+        int, typer.Option(min=2, help="The Temporal SDK's default: 100.")
+    ] = 100,
     pollers: Annotated[int, typer.Option(min=1, help="Pollers per task type.")] = 5,
     start_clients: Annotated[
         int, typer.Option(min=1, help="Temporal connections that start workflows.")
@@ -144,7 +144,7 @@ def worker(
         typer.Option(
             min=1024 * 1024,
             help="JSON-RPC answer bytes the worker holds at once"
-            " (default: settings' worker_memory_budget_bytes, 64 MiB).",
+            " (default: settings' worker_memory_budget_bytes, 32 MiB).",
         ),
     ] = None,
 ) -> None:

@@ -25,10 +25,12 @@ BIGINT_MAX = 2**63 - 1  # block numbers are PostgreSQL bigints
 # too low costs requests, never blocks. What it stops is a provider's gzip bomb.
 DEFAULT_RPC_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 # JSON-RPC answer bytes a worker holds at once (indexer/chain/budget.py). deploy/ grants a worker
-# 1 GiB. A batch in memory (its answer, the decoded blocks, its COPY lines) was measured at ~5x
-# its answer bytes on mainnet-shaped blocks, and a Python worker idles near 150 MiB: 64 MiB of
-# answers keeps a worker near 0.5 GiB, with the rest of the limit as headroom.
-DEFAULT_WORKER_MEMORY_BUDGET_BYTES = 64 * 1024 * 1024
+# 1 GiB. One worker with every range slot busy (bench/worker_rss.py, 64,000 blocks) peaked at
+# 615 MiB on mainnet-shaped blocks and 462 MiB on 3-transaction blocks with 64 MiB, at 368 and
+# 326 MiB with 32 MiB, indexing as fast (88.9 and 87.6 blocks/s on mainnet blocks): a batch in
+# memory (answer, decoded blocks, COPY lines) is several times its answer bytes, and a worker
+# idles near 150 MiB. 32 MiB leaves most of the limit as headroom (bench/results/worker_rss.json).
+DEFAULT_WORKER_MEMORY_BUDGET_BYTES = 32 * 1024 * 1024
 
 # Cloud metadata services answer on link-local addresses (169.254.0.0/16, fe80::/10), plus these
 # names and addresses outside that range. A provider URL pointing at one turns the indexer into
@@ -157,8 +159,9 @@ class ChainConfig(BaseModel):
         2_000,
         ge=1,
         le=100_000,
-        description="Blocks per IndexRange workflow. A worker holds each running range in"
-        " memory (blocks x transactions): lower it for chains with large blocks.",
+        description="Blocks per IndexRange workflow. A range streams in batches sized by the"
+        " worker's memory budget, so its length costs no memory; fewer, longer ranges mean"
+        " fewer workflow starts, more of them mean more parallel ranges for a short backlog.",
     )
     scheduler_batch_size: int = Field(
         500, ge=1, le=10_000, description="Ranges started per start activity."

@@ -18,9 +18,11 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
+    FixedSizeSlotSupplier,
     Interceptor,
     PollerBehaviorSimpleMaximum,
     Worker,
+    WorkerTuner,
 )
 
 from exporter.activity_metrics import ActivityMetricsInterceptor
@@ -32,6 +34,7 @@ from indexer.chain.budget import ByteBudget
 from indexer.config import DEFAULT_WORKER_MEMORY_BUDGET_BYTES, Settings
 from indexer.lifecycle import observed_services, until_stopped
 from indexer.temporal_client import fail_fast_client
+from indexer.worker_slots import BudgetedActivitySlots
 from indexer.workflows.headscan import HeadScan
 from indexer.workflows.index_range import IndexRange
 from indexer.workflows.scheduler import Scheduler
@@ -41,6 +44,8 @@ DRAIN_TIMEOUT = timedelta(seconds=20)  # on shutdown, in-flight activities get t
 log = logging.getLogger("indexer.worker")
 
 # The activities below, as their @activity.defn names them: their counters start at zero.
+SDK_DEFAULT_SLOTS = 100  # the SDK's own default for workflow tasks (WorkerTuner.create_fixed)
+
 ACTIVITY_NAMES = ("index_range", "scan_head", "start_ranges", "scheduler_tick", "start_scheduler")
 
 
@@ -52,7 +57,7 @@ class WorkerTuning:
     slower to schedule than one."""
 
     max_concurrent_activities: int = 32
-    max_concurrent_workflow_tasks: int | None = None  # None: the SDK's default
+    max_concurrent_workflow_tasks: int = SDK_DEFAULT_SLOTS
     pollers: int = 5  # per task type
     start_clients: int = 1  # connections the scheduling activities start workflows through
     # JSON-RPC answer bytes held at once by all the worker's ranges (indexer/chain/budget.py).
@@ -98,8 +103,13 @@ async def running_worker(
         task_queue=task_queue,
         workflows=[HeadScan, Scheduler, IndexRange],
         activities=activities,
-        max_concurrent_activities=tuning.max_concurrent_activities,
-        max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
+        tuner=WorkerTuner.create_composite(
+            workflow_supplier=FixedSizeSlotSupplier(tuning.max_concurrent_workflow_tasks),
+            # A range is taken only while the memory budget can feed it (worker_slots.py).
+            activity_supplier=BudgetedActivitySlots(budget, tuning.max_concurrent_activities),
+            local_activity_supplier=FixedSizeSlotSupplier(SDK_DEFAULT_SLOTS),
+            nexus_supplier=FixedSizeSlotSupplier(SDK_DEFAULT_SLOTS),
+        ),
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.pollers),
         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.pollers),
         # Outermost first: a task handed back is no attempt of the activity to time.

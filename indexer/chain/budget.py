@@ -20,7 +20,7 @@ import collections
 import contextlib
 import contextvars
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from exporter.metrics import Metrics
 
@@ -73,9 +73,26 @@ class ByteBudget:
         self._deviation: dict[str, float] = {}  # moving mean deviation from it
         self._probes: dict[str, asyncio.Event] = {}  # chains whose first batch is being measured
         self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        self._listeners: list[Callable[[], None]] = []  # called whenever is_open may have changed
         if metrics is not None:
             metrics.worker_memory_budget.set(budget_bytes)
             metrics.worker_bytes_in_flight.set(0)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether a new range would get bytes soon: nobody waits for room, no chain's first
+        batch is still being measured, and something is left. The worker stops taking new
+        ranges while it is closed (indexer/slots.py), so ranges wait in Temporal's queue, where
+        any worker with room may take them, not in this worker, where their timeouts run."""
+        return not self._waiters and not self._probes and self.in_flight < self.budget_bytes
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (no arguments, must not block) whenever is_open may have changed."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def _fits(self, size: int) -> bool:
         return self.in_flight == 0 or self.in_flight + size <= self.budget_bytes
@@ -88,6 +105,7 @@ class ByteBudget:
             return Reservation(self, size)
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((size, granted))
+        self._changed()
         started = time.perf_counter()
         try:
             await granted
@@ -97,6 +115,7 @@ class ByteBudget:
             else:
                 self._waiters.remove((size, granted))
                 self._grant()  # it may have held up the queue
+                self._changed()
             raise
         finally:
             waited = time.perf_counter() - started
@@ -122,6 +141,7 @@ class ByteBudget:
             self.metrics.worker_bytes_in_flight.set(self.in_flight)
         if new < old:
             self._grant()
+        self._changed()
 
     def _grant(self) -> None:
         """Hand bytes to the waiters at the head of the queue, in order, while they fit."""
@@ -140,6 +160,7 @@ class ByteBudget:
             probe = self._probes.get(chain)
             if probe is None:
                 self._probes[chain] = asyncio.Event()
+                self._changed()
                 return True
             await probe.wait()
         return False
@@ -149,6 +170,7 @@ class ByteBudget:
         probe = self._probes.pop(chain, None)
         if probe is not None:
             probe.set()
+            self._changed()
 
     def bytes_per_block(self, chain: str) -> float:
         """What to reserve per block of the chain: its moving average of answer bytes per
