@@ -7,6 +7,11 @@ worker's RSS (and, where the worker exports them, its bytes in flight) every 0.5
 bound). The loadtest is then interrupted (it stops its own services). Prints one JSON object.
 
     python bench/worker_rss.py --tree . --blocks 64000 --profile mainnet --seconds 150
+
+With --compare-profile, the same is measured on a second profile right after (issue 14: the
+mainnet peak within 1.3x of the 3-transaction one) and both go to --output with their ratio:
+
+    python bench/worker_rss.py --compare-profile default --output bench/results/worker_rss.json
 """
 
 from __future__ import annotations
@@ -59,11 +64,35 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=150)
     parser.add_argument("--rss-cap", type=float, default=8 * GiB)
     parser.add_argument("--worker-option", action="append", default=[])
+    parser.add_argument("--compare-profile", help="measure this profile too, after --profile")
+    parser.add_argument("--output", help="write the JSON here instead of printing it")
     args = parser.parse_args()
+    result = measure(args, args.profile)
+    if args.compare_profile:
+        other = measure(args, args.compare_profile)
+        result = {
+            "what": "Peak RSS of one worker at default settings with every range slot offered"
+            f" ({args.blocks:,}-block backlog, ranges of 2,000), on two block profiles.",
+            "command": "python " + " ".join(sys.argv),
+            args.profile: result,
+            args.compare_profile: other,
+            "peak_ratio": round(
+                result["worker_peak_rss_bytes"] / other["worker_peak_rss_bytes"], 3
+            ),
+        }
+    text = json.dumps(result, indent=1)
+    if args.output:
+        with open(args.output, "w") as file:
+            file.write(text + "\n")
+    print(text)
+
+
+def measure(args: argparse.Namespace, profile: str) -> dict[str, object]:
+    """Run one loadtest of `profile` and watch its worker."""
     tree = os.path.abspath(args.tree)
     command = [
         sys.executable, "-m", "indexer.cli", "loadtest",
-        "--blocks", str(args.blocks), "--profile", args.profile,
+        "--blocks", str(args.blocks), "--profile", profile,
         *(f"--worker-option={option}" for option in args.worker_option),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": tree}
@@ -112,28 +141,24 @@ def main() -> None:
     except subprocess.TimeoutExpired:
         os.killpg(loadtest.pid, signal.SIGKILL)
         loadtest.wait()
-    print(
-        json.dumps(
-            {
-                "command": " ".join(command),
-                "tree_commit": commit,
-                "machine": {
-                    "nproc": os.cpu_count(),
-                    "ram_bytes": psutil.virtual_memory().total,
-                    "python": platform.python_version(),
-                },
-                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "watched_seconds": round(elapsed, 1),
-                "worker_peak_rss_bytes": peak_rss,
-                "worker_peak_rss_mib": round(peak_rss / 2**20, 1),
-                "stopped_at_rss_cap": capped,
-                "peak_in_flight_bytes": peak_in_flight,
-                "blocks_indexed_when_stopped": last_scrape.get(names[1]),
-                "activity_timeouts_when_stopped": last_scrape.get(names[2]),
-                "rss_series": samples[:: max(1, len(samples) // 60)],
-            }
-        )
-    )
+    return {
+        "command": " ".join(command),
+        "tree_commit": commit,
+        "machine": {
+            "nproc": os.cpu_count(),
+            "ram_bytes": psutil.virtual_memory().total,
+            "python": platform.python_version(),
+        },
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "watched_seconds": round(elapsed, 1),
+        "worker_peak_rss_bytes": peak_rss,
+        "worker_peak_rss_mib": round(peak_rss / 2**20, 1),
+        "stopped_at_rss_cap": capped,
+        "peak_in_flight_bytes": peak_in_flight,
+        "blocks_indexed_when_stopped": last_scrape.get(names[1]),
+        "activity_timeouts_when_stopped": last_scrape.get(names[2]),
+        "rss_series": samples[:: max(1, len(samples) // 60)],
+    }
 
 
 if __name__ == "__main__":

@@ -18,11 +18,14 @@ from indexer.chain.budget import ByteBudget, Reservation, counting_answer_bytes
 from indexer.chain.model import Block
 from indexer.chain.rpc import RpcClient
 
-# A batch aims at this many answer bytes (and at most an eighth of the budget, so several
-# ranges share it): ~35 mainnet blocks with receipts, a whole 2,000-block range of 3-transaction
-# blocks. Its store then writes ~16 MB of rows in one transaction: well under a second.
+# A batch aims at this many answer bytes (and at most a quarter of the budget, so a range, which
+# holds two batches, leaves room for another): at the default 32 MiB budget, ~14 mainnet blocks
+# with receipts, ~1,000 3-transaction blocks. Each batch is a transaction with its interval-set
+# updates, so small batches cost PostgreSQL: 20,000 mainnet blocks, 2 workers
+# (bench/mainnet.py, end to end) took 280 s with an eighth (7 blocks a batch), 228 s with a
+# quarter, 249 s with half (one range per worker at a time).
 MAX_BATCH_BYTES = 16 * 1024 * 1024
-BUDGET_SHARE = 8
+BUDGET_SHARE = 4
 # Batches fetched (or being fetched) while one is stored: one is enough to overlap the two,
 # and each one more only holds more memory.
 PIPELINE_DEPTH = 1
