@@ -38,7 +38,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -50,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 
-from bench.common import ROOT, provenance, write_result
+from bench.common import ROOT, provenance, scratch_directory, write_result
 
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
 ETL_VERSION = "2.4.2"
@@ -558,7 +557,7 @@ async def main() -> None:
     command = " ".join(["make bench-anvil (.venv/bin/python bench/anvil.py", *sys.argv[1:]]) + ")"
     result: dict[str, Any] = provenance(command)
     version = subprocess.check_output([str(ANVIL), "--version"], text=True)  # noqa: ASYNC221
-    work = Path(tempfile.mkdtemp(prefix="tindexer-anvil-bench-"))
+    work = scratch_directory("tindexer-anvil-bench-")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     anvil_args = [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"]

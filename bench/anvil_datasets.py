@@ -39,7 +39,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 
 from bench.anvil import ANVIL, CpuMeter, Diagnosis, batch, call, count_rows
-from bench.common import provenance, write_result
+from bench.common import provenance, scratch_directory, write_result
 
 CACHE = Path(os.environ.get("TINDEXER_BENCH_CACHE", "/work/.cache"))
 ETL_VENV = Path(os.environ.get("TINDEXER_ETL_VENV") or CACHE / "etl-2.4.2-py3.9")
@@ -442,7 +441,7 @@ async def main() -> None:
         except (OSError, RuntimeError) as exc:
             errors[name] = str(exc)
             print(f"  {name} could not be installed: {exc}", flush=True)
-    work = Path(tempfile.mkdtemp(prefix="tindexer-anvil-datasets-"))
+    work = scratch_directory("tindexer-anvil-datasets-")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     anvil_args = [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"]

@@ -24,7 +24,6 @@ import multiprocessing
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil
 
-from bench.common import RESULTS, provenance, write_result
+from bench.common import RESULTS, provenance, scratch_directory, write_result
 
 TXS_PER_BLOCK = 3
 CEILING_BLOCKS = 150_000
@@ -160,7 +159,7 @@ async def ceilings(blocks: int, blocks_per_range: int, workers: int) -> Measured
     from indexer.store.chains import upsert_chain
     from indexer.store.db import create_pool
 
-    work = Path(tempfile.mkdtemp(prefix="tindexer-ceiling-"))
+    work = scratch_directory("tindexer-ceiling-")
     port = free_port()
     ranges = [
         (start, min(start + blocks_per_range, blocks) - 1)

@@ -32,7 +32,6 @@ import itertools
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.backlog import Ready, ceiling
-from bench.common import RESULTS, ROOT, provenance, write_result
+from bench.common import RESULTS, ROOT, provenance, scratch_directory, write_result
 
 PROFILE = "mainnet"
 CEILING_CONCURRENCY = 4  # ranges in flight per ceiling process
@@ -221,7 +220,7 @@ async def ceilings(
     from indexer.store.chains import upsert_chain
     from indexer.store.db import create_pool
 
-    work = Path(tempfile.mkdtemp(prefix="tindexer-mainnet-ceiling-"))
+    work = scratch_directory("tindexer-mainnet-ceiling-")
     port = free_port()
     backlog = max(fetch_blocks, copy_blocks) + 1
 

@@ -36,7 +36,6 @@ import io
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -47,7 +46,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import provenance, write_result
+from bench.common import provenance, scratch_directory, write_result
 
 TABLES = {"blocks": "number", "transactions": "block_number", "logs": "block_number"}
 SLOTS = 64  # the mainnet profile's distinct block contents
@@ -62,7 +61,7 @@ async def templates(chain_id: int) -> dict[str, list[list[str]]]:
     from indexer.store.rows import block_lines, log_lines, transaction_lines
 
     port = free_port()
-    work = Path(tempfile.mkdtemp(prefix="tindexer-partitioning-"))
+    work = scratch_directory("tindexer-partitioning-")
     args = sim_chain_args(port, backlog=SLOTS + 1, block_time=0, profile="mainnet")
     with child_process(args, "127.0.0.1", port, log_path=work / "sim.log"):
         url = f"http://127.0.0.1:{port}"

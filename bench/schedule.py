@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import RESULTS, provenance, write_result
+from bench.common import RESULTS, provenance, scratch_directory, write_result
 
 
 @dataclass
@@ -162,7 +162,7 @@ async def main() -> None:
     per_block_blocks, range_blocks = (2_000, 75_000) if args.quick else (20_000, 750_000)
     with contextlib.ExitStack() as stack:
         database_url = os.environ.get("DATABASE_URL") or stack.enter_context(
-            embedded_postgres(Path(tempfile.mkdtemp()) / "pg")
+            embedded_postgres(scratch_directory("tindexer-schedule-") / "pg")
         )
 
         async def measure(repeats: int, **overrides: Any) -> dict[str, Any]:

@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,18 @@ async def _postgres_root(pool: asyncpg.Pool) -> psutil.Process:
     return parent
 
 
+@contextlib.contextmanager
+def removed_unless_failed(work: Path, log: Callable[[str], object]) -> Iterator[None]:
+    """The run's directory (its PostgreSQL, Temporal's database, logs: GBs for a big backlog)
+    is deleted after the run; a failed run keeps it for its logs, and says where."""
+    try:
+        yield
+    except BaseException:
+        log(f"the run's logs and databases are kept in {work}")
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+
+
 async def run_loadtest(
     blocks: int,
     txs_per_block: int = 3,
@@ -182,6 +195,8 @@ async def run_loadtest(
     ports = {name: free_port() for name in ("temporal", "sim", "sink")}
     metrics_ports = [free_port() for _ in range(workers)]
     with contextlib.ExitStack() as stack:
+        # Entered first, so it runs last: once every process below has stopped.
+        stack.enter_context(removed_unless_failed(work, log))
         database_url = os.environ.get("DATABASE_URL") or stack.enter_context(
             embedded_postgres(work / "pg")
         )
