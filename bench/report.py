@@ -61,13 +61,19 @@ def schedule_section(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def backlog_section(result: dict[str, Any]) -> list[str]:
+def backlog_section(
+    result: dict[str, Any],
+    title: str = "End to end: the backlog through Temporal into PostgreSQL",
+) -> list[str]:
     small = result["small"]
     lower = min(result["rpc_ceiling_blocks_per_second"], result["copy_ceiling_blocks_per_second"])
+    datasets = ", ".join(result.get("datasets", ["every dataset of the chain"]))
     lines = [
-        "## End to end: the backlog through Temporal into PostgreSQL",
+        f"## {title}",
         "",
         _provenance(result),
+        "",
+        f"Datasets indexed end to end: {datasets}.",
         "",
         "| measure | big run | small run |",
         "|---|---:|---:|",
@@ -206,6 +212,27 @@ def mainnet_section(
         f"![blocks/s and {result['plot_right_axis']} over time]({result['plot']})",
         "",
     ]
+    return lines
+
+
+def worker_rss_section(result: dict[str, Any]) -> list[str]:
+    profiles = [key for key, value in result.items() if isinstance(value, dict) and "date" in value]
+    lines = [
+        "## Worker peak RSS with every range slot offered",
+        "",
+        f"`{result['command']}` — {result['what']}",
+        "",
+        "| profile | peak RSS (MiB) | answers in flight, peak (MiB) | blocks indexed | watched s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for profile in profiles:
+        run = result[profile]
+        lines.append(
+            f"| {profile} | {run['worker_peak_rss_mib']:,} | "
+            f"{run['peak_in_flight_bytes'] / 2**20:,.1f} | "
+            f"{run['blocks_indexed_when_stopped'] or 0:,.0f} | {run['watched_seconds']} |"
+        )
+    lines += ["", f"Peak ratio {' / '.join(profiles)}: **{result['peak_ratio']}**.", ""]
     return lines
 
 
@@ -388,6 +415,8 @@ def main() -> None:
             f"{aborted['bound_blocks_per_second']:,} blocks/s.",
             "",
         ]
+    if worker_rss := _load("worker_rss"):
+        lines += worker_rss_section(worker_rss)
     if partitioning := _load("partitioning"):
         lines += partitioning_section(partitioning)
     if anvil_datasets := _load("anvil-datasets"):

@@ -29,6 +29,9 @@ from exporter.metrics import Metrics
 INITIAL_BYTES_PER_BLOCK = 256 * 1024
 SMOOTHING = 0.25  # weight of the newest batch in the moving averages of bytes per block
 DEVIATIONS = 2  # mean deviations of bytes per block reserved above the mean
+# Batches that may wait for room while the worker still takes new ranges: without one, a range
+# ended and the next began a poll and a start later (750k 3-tx blocks: 128 s instead of 115 s).
+READY_WAITERS = 1
 
 
 class Reservation:
@@ -80,11 +83,17 @@ class ByteBudget:
 
     @property
     def is_open(self) -> bool:
-        """Whether a new range would get bytes soon: nobody waits for room, no chain's first
-        batch is still being measured, and something is left. The worker stops taking new
-        ranges while it is closed (indexer/slots.py), so ranges wait in Temporal's queue, where
-        any worker with room may take them, not in this worker, where their timeouts run."""
-        return not self._waiters and not self._probes and self.in_flight < self.budget_bytes
+        """Whether a new range would get bytes soon: at most READY_WAITERS batches wait for
+        room (one range ready to go the moment a batch is stored, not a poll away), no chain's
+        first batch is still being measured, and something is left. The worker stops taking
+        new ranges while it is closed (indexer/worker_slots.py), so ranges wait in Temporal's
+        queue, where any worker with room may take them, not in this worker, where their
+        timeouts run."""
+        return (
+            len(self._waiters) <= READY_WAITERS
+            and not self._probes
+            and self.in_flight < self.budget_bytes
+        )
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call `listener` (no arguments, must not block) whenever is_open may have changed."""

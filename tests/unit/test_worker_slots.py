@@ -99,6 +99,21 @@ async def test_a_release_from_the_sdk_thread_wakes_a_waiting_reservation() -> No
     assert slots.held == 3
 
 
+async def test_one_batch_may_wait_for_room_before_the_worker_stops_taking_ranges() -> None:
+    """A range ready to go the moment a batch is stored (not a poll and a start away); a
+    second waiting batch closes the budget."""
+    budget = ByteBudget(1000)
+    await budget.reserve(600)
+    first = asyncio.create_task(budget.reserve(600))
+    await asyncio.sleep(0)
+    assert budget.is_open
+    second = asyncio.create_task(budget.reserve(600))
+    await asyncio.sleep(0)
+    assert not budget.is_open
+    first.cancel()
+    second.cancel()
+
+
 async def test_a_probe_in_progress_closes_the_budget() -> None:
     """While a chain's first batch is measured, its other ranges wait: take no more."""
     budget = ByteBudget(1000)
