@@ -43,9 +43,9 @@ DRAIN_TIMEOUT = timedelta(seconds=20)  # on shutdown, in-flight activities get t
 
 log = logging.getLogger("indexer.worker")
 
-# The activities below, as their @activity.defn names them: their counters start at zero.
 SDK_DEFAULT_SLOTS = 100  # the SDK's own default for workflow tasks (WorkerTuner.create_fixed)
 
+# The activities below, as their @activity.defn names them: their counters start at zero.
 ACTIVITY_NAMES = ("index_range", "scan_head", "start_ranges", "scheduler_tick", "start_scheduler")
 
 

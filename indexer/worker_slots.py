@@ -4,9 +4,9 @@ A range taken by a worker starts its start-to-close timeout at once. Were the wo
 every range its slots allow (32) while its memory budget feeds only a few at a time, most of them
 would wait in the worker for bytes, their timeouts running, while another worker with room could
 not have them. So the worker asks Temporal for an activity task only while its budget is open
-(ByteBudget.is_open: nobody waits for room); while it is closed, only SPARE_SLOTS slots are
-offered to what is not a range (scans, scheduling: short and light) and to the polls that fetch
-them, so a chain's head is still followed while the worker is busy.
+(ByteBudget.is_open: at most one batch waits for room); while it is closed, only SPARE_SLOTS
+slots are offered to what is not a range (scans, scheduling: short and light) and to the polls
+that fetch them, so a chain's head is still followed while the worker is busy.
 
 The SDK calls reserve_slot in the worker's event loop but mark_slot_used and release_slot from
 its own threads: the counts are locked, and waiters are woken through the loop.
