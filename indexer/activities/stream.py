@@ -18,14 +18,16 @@ from indexer.chain.budget import ByteBudget, Reservation, counting_answer_bytes
 from indexer.chain.model import Block
 from indexer.chain.rpc import RpcClient
 
-# A batch aims at this many answer bytes (and at most a quarter of the budget, so a range, which
-# holds two batches, leaves room for another): at the default 32 MiB budget, ~14 mainnet blocks
-# with receipts, ~1,000 3-transaction blocks. Each batch is a transaction with its interval-set
-# updates, so small batches cost PostgreSQL: 20,000 mainnet blocks, 2 workers
-# (bench/mainnet.py, end to end) took 280 s with an eighth (7 blocks a batch), 228 s with a
-# quarter, 249 s with half (one range per worker at a time).
+# A batch aims at this many answer bytes (and at most an eighth of the budget, so a range, which
+# holds two batches, leaves room for others): at the default 32 MiB budget, ~7 mainnet blocks
+# with receipts, ~900 3-transaction blocks. A batch in memory (decoded blocks, COPY lines) is
+# many times its answer bytes, so the share sets the worker's peak RSS: one worker with every
+# slot offered peaked at 368 MiB on mainnet blocks with an eighth and 572 MiB with a quarter,
+# indexing as fast (97.5 and 98.4 blocks/s; bench/worker_rss.py). Each batch is a transaction
+# with its interval-set updates, so smaller batches cost PostgreSQL more (bench/mainnet.py,
+# results/mainnet.json).
 MAX_BATCH_BYTES = 16 * 1024 * 1024
-BUDGET_SHARE = 4
+BUDGET_SHARE = 8
 # Batches fetched (or being fetched) while one is stored: one is enough to overlap the two,
 # and each one more only holds more memory.
 PIPELINE_DEPTH = 1
