@@ -25,11 +25,11 @@ BIGINT_MAX = 2**63 - 1  # block numbers are PostgreSQL bigints
 # too low costs requests, never blocks. What it stops is a provider's gzip bomb.
 DEFAULT_RPC_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 # JSON-RPC answer bytes a worker holds at once (indexer/chain/budget.py). deploy/ grants a worker
-# 1 GiB. One worker with every range slot busy (bench/worker_rss.py, 64,000 blocks) peaked at
-# 615 MiB on mainnet-shaped blocks and 462 MiB on 3-transaction blocks with 64 MiB, at 368 and
-# 326 MiB with 32 MiB, indexing as fast (88.9 and 87.6 blocks/s on mainnet blocks): a batch in
-# memory (answer, decoded blocks, COPY lines) is several times its answer bytes, and a worker
-# idles near 150 MiB. 32 MiB leaves most of the limit as headroom (bench/results/worker_rss.json).
+# 1 GiB. One worker with every range slot offered (bench/worker_rss.py, 64,000 blocks) peaked at
+# 377 MiB on mainnet-shaped blocks and 316 MiB on 3-transaction blocks with 32 MiB
+# (bench/results/worker_rss.json); 64 MiB bought no speed (88.9 vs 87.6 mainnet blocks/s, one
+# worker) for 615 MiB. A batch in memory (answer, decoded blocks, COPY lines) is several times its
+# answer bytes, and a worker idles near 150 MiB.
 DEFAULT_WORKER_MEMORY_BUDGET_BYTES = 32 * 1024 * 1024
 
 # Cloud metadata services answer on link-local addresses (169.254.0.0/16, fe80::/10), plus these
