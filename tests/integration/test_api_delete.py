@@ -15,6 +15,8 @@ from temporalio.client import WorkflowExecutionStatus
 
 from indexer.config import ChainConfig
 from indexer.store.chains import set_head, upsert_chain
+from indexer.temporal_client import index_range_id
+from indexer.workflows.inputs import Range
 from tests.support.api import ApiClient, serving_api
 from tests.support.harness import Harness
 from tests.support.rows import row_counts, store_blocks
@@ -59,7 +61,12 @@ async def test_delete_needs_confirmation_and_stops_every_workflow_of_the_chain(
         body = {"from": block_range[0], "to": block_range[1]}
         status, started = await api.call("POST", f"/chains/{name}/backfill", body)
         assert (status, started["mode"], started["started"]) == (202, mode, 1), started
-    ids = [f"headscan:{name}", f"index:{name}:10-19", f"backfill:{name}:0-199999"]
+    size = (await harness.chain(name)).config.blocks_per_workflow
+    ids = [
+        f"headscan:{name}",
+        index_range_id(name, Range(10, 19), size),
+        f"backfill:{name}:0-199999",
+    ]
 
     async def all_visible() -> bool:
         query = f"WorkflowId = '{ids[1]}' OR WorkflowId = '{ids[2]}'"
