@@ -29,6 +29,11 @@ def huge_value_in_block(number: int) -> Callable[[dict[str, Any], dict[str, Any]
     return rewrite
 
 
+def covered(ranges: list[tuple[int, int]], low: int, high: int) -> bool:
+    """Whether one indexed range holds low..high."""
+    return any(start <= low and high <= end for start, end in ranges)
+
+
 def bad_data_requests(harness: Harness, chain: str) -> float:
     labels = {
         "chain": chain,
@@ -53,17 +58,25 @@ async def test_a_block_with_a_4000_digit_value_is_never_stored_and_its_range_is_
 
         async def lie_refused_twice_and_the_rest_indexed() -> bool:
             # Two activity attempts of two requests each: retried by the client and by Temporal.
+            # A range is stored batch by batch: the blocks of 50-99 in batches before the lie's
+            # (a worker's first batch of a chain is a 4-block probe) may be indexed already.
             ranges = await harness.ranges(row.id)
-            return bad_data_requests(harness, chain) >= 4 and ranges == [(0, 49), (100, head)]
+            return (
+                bad_data_requests(harness, chain) >= 4
+                and covered(ranges, 0, 49)
+                and covered(ranges, 100, head)
+                and not covered(ranges, LIE_BLOCK, LIE_BLOCK)
+            )
 
         async with harness.worker():
             await harness.start(chain)
             await wait_until(lie_refused_twice_and_the_rest_indexed, 90, "the lie refused")
             stored = await harness.pool.fetchval(
-                "SELECT (SELECT count(*) FROM blocks WHERE chain_id = $1 AND number"
-                " BETWEEN 50 AND 99) + (SELECT count(*) FROM transactions WHERE chain_id = $1"
-                " AND block_number BETWEEN 50 AND 99)",
+                "SELECT (SELECT count(*) FROM blocks WHERE chain_id = $1 AND number = $2)"
+                " + (SELECT count(*) FROM transactions WHERE chain_id = $1"
+                " AND block_number = $2)",
                 row.id,
+                LIE_BLOCK,
             )
             assert stored == 0
 
