@@ -20,6 +20,7 @@ from temporalio.service import RetryConfig
 from exporter.tracing import temporal_interceptor
 from indexer.workflows.inputs import HeadScanInput, IndexRangeInput, Range, SchedulerInput
 from indexer.workflows.payloads import DATA_CONVERTER
+from indexer.workflows.ranges import slot_of
 
 CONNECT_PATIENCE_SECONDS = 30.0  # a dev server started with us answers within a few seconds
 
@@ -50,8 +51,8 @@ def index_range_id(chain: str, block_range: Range, size: int) -> str:
     COPYs of each block, one failing on the key). Named by the slot, the start joins the
     running one; what it leaves is scheduled by a scan after it ends.
     """
-    first = block_range.start // size * size
-    return f"index:{chain}:{first}-{first + size - 1}"
+    slot = slot_of(block_range.start, size)
+    return f"index:{chain}:{slot.start}-{slot.end}"
 
 
 def chain_workflows_query(chain: str) -> str:

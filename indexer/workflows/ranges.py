@@ -10,12 +10,18 @@ from collections.abc import Iterator
 from indexer.workflows.inputs import Range
 
 
+def slot_of(block: int, size: int) -> Range:
+    """The aligned `size` blocks holding `block`: a range never crosses one, and is named by it."""
+    first = block // size * size
+    return Range(first, first + size - 1)
+
+
 def aligned_ranges(gaps: list[Range], size: int) -> Iterator[Range]:
     """Cut gaps at multiples of `size`, so a block always falls in the same range ID."""
     for gap in gaps:
         start = gap.start
         while start <= gap.end:
-            end = min((start // size + 1) * size - 1, gap.end)
+            end = min(slot_of(start, size).end, gap.end)
             yield Range(start, end)
             start = end + 1
 
