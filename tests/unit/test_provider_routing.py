@@ -1,6 +1,6 @@
 """Two providers in front of one simulated chain, through real proxies: failover, rate, lag.
 
-The ProviderSet is built from a ChainConfig as workers build it (chain_cache.provider_set), and
+The router is built from a ChainConfig as workers build it (chain_cache.chain_fetcher), and
 every request crosses real HTTP to a ProviderProxy that can die, throttle or lag.
 """
 
