@@ -158,7 +158,7 @@ class IndexRangeActivities:
             )
 
         try:
-            async with heartbeating(), self.chains.fetcher(chain.config) as rpc:
+            async with heartbeating(), self.chains.fetcher(chain.config, chain.evm_chain_id) as rpc:
                 for low, high in covered.gaps:
                     await stream_range(
                         self.budget, request.chain, low, high, fetch=fetch, store=store
