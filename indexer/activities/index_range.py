@@ -106,72 +106,73 @@ class IndexRangeActivities:
             "blocks": request.end - request.start + 1,
             "datasets": ",".join(datasets),
         }
-        totals = _Totals()
-        # One span per side for the whole range, a child span per batch under each.
-        fetch_span = tracer().start_span(
-            "rpc.fetch_blocks", attributes={**attributes, "receipts": receipts}
-        )
-        store_span = tracer().start_span("postgres.store_range", attributes=attributes)
-
-        async def fetch(first: int, last: int, previous: Block | None) -> FetchedBlocks:
-            with tracer().start_as_current_span(
-                "rpc.fetch_batch",
-                context=trace.set_span_in_context(fetch_span),
-                attributes={"chain": request.chain, "batch.start": first, "batch.end": last},
-            ):
-                started = time.perf_counter()
-                try:
-                    fetched = await rpc.get_blocks_batch(
-                        first, last, receipts=receipts, previous=previous
-                    )
-                except (BadChainData, RpcUnavailable, RpcError) as exc:
-                    raise chain_failure(exc) from exc
-                self._observe_phase(request.chain, "fetch", time.perf_counter() - started)
-                return fetched
-
-        async def store(batch: Batch) -> None:
-            blocks = batch.blocks
-            with tracer().start_as_current_span(
-                "postgres.store_batch",
-                context=trace.set_span_in_context(store_span),
-                attributes={
-                    "chain": request.chain,
-                    "batch.start": blocks[0].number,
-                    "batch.end": blocks[-1].number,
-                    "batch.answer_bytes": batch.answer_bytes,
-                },
-            ):
-                started = time.perf_counter()
-                await self._store_batch(chain.id, blocks, datasets)
-                seconds = time.perf_counter() - started
-                self._observe_phase(request.chain, "store", seconds)
-                self.metrics.pg_query_duration.labels("store_range").observe(seconds)
-            added = new_rows(blocks, missing)
-            self.metrics.blocks_indexed.labels(request.chain).inc(len(blocks))
-            for dataset, count in added.items():
-                self.metrics.rows_indexed.labels(request.chain, dataset).inc(count)
-                totals.rows[dataset] = totals.rows.get(dataset, 0) + count
-            totals.blocks += len(blocks)
-            totals.transactions += sum(len(b.transactions) for b in blocks)
-            totals.logs += sum(
-                len(tx.receipt.logs) for b in blocks for tx in b.transactions if tx.receipt
+        async with self.chains.fetcher(chain.config, chain.evm_chain_id) as rpc:
+            totals = _Totals()
+            # One span per side for the whole range, a child span per batch under each.
+            fetch_span = tracer().start_span(
+                "rpc.fetch_blocks", attributes={**attributes, "receipts": receipts}
             )
+            store_span = tracer().start_span("postgres.store_range", attributes=attributes)
 
-        try:
-            async with heartbeating(), self.chains.fetcher(chain.config, chain.evm_chain_id) as rpc:
-                for low, high in covered.gaps:
-                    await stream_range(
-                        self.budget, request.chain, low, high, fetch=fetch, store=store
-                    )
-        finally:
-            store_span.set_attributes(
-                {
-                    "transactions": totals.transactions,
-                    **{f"rows.{dataset}": count for dataset, count in totals.rows.items()},
-                }
-            )
-            fetch_span.end()
-            store_span.end()
+            async def fetch(first: int, last: int, previous: Block | None) -> FetchedBlocks:
+                with tracer().start_as_current_span(
+                    "rpc.fetch_batch",
+                    context=trace.set_span_in_context(fetch_span),
+                    attributes={"chain": request.chain, "batch.start": first, "batch.end": last},
+                ):
+                    started = time.perf_counter()
+                    try:
+                        fetched = await rpc.get_blocks_batch(
+                            first, last, receipts=receipts, previous=previous
+                        )
+                    except (BadChainData, RpcUnavailable, RpcError) as exc:
+                        raise chain_failure(exc) from exc
+                    self._observe_phase(request.chain, "fetch", time.perf_counter() - started)
+                    return fetched
+
+            async def store(batch: Batch) -> None:
+                blocks = batch.blocks
+                with tracer().start_as_current_span(
+                    "postgres.store_batch",
+                    context=trace.set_span_in_context(store_span),
+                    attributes={
+                        "chain": request.chain,
+                        "batch.start": blocks[0].number,
+                        "batch.end": blocks[-1].number,
+                        "batch.answer_bytes": batch.answer_bytes,
+                    },
+                ):
+                    started = time.perf_counter()
+                    await self._store_batch(chain.id, blocks, datasets)
+                    seconds = time.perf_counter() - started
+                    self._observe_phase(request.chain, "store", seconds)
+                    self.metrics.pg_query_duration.labels("store_range").observe(seconds)
+                added = new_rows(blocks, missing)
+                self.metrics.blocks_indexed.labels(request.chain).inc(len(blocks))
+                for dataset, count in added.items():
+                    self.metrics.rows_indexed.labels(request.chain, dataset).inc(count)
+                    totals.rows[dataset] = totals.rows.get(dataset, 0) + count
+                totals.blocks += len(blocks)
+                totals.transactions += sum(len(b.transactions) for b in blocks)
+                totals.logs += sum(
+                    len(tx.receipt.logs) for b in blocks for tx in b.transactions if tx.receipt
+                )
+
+            try:
+                async with heartbeating():
+                    for low, high in covered.gaps:
+                        await stream_range(
+                            self.budget, request.chain, low, high, fetch=fetch, store=store
+                        )
+            finally:
+                store_span.set_attributes(
+                    {
+                        "transactions": totals.transactions,
+                        **{f"rows.{dataset}": count for dataset, count in totals.rows.items()},
+                    }
+                )
+                fetch_span.end()
+                store_span.end()
         return IndexRangeResult(
             blocks=totals.blocks, transactions=totals.transactions, logs=totals.logs
         )
