@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -35,14 +34,9 @@ import asyncpg
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from indexer import services
 from indexer.config import ChainConfig
-from indexer.embedded import (
-    child_process,
-    embedded_postgres,
-    free_port,
-    sim_chain_args,
-    temporal_dev_server_args,
-)
+from indexer.embedded import free_port
 from indexer.simchain.profiles import PROFILES
 from indexer.store.blocks import block_census
 from indexer.store.chains import upsert_chain
@@ -51,16 +45,6 @@ from indexer.store.ranges import coverage
 from indexer.temporal_client import connect_temporal, head_scan_id, start_head_scan
 
 STALL_SECONDS = 120.0  # a run that indexes nothing for this long has failed, not slowed
-
-OTLP_SINK = """
-from aiohttp import web
-async def accept(request):
-    await request.read()
-    return web.Response(status=200)
-app = web.Application(client_max_size=256 * 1024 * 1024)
-app.router.add_post("/v1/traces", accept)
-web.run_app(app, host="127.0.0.1", port={port}, print=None, access_log=None)
-"""
 
 
 @dataclass
@@ -197,67 +181,46 @@ async def run_loadtest(
     with contextlib.ExitStack() as stack:
         # Entered first, so it runs last: once every process below has stopped.
         stack.enter_context(removed_unless_failed(work, log))
-        database_url = os.environ.get("DATABASE_URL") or stack.enter_context(
-            embedded_postgres(work / "pg")
+        database_url = stack.enter_context(
+            services.database(os.environ.get("DATABASE_URL"), work / "pg")
         )
         temporal = stack.enter_context(
-            child_process(
-                temporal_dev_server_args(ports["temporal"], db_file=work / "temporal.db"),
-                "127.0.0.1",
-                ports["temporal"],
-                log_path=work / "temporal.log",
+            services.temporal_dev_server(
+                ports["temporal"], work / "temporal.log", db_file=work / "temporal.db"
             )
         )
         sim = None
         if rpc_url is None:
-            sim_args = (
-                sim_chain_args(ports["sim"], backlog=blocks, block_time=0, profile=profile)
-                if profile
-                else sim_chain_args(
-                    ports["sim"], backlog=blocks, block_time=0, txs_per_block=txs_per_block
-                )
+            content: dict[str, object] = (
+                {"profile": profile} if profile else {"txs_per_block": txs_per_block}
             )
             sim = stack.enter_context(
-                child_process(
-                    sim_args,
-                    "127.0.0.1",
-                    ports["sim"],
-                    log_path=work / "sim.log",
+                services.sim_chain(
+                    ports["sim"], work / "sim.log", backlog=blocks, block_time=0, **content
                 )
             )
-        sink = stack.enter_context(
-            child_process(
-                [sys.executable, "-c", OTLP_SINK.format(port=ports["sink"])],
-                "127.0.0.1",
-                ports["sink"],
-            )
-        )
+        sink = stack.enter_context(services.otlp_sink(ports["sink"]))
         task_queue = f"loadtest-{uuid.uuid4().hex[:6]}"
         (work / "worker.toml").write_text(f'task_queue = "{task_queue}"\n')
         worker_env = {
             "DATABASE_URL": database_url,
-            "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+            "TEMPORAL_ADDRESS": f"{services.HOST}:{ports['temporal']}",
             "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports['sink']}",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{services.HOST}:{ports['sink']}",
         }
         worker_processes = [
             stack.enter_context(
-                child_process(
+                services.worker(
                     [
-                        sys.executable,
-                        "-m",
-                        "indexer.cli",
-                        "worker",
                         "--config",
                         str(work / "worker.toml"),
                         "--metrics-port",
                         str(port),
                         *(worker_options or []),
                     ],
-                    "127.0.0.1",
                     port,
-                    log_path=work / f"worker-{number}.log",
-                    env=worker_env,
+                    work / f"worker-{number}.log",
+                    worker_env,
                 )
             )
             for number, port in enumerate(metrics_ports)
