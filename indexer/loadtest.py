@@ -69,6 +69,9 @@ class LoadtestResult:
     phase_seconds: dict[str, float] = field(default_factory=dict)
     phase_count: dict[str, float] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)  # what `check` returned
+    # p95 of the store's queries (tindexer_pg_query_duration_seconds, every query, all workers)
+    # at the end of the run, from the summed buckets; None when no query was timed.
+    pg_query_p95_seconds: float | None = None
 
     @property
     def activity_timeout_rate(self) -> float:
@@ -98,6 +101,33 @@ def _by_label(texts: list[str], name: str, label: str) -> dict[str, float]:
                     key = sample.labels[label]
                     totals[key] = totals.get(key, 0.0) + sample.value
     return totals
+
+
+def histogram_quantile(quantile: float, buckets: dict[float, float]) -> float | None:
+    """The quantile of cumulative bucket counts by upper bound, as PromQL's histogram_quantile
+    estimates it: linear within the bucket it falls in; in the +Inf bucket, the highest finite
+    bound. None for an empty histogram."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]] if bounds else 0.0
+    if total <= 0:
+        return None
+    rank = quantile * total
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if bound == float("inf"):
+                return lower
+            if count == below:
+                return bound
+            return lower + (bound - lower) * (rank - below) / (count - below)
+        lower, below = bound, count
+    return lower
+
+
+def _buckets(texts: list[str], name: str) -> dict[float, float]:
+    """A histogram's cumulative bucket counts, summed over every worker and label set, by le."""
+    return {float(le): count for le, count in _by_label(texts, f"{name}_bucket", "le").items()}
 
 
 def _cpu_by_pid(process: psutil.Process, with_children: bool = False) -> dict[int, float]:
@@ -349,4 +379,7 @@ async def run_loadtest(
         phase_seconds=_by_label(texts, "tindexer_index_range_duration_seconds_sum", "phase"),
         phase_count=_by_label(texts, "tindexer_index_range_duration_seconds_count", "phase"),
         checks=checks,
+        pg_query_p95_seconds=histogram_quantile(
+            0.95, _buckets(texts, "tindexer_pg_query_duration_seconds")
+        ),
     )
