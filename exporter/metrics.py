@@ -52,18 +52,6 @@ STARTED_WORKFLOWS = ("IndexRange", "Scheduler")
 DATASETS = ("blocks", "transactions", "receipts", "logs")
 
 
-# The areas in the order docs/metrics.md lists them.
-AREAS: tuple[type[Families], ...] = (
-    SchedulingFamilies,
-    TemporalFamilies,
-    RpcFamilies,
-    ProgressFamilies,
-    WorkerFamilies,
-    PostgresFamilies,
-    CollectorFamilies,
-)
-
-
 class Metrics(
     SchedulingFamilies,
     TemporalFamilies,
@@ -73,13 +61,15 @@ class Metrics(
     PostgresFamilies,
     CollectorFamilies,
 ):
-    """The indexer's metric families, every area's."""
+    """The indexer's metric families: every area's, declared in the order of the bases (the
+    order of docs/metrics.md). A new family goes into its area's `declare`."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.registry = registry
         self.declared = []
-        for area in AREAS:
-            area.declare(self)
+        for area in Metrics.__bases__:
+            if issubclass(area, Families):
+                area.declare(self)
 
         # Every family labelled by chain, with its label names: what forget_chain clears.
         self._per_chain = [
