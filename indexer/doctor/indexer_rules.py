@@ -24,7 +24,7 @@ PG_POOL = "tindexer_pg_pool_connections"
 PG_UTILIZATION = "tindexer_pg_connection_utilization_ratio"
 BUDGET = "tindexer_worker_memory_budget_bytes"
 IN_FLIGHT = "tindexer_worker_in_flight_bytes"
-BUDGET_WAIT = "tindexer_worker_budget_wait_seconds"
+BUDGET_WAIT = "tindexer_worker_budget_wait_seconds_total"
 
 # The adaptive limiter probes up to a provider's limit, so a few 429s per hundred requests are
 # by design (the TindexerRPCRateLimited alert's 5 %); above that the plan's quota is too small.
@@ -259,7 +259,7 @@ def memory_budget(indexer: list[Change]) -> list[Verdict]:
     for change in indexer:
         budget = sum(change.latest(BUDGET).values())
         in_flight = sum(change.latest(IN_FLIGHT).values())
-        waited = sum(change.increase(f"{BUDGET_WAIT}_total").values())
+        waited = sum(change.increase(BUDGET_WAIT).values())
         waiting = per_second(waited, change.seconds)
         if budget <= 0 or waiting < BUDGET_WAITING_PER_SECOND or in_flight < BUDGET_FILL * budget:
             continue

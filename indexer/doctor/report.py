@@ -18,6 +18,8 @@ DEFAULT_WINDOW_SECONDS = 10.0  # long enough that one refusal a second shows as 
 # Metrics the "nothing is throttling" verdict read (it names them as every verdict does).
 CHECKED = [
     temporal_rules.SERVER_REJECTIONS,
+    temporal_rules.RATE_LIMITED,
+    temporal_rules.REQUEST_ERRORS,
     *temporal_rules.SDK_FAILURES,
     indexer_rules.RPC_REQUESTS,
     indexer_rules.PROVIDER_UP,

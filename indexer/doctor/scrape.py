@@ -120,6 +120,11 @@ class Change:
         return increases
 
 
+def total(name: str) -> str:
+    """A counter's sample name as the parser gives it: with `_total`."""
+    return name if name.endswith("_total") else f"{name}_total"
+
+
 def label(labels: Labels, name: str) -> str:
     """One label's value ("" when absent)."""
     return dict(labels).get(name, "")

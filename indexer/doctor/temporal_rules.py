@@ -12,11 +12,13 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from indexer.doctor.scrape import Change, label
+from indexer.doctor.scrape import Change, label, total
 from indexer.doctor.verdict import WARNING, Verdict, figure, per_second, runbook
 
 SERVER_REJECTIONS = "service_errors_resource_exhausted"
 SDK_FAILURES = ("temporal_request_failure", "temporal_long_request_failure")
+RATE_LIMITED = "tindexer_rate_limited_total"  # source="temporal": every refusal the indexer saw
+REQUEST_ERRORS = "tindexer_temporal_request_errors_total"  # the scheduler's, by operation
 # Any refused call in the window is a verdict: the server said no, whatever the count. The SDK
 # retries the refusal, so nothing is lost, but every retry is a start that did not happen.
 MIN_REJECTIONS = 1
@@ -63,7 +65,7 @@ def advice_for(cause: str, scope: str) -> str:
 def server_rejections(server: Change) -> list[Verdict]:
     """One verdict per (service, namespace, cause, scope) that refused calls in the window."""
     groups: dict[tuple[str, str, str, str], dict[str, float]] = defaultdict(dict)
-    for labels, count in server.increase(f"{SERVER_REJECTIONS}_total").items():
+    for labels, count in server.increase(total(SERVER_REJECTIONS)).items():
         if count <= 0:
             continue
         key = (
@@ -76,11 +78,11 @@ def server_rejections(server: Change) -> list[Verdict]:
         groups[key][operation] = groups[key].get(operation, 0.0) + count
     verdicts = []
     for (service, namespace, cause, scope), operations in groups.items():
-        total = sum(operations.values())
-        if total < MIN_REJECTIONS:
+        rejected = sum(operations.values())
+        if rejected < MIN_REJECTIONS:
             continue
         ordered = dict(sorted(operations.items(), key=lambda item: (-item[1], item[0])))
-        rate = per_second(total, server.seconds)
+        rate = per_second(rejected, server.seconds)
         named = ", ".join(
             f"{op} ({figure(per_second(n, server.seconds))}/s)" for op, n in ordered.items()
         )
@@ -102,7 +104,7 @@ def server_rejections(server: Change) -> list[Verdict]:
                     "cause": cause,
                     "scope": scope,
                     "operations": {op: int(n) for op, n in ordered.items()},
-                    "rejected": int(total),
+                    "rejected": int(rejected),
                     "per_second": round(rate, 3),
                     "window_seconds": round(server.seconds, 3),
                 },
@@ -114,42 +116,49 @@ def server_rejections(server: Change) -> list[Verdict]:
 
 
 def client_rejections(indexer: list[Change], server_seen: bool) -> list[Verdict]:
-    """RESOURCE_EXHAUSTED as the indexer's Temporal SDK saw it, summed over its processes."""
+    """RESOURCE_EXHAUSTED as the indexer saw it, summed over its processes.
+
+    `tindexer_rate_limited_total{source="temporal"}` counts every refusal: the scheduler's own
+    fail-fast starts and what the SDK reports; the operations come from the two behind it. (The
+    SDK 1.x measured here retries refused calls itself and reports no failure for them, so the
+    scheduler's count is usually all there is.)
+    """
+    refused = 0.0
     operations: dict[str, float] = defaultdict(float)
-    read = []
-    for name in SDK_FAILURES:
-        for change in indexer:
-            for labels, count in change.increase(f"{name}_total").items():
+    for change in indexer:
+        refused += sum(change.increase(total(RATE_LIMITED), source="temporal").values())
+        for labels, count in change.increase(total(REQUEST_ERRORS)).items():
+            if label(labels, "status") == "resource_exhausted" and count > 0:
+                operations[label(labels, "operation")] += count
+        for name in SDK_FAILURES:
+            for labels, count in change.increase(total(name)).items():
                 if label(labels, "status_code") == "RESOURCE_EXHAUSTED" and count > 0:
-                    operations[label(labels, "operation") or "unknown"] += count
-                    if name not in read:
-                        read.append(name)
-    total = sum(operations.values())
-    if total < MIN_REJECTIONS:
+                    operations[label(labels, "operation")] += count
+    if refused < MIN_REJECTIONS:
         return []
     seconds = max(change.seconds for change in indexer)
-    rate = per_second(total, seconds)
+    rate = per_second(refused, seconds)
     ordered = dict(sorted(operations.items(), key=lambda item: (-item[1], item[0])))
     why = (
         "its metrics show no refusal for the same window: is temporal_metrics_url this server's?"
         if server_seen
-        else "the server's metrics are not visible, so its cause is unknown: set"
+        else "the server's metrics are not visible, so which limit refused is unknown: set"
         " temporal_metrics_url (TINDEXER_TEMPORAL_METRICS_URL)"
     )
+    named = ", ".join(f"{op or 'unknown'} ({int(n)})" for op, n in ordered.items())
     message = (
-        f"Temporal refuses the indexer's calls with RESOURCE_EXHAUSTED:"
-        f" {', '.join(f'{op} ({int(n)})' for op, n in ordered.items())},"
-        f" {figure(rate)}/s over the last {seconds:.0f} s (as the SDK saw it); {why}"
+        f"Temporal refuses the indexer's calls with RESOURCE_EXHAUSTED: {int(refused)} over the"
+        f" last {seconds:.0f} s ({figure(rate)}/s{'; ' + named if named else ''}); {why}"
     )
     return [
         Verdict(
             component="temporal-client",
             severity=WARNING,
             message=message,
-            metrics=read,
+            metrics=[RATE_LIMITED, REQUEST_ERRORS, *SDK_FAILURES],
             evidence={
                 "operations": {op: int(n) for op, n in ordered.items()},
-                "rejected": int(total),
+                "rejected": int(refused),
                 "per_second": round(rate, 3),
                 "window_seconds": round(seconds, 3),
             },
