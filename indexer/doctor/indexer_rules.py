@@ -16,6 +16,9 @@ from indexer.doctor.verdict import CRITICAL, WARNING, Verdict, figure, per_secon
 RPC_REQUESTS = "tindexer_rpc_requests_total"
 PROVIDER_UP = "tindexer_provider_up"
 PG_UP = "tindexer_pg_up"
+# Set by every refresh of a collector: a process without the PostgreSQL health collector (the
+# `tindexer workers` supervisor) exports tindexer_pg_up at 0 without having looked.
+COLLECTOR_DURATION = "tindexer_collector_duration_seconds"
 PG_LOCKS_WAITING = "tindexer_pg_locks_waiting"
 PG_LOCK_WAIT_OLDEST = "tindexer_pg_lock_wait_oldest_seconds"
 PG_LONGEST_TRANSACTION = "tindexer_pg_longest_transaction_seconds"
@@ -124,14 +127,20 @@ def _worst(indexer: list[Change], name: str) -> float | None:
 
 def postgres(indexer: list[Change]) -> list[Verdict]:
     """PostgreSQL down, lock waits, slow queries, exhausted pools, too many connections."""
-    if any(value == 0 for change in indexer for value in change.latest(PG_UP).values()):
+    down = [
+        change.url
+        for change in indexer
+        if change.latest(COLLECTOR_DURATION, collector="postgres")
+        and 0 in change.latest(PG_UP).values()
+    ]
+    if down:
         return [
             Verdict(
                 component="postgresql",
                 severity=CRITICAL,
                 message="PostgreSQL is down: the indexer's health check cannot connect or run",
                 metrics=[PG_UP],
-                evidence={"up": 0},
+                evidence={"up": 0, "sources": down},
                 advice="bring the database back; stores are retried, nothing is lost meanwhile",
                 runbook=runbook("TindexerPostgresDown"),
             )

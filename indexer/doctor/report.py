@@ -36,6 +36,7 @@ FAMILIES = frozenset(
         indexer_rules.PG_LOCK_WAIT_OLDEST,
         indexer_rules.PG_LONGEST_TRANSACTION,
         indexer_rules.PG_UTILIZATION,
+        indexer_rules.COLLECTOR_DURATION,
         indexer_rules.BUDGET,
         indexer_rules.IN_FLIGHT,
     ]

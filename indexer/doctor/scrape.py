@@ -62,10 +62,12 @@ async def scrape(
         async with session.get(url) as response:
             if response.status != 200:
                 return Scrape(url, kind, None, f"HTTP {response.status}", time.monotonic())
-            body = await response.content.read(MAX_PAGE_BYTES + 1)
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(1024 * 1024):
+                body += chunk
+                if len(body) > MAX_PAGE_BYTES:
+                    return Scrape(url, kind, None, f"page over {MAX_PAGE_BYTES} bytes", 0.0)
         at = time.monotonic()
-        if len(body) > MAX_PAGE_BYTES:
-            return Scrape(url, kind, None, f"page over {MAX_PAGE_BYTES} bytes", at)
         text = body.decode("utf-8", "replace")
         samples, series = await asyncio.to_thread(parse_samples, text, families)
         return Scrape(url, kind, samples, None, at, series)

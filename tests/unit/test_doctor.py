@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from exporter.metrics import Metrics
 from indexer.chain.budget import ByteBudget
 from indexer.doctor.report import FAMILIES, Report, judge
-from indexer.doctor.scrape import INDEXER, TEMPORAL, Change, Scrape, parse_samples
+from indexer.doctor.scrape import INDEXER, TEMPORAL, Change, Scrape, parse_samples, scrape_all
 from indexer.doctor.temporal_rules import cause_name, scope_name
 
 DATA = Path(__file__).with_name("data") / "doctor"
@@ -38,6 +40,7 @@ def fresh() -> Metrics:
     """An idle indexer's registry: PostgreSQL up, a provider touched, the budget set."""
     metrics = Metrics(CollectorRegistry())
     metrics.pg_up.set(1)
+    metrics.collector_duration.labels("postgres").set(0.004)  # its health collector runs
     metrics.touch_provider("main", "alchemy")
     metrics.worker_memory_budget.set(32 * MIB)
     return metrics
@@ -274,6 +277,15 @@ def test_postgresql_down_is_critical_and_says_nothing_else_about_it() -> None:
     metrics.pg_lock_wait_oldest.set(5)
     report = judge([indexer_page(metrics, 0.0)], [indexer_page(metrics, 10.0)], None)
     assert components(report) == [("postgresql", "critical"), ("temporal-server", "note")]
+    assert verdicts(report)[0]["evidence"] == {"up": 0, "sources": [INDEXER_URL]}
+
+
+def test_pg_up_at_zero_without_its_collector_is_not_postgresql_down() -> None:
+    """A process that never looks (the workers' supervisor) exports the gauge at its zero."""
+    metrics = Metrics(CollectorRegistry())
+    assert metrics.registry.get_sample_value("tindexer_pg_up") == 0
+    report = judge([indexer_page(metrics, 0.0)], [indexer_page(metrics, 10.0)], None)
+    assert components(report) == [("temporal-server", "note"), ("indexer", "ok")]
 
 
 def test_slow_queries_are_judged_on_the_windows_p95() -> None:
@@ -372,3 +384,39 @@ def test_a_counter_reset_between_scrapes_counts_from_zero() -> None:
 @pytest.mark.parametrize("window", sorted(WINDOWS))
 def test_the_captured_windows_are_real_measurements(window: str) -> None:
     assert WINDOWS[window] > 4.0
+
+
+async def test_a_page_of_megabytes_is_read_whole() -> None:
+    """Regression: one read() gave one chunk of the body, and the parser choked on a cut line."""
+    filler = CollectorRegistry()
+    counter = Counter("filler", "Padding the page past several chunks.", ["n"], registry=filler)
+    for n in range(30_000):
+        counter.labels(str(n)).inc()
+    text = generate_latest(filler).decode() + (DATA / "temporal-burst.txt").read_text()
+    assert len(text) > 2 * MIB
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(text=text)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        url = str(server.make_url("/metrics"))
+        (scraped,) = await scrape_all([(url, TEMPORAL)], FAMILIES)
+    finally:
+        await server.close()
+    assert scraped.error is None
+    assert scraped.series == 60_000 + 131  # each filler series has its _total and _created
+    assert scraped.samples is not None
+    starts = frozenset(
+        {
+            ("namespace", "default"),
+            ("operation", "StartWorkflowExecution"),
+            ("resource_exhausted_cause", "RpsLimit"),
+            ("resource_exhausted_scope", "Namespace"),
+            ("service_name", "frontend"),
+        }
+    )
+    assert scraped.samples[("service_errors_resource_exhausted_total", starts)] == 120
