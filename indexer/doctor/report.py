@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from indexer.config import Settings
 from indexer.doctor import indexer_rules, temporal_rules
-from indexer.doctor.scrape import INDEXER, TEMPORAL, Change, Scrape, scrape_all
+from indexer.doctor.scrape import INDEXER, TEMPORAL, Change, Scrape, scrape_all, shown_url
 from indexer.doctor.verdict import NOTE, OK, SEVERITIES, WARNING, Verdict
 
 DEFAULT_WINDOW_SECONDS = 10.0  # long enough that one refusal a second shows as a rate
@@ -69,13 +69,13 @@ def default_metrics_urls(settings: Settings) -> list[str]:
 def _change(first: Scrape, second: Scrape) -> Change | None:
     if first.samples is None or second.samples is None:
         return None
-    return Change(first.url, first.kind, first.samples, second.samples, second.at - first.at)
+    return Change(first.shown, first.kind, first.samples, second.samples, second.at - first.at)
 
 
 def _source(first: Scrape, second: Scrape) -> dict[str, Any]:
     failed = second if second.samples is None else first
     return {
-        "url": first.url,
+        "url": first.shown,
         "kind": first.kind,
         "ok": failed.samples is not None,
         "series": second.series,
@@ -88,13 +88,13 @@ def _unseen_temporal(temporal_url: str | None, scrape: Scrape | None) -> Verdict
         why = "no temporal_metrics_url configured (TINDEXER_TEMPORAL_METRICS_URL or"
         why += " --temporal-metrics-url)"
     else:
-        why = f"{temporal_url} did not answer ({scrape.error if scrape else 'not read'})"
+        why = f"{shown_url(temporal_url)} did not answer ({scrape.error if scrape else 'not read'})"
     return Verdict(
         component="temporal-server",
         severity=NOTE,
         message=f"cannot see the Temporal server: {why}; its limits were not judged",
         metrics=[],
-        evidence={"temporal_metrics_url": temporal_url},
+        evidence={"temporal_metrics_url": temporal_url and shown_url(temporal_url)},
         advice="point temporal_metrics_url at the server's Prometheus endpoint"
         " (`temporal server start-dev --metrics-port N`, or the cluster's)",
     )
@@ -121,9 +121,9 @@ def judge(first: list[Scrape], second: list[Scrape], temporal_url: str | None) -
                 Verdict(
                     component="indexer",
                     severity=WARNING,
-                    message=f"cannot read the indexer's metrics at {a.url}: {error}",
+                    message=f"cannot read the indexer's metrics at {a.shown}: {error}",
                     metrics=[],
-                    evidence={"url": a.url, "error": error},
+                    evidence={"url": a.shown, "error": error},
                     advice="is the process running, and is this its --metrics-port?",
                 )
             )

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from indexer.redact import public_url
+
 INDEXER = "indexer"
 TEMPORAL = "temporal"
 SCRAPE_TIMEOUT_SECONDS = 10.0  # a 10k-series /metrics answers in ~0.2 s; 10 s is a dead one
@@ -24,6 +26,15 @@ MAX_PAGE_BYTES = 64 * 1024 * 1024  # a busy Temporal server writes a few MB
 Labels = frozenset[tuple[str, str]]
 # (sample name, labels) -> value, as one scrape returned them.
 Samples = dict[tuple[str, Labels], float]
+
+
+def shown_url(url: str) -> str:
+    """What a report may show of an endpoint: `scheme://host[:port]`, and `/metrics` if that is
+    its path. A hosted server's endpoint can carry a token in its user-info, path or query, and
+    GET /doctor is a read anyone who reaches the API may make."""
+    shown = public_url(url)
+    path = url.split("?", 1)[0].split("#", 1)[0]
+    return f"{shown}/metrics" if path.endswith("/metrics") and path.count("/") == 3 else shown
 
 
 def parse_samples(text: str, families: Collection[str] | None = None) -> tuple[Samples, int]:
@@ -52,6 +63,10 @@ class Scrape:
     at: float  # time.monotonic() when the answer was read
     series: int = 0  # samples on the page, read or not
 
+    @property
+    def shown(self) -> str:
+        return shown_url(self.url)
+
 
 async def scrape(
     session: aiohttp.ClientSession, url: str, kind: str, families: Collection[str] | None = None
@@ -72,7 +87,7 @@ async def scrape(
         samples, series = await asyncio.to_thread(parse_samples, text, families)
         return Scrape(url, kind, samples, None, at, series)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        error = f"{type(exc).__name__}: {exc}".rstrip(": ").replace(url, shown_url(url))
         return Scrape(url, kind, None, error, time.monotonic())
     except ValueError as exc:  # the parser's answer to a page that is not Prometheus text
         return Scrape(url, kind, None, f"not Prometheus text: {exc}", time.monotonic())

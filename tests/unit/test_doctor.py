@@ -16,7 +16,15 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from exporter.metrics import Metrics
 from indexer.chain.budget import ByteBudget
 from indexer.doctor.report import FAMILIES, Report, judge
-from indexer.doctor.scrape import INDEXER, TEMPORAL, Change, Scrape, parse_samples, scrape_all
+from indexer.doctor.scrape import (
+    INDEXER,
+    TEMPORAL,
+    Change,
+    Scrape,
+    parse_samples,
+    scrape_all,
+    shown_url,
+)
 from indexer.doctor.temporal_rules import cause_name, scope_name
 
 DATA = Path(__file__).with_name("data") / "doctor"
@@ -420,3 +428,14 @@ async def test_a_page_of_megabytes_is_read_whole() -> None:
         }
     )
     assert scraped.samples[("service_errors_resource_exhausted_total", starts)] == 120
+
+
+def test_an_endpoints_secrets_never_reach_the_report() -> None:
+    secret = "https://reader:s3cr3t@metrics.example:9090/metrics?token=t0k3n"
+    assert shown_url(secret) == "https://metrics.example:9090/metrics"
+    assert shown_url("https://cloud.example/api/KEY1234567/metrics") == "https://cloud.example"
+    before, after = idle_indexer()
+    down = Scrape(secret, TEMPORAL, None, "ClientResponseError: 401", 0.0)
+    report = json.dumps(judge([before, down], [after, down], secret).as_json())
+    assert "s3cr3t" not in report and "t0k3n" not in report and "reader" not in report
+    assert "https://metrics.example:9090/metrics did not answer" in report
