@@ -64,7 +64,7 @@ test: install lint
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
 
-# Regenerate every committed generated file (indexer/generated.py lists them): the dashboards,
+# Regenerate every committed generated file (indexer/generate.py lists them): the dashboards,
 # rules, promtool tests, Alertmanager example, docs/metrics.md and indexer/api/openapi.json.
 generate: $(STAMP)
 	$(VENV)/bin/tindexer generate

@@ -126,7 +126,7 @@ class AlertConfig:
     # behind it) is the problem; shorter would fire during every scale-up.
     replicas_window: str = "30m"
     replicas_pinned_for: str = "30m"
-    # A worker held at its memory budget (indexer/chain/budget.py): on average at least one
+    # A worker held at its memory budget (indexer/worker_budget.py): on average at least one
     # batch waiting for room at every moment (summed wait seconds per second over the window)
     # while its bytes in flight fill most of the budget. Short bursts are the budget doing its
     # job; half an hour of it means throughput is bounded by the budget: raise it (within the

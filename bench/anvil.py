@@ -206,11 +206,11 @@ async def raw_ceiling(url: str, blocks: int, batch_size: int, in_flight: int) ->
 async def parsed_ceiling(url: str, blocks: int, knobs: dict[str, Any]) -> float:
     """Blocks/s of our RpcClient.get_blocks over the indexer's ranges: fetch + parse + checks."""
     from indexer.activities.chain_cache import rpc_settings
-    from indexer.chain.rpc import RpcClient
+    from indexer.chain.fetcher import Fetcher
     from indexer.config import ChainConfig
 
     config = ChainConfig(name="ceiling", rpc_url=url, **knobs)
-    client = RpcClient(url, "ceiling", rpc_settings(config))  # the indexer's own settings
+    client = Fetcher.for_url(url, "ceiling", rpc_settings(config))  # the indexer's own settings
     size = config.blocks_per_workflow
     starts = iter(range(0, blocks, size))
     fetched = 0

@@ -52,11 +52,11 @@ Ready = Callable[[], object]
 async def fetch_ranges(url: str, ranges: Ranges, ready: Ready) -> tuple[float, float]:
     """Fetch-only loop over `ranges`: RPC batches, JSON decoding, block checks. (start, end)."""
     from indexer.activities.chain_cache import rpc_settings
-    from indexer.chain.rpc import RpcClient
+    from indexer.chain.fetcher import Fetcher
     from indexer.config import ChainConfig
 
     config = ChainConfig(name="ceiling", rpc_url=url)
-    client = RpcClient(url, "ceiling", rpc_settings(config))  # the indexer's own settings
+    client = Fetcher.for_url(url, "ceiling", rpc_settings(config))  # the indexer's own settings
     todo = iter(ranges)
 
     async def fetcher() -> None:
@@ -77,7 +77,7 @@ async def copy_ranges(
     """The same rows, prepared in memory, written by the indexer's bulk store. (start, end)."""
     from indexer.chain.model import parse_block
     from indexer.simchain.server import SimChain, SimChainConfig
-    from indexer.store.blocks import store_range
+    from indexer.store.blocks import store_batch
     from indexer.store.db import create_pool
 
     last = max(end for _, end in ranges)
@@ -91,7 +91,7 @@ async def copy_ranges(
     async def writer() -> None:
         async with pool.acquire() as conn:
             for blocks in todo:
-                await store_range(conn, chain_id, blocks, DATASETS)
+                await store_batch(conn, chain_id, blocks, DATASETS)
 
     ready()
     started = time.time()

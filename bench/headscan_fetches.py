@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,9 @@ from aiohttp import web  # noqa: E402
 from temporalio.testing import ActivityEnvironment  # noqa: E402
 
 from exporter.metrics import Metrics  # noqa: E402
-from indexer.activities.blocks import BlockActivities  # noqa: E402
 from indexer.activities.chain_cache import ChainCache  # noqa: E402
+from indexer.activities.index_range import IndexRangeActivities  # noqa: E402
+from indexer.activities.scan_head import ScanHeadActivities  # noqa: E402
 from indexer.config import ChainConfig  # noqa: E402
 from indexer.embedded import embedded_postgres  # noqa: E402
 from indexer.store.chains import upsert_chain  # noqa: E402
@@ -169,17 +171,23 @@ async def rpc(url: str, method: str, *params: Any) -> Any:
             return (await response.json())["result"]
 
 
-async def scan_loop(activities: BlockActivities, chain: str, until: float) -> int:
+@dataclass
+class Activities:
+    scans: ScanHeadActivities
+    ranges: IndexRangeActivities
+
+
+async def scan_loop(activities: Activities, chain: str, until: float) -> int:
     """HeadScan's loop with direct indexing of every gap; the scans made."""
     env = ActivityEnvironment()
     scans = 0
     while time.monotonic() < until:
         started = time.monotonic()
-        result = await env.run(activities.scan_head, ScanHeadInput(chain))
+        result = await env.run(activities.scans.scan_head, ScanHeadInput(chain))
         for gap in result.gaps:
             for start in range(gap.start, gap.end + 1, 200):
                 end = min(gap.end, start + 199)
-                await env.run(activities.index_range, IndexRangeInput(chain, start, end))
+                await env.run(activities.ranges.index_range, IndexRangeInput(chain, start, end))
         scans += 1
         await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
     return scans
@@ -211,7 +219,7 @@ async def measure(anvil: str, database: str) -> dict[str, Any]:
         )
         await upsert_chain(pool, config)
         chains = ChainCache(pool, Metrics())
-        activities = BlockActivities(chains)
+        activities = Activities(ScanHeadActivities(chains), IndexRangeActivities(chains))
         await rpc(anvil, "anvil_mine", hex(ARGS.backlog))
         await scan_loop(activities, "anvil", time.monotonic() + 5)  # backlog indexed, view built
         cases: dict[str, Any] = {}

@@ -153,11 +153,11 @@ def checker(expected: dict[str, Any], blocks: int):  # type: ignore[no-untyped-d
 
 def _client(url: str) -> Any:
     from indexer.activities.chain_cache import rpc_settings
-    from indexer.chain.rpc import RpcClient
+    from indexer.chain.fetcher import Fetcher
     from indexer.config import ChainConfig
 
     config = ChainConfig(name="ceiling", rpc_url=url)
-    return RpcClient(url, "ceiling", rpc_settings(config))  # the indexer's own settings
+    return Fetcher.for_url(url, "ceiling", rpc_settings(config))  # the indexer's own settings
 
 
 async def fetch_ranges(url: str, ranges: Ranges, ready: Ready) -> tuple[float, float]:
@@ -184,7 +184,7 @@ async def copy_ranges(
     """COPY-only: the blocks with receipts fetched and decoded first, then store_range with
     every dataset into a fresh chain, timed alone. (start, end)"""
     from indexer.datasets import DATASETS
-    from indexer.store.blocks import store_range
+    from indexer.store.blocks import store_batch
     from indexer.store.db import create_pool
 
     client = _client(url)
@@ -196,7 +196,7 @@ async def copy_ranges(
     async def writer() -> None:
         async with pool.acquire() as conn:
             for blocks in todo:
-                await store_range(conn, chain_id, blocks, DATASETS)
+                await store_batch(conn, chain_id, blocks, DATASETS)
 
     ready()
     started = time.time()

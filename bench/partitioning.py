@@ -11,7 +11,7 @@ partitions of `--partition-blocks` (1,000,000) created ahead for `--chain-blocks
   * COPY: `--segments` (8) segments of `--segment-blocks` (1,000) mainnet-profile blocks
     (~150 transactions with receipts, ~300 logs each), spread over the chain's height (segment
     i starts at i x chain_blocks / segments, so every segment lands in another partition), are
-    COPYed in store_range's own text rows, `--copy-blocks` (100) blocks per transaction, the
+    COPYed in store_batch's own text rows, `--copy-blocks` (100) blocks per transaction, the
     two layouts alternating segment by segment (the order flips each segment) so machine noise
     hits both alike. Rows/s are timed over the COPY transactions alone;
   * reorg: delete_from (the store's own) of the newest `--reorg-blocks` (64) blocks, timed in
@@ -55,7 +55,7 @@ SLOTS = 64  # the mainnet profile's distinct block contents
 async def templates(chain_id: int) -> dict[str, list[list[str]]]:
     """For each table, each of the 64 distinct mainnet blocks' COPY lines (block number k)."""
     from indexer.activities.chain_cache import rpc_settings
-    from indexer.chain.rpc import RpcClient
+    from indexer.chain.fetcher import Fetcher
     from indexer.config import ChainConfig
     from indexer.embedded import child_process, free_port, sim_chain_args
     from indexer.store.rows import block_lines, log_lines, transaction_lines
@@ -65,7 +65,7 @@ async def templates(chain_id: int) -> dict[str, list[list[str]]]:
     args = sim_chain_args(port, backlog=SLOTS + 1, block_time=0, profile="mainnet")
     with child_process(args, "127.0.0.1", port, log_path=work / "sim.log"):
         url = f"http://127.0.0.1:{port}"
-        client = RpcClient(url, "t", rpc_settings(ChainConfig(name="t", rpc_url=url)))
+        client = Fetcher.for_url(url, "t", rpc_settings(ChainConfig(name="t", rpc_url=url)))
         blocks = await client.get_blocks(0, SLOTS - 1, receipts=True)
         await client.close()
     out: dict[str, list[list[str]]] = {"blocks": [], "transactions": [], "logs": []}

@@ -372,7 +372,7 @@ def metrics_doc() -> None:
 @app.command()
 def generate() -> None:
     """Regenerate every committed generated file: dashboards, alerts, metrics doc, OpenAPI."""
-    from indexer.generated import write
+    from indexer.generate import write
 
     for path in write():
         console.print(f"wrote {path}")

@@ -24,7 +24,7 @@ BIGINT_MAX = 2**63 - 1  # block numbers are PostgreSQL bigints
 # at 16 gas a byte = 1.9 MB, 3.75 MB as hex), and a batch over it is split in two: a cap set
 # too low costs requests, never blocks. What it stops is a provider's gzip bomb.
 DEFAULT_RPC_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
-# JSON-RPC answer bytes a worker holds at once (indexer/chain/budget.py). deploy/ grants a worker
+# JSON-RPC answer bytes a worker holds at once (indexer/worker_budget.py). deploy/ grants a worker
 # 1 GiB. One worker with every range slot offered (bench/worker_rss.py, 64,000 blocks) peaked at
 # 377 MiB on mainnet-shaped blocks and 316 MiB on 3-transaction blocks with 32 MiB
 # (bench/results/worker_rss.json); 64 MiB bought no speed (88.9 vs 87.6 mainnet blocks/s, one

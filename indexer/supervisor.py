@@ -221,16 +221,6 @@ class Supervisor:
         self.metrics.replicas_min.labels(rec.chain).set(rec.min_replicas)
         self.metrics.replicas_max.labels(rec.chain).set(rec.max_replicas)
 
-    def _forget(self, chain: str) -> None:
-        for gauge in (
-            self.metrics.replicas_desired,
-            self.metrics.replicas_current,
-            self.metrics.replicas_min,
-            self.metrics.replicas_max,
-        ):
-            with contextlib.suppress(KeyError):
-                gauge.remove(chain)
-
     async def tick(self) -> None:
         """One reconcile: read, decide, start/stop, export, and log one line per chain."""
         self.ticks += 1
@@ -246,7 +236,7 @@ class Supervisor:
         for gone in self._chains - seen:
             if self.workers is not None:
                 self.workers.scale(gone, 0)
-            self._forget(gone)
+            self.metrics.forget_chain(gone)  # its replica gauges, as workers forget theirs
         self.autoscaler.forget(seen)
         self._chains = seen
         for rec in recs:

@@ -27,14 +27,16 @@ from temporalio.worker import (
 
 from exporter.activity_metrics import ActivityMetricsInterceptor
 from exporter.metrics import Metrics, default_metrics
-from indexer.activities.blocks import BlockActivities
 from indexer.activities.chain_cache import ChainCache
+from indexer.activities.index_range import IndexRangeActivities
+from indexer.activities.scan_head import ScanHeadActivities
 from indexer.activities.scheduling import SchedulingActivities
-from indexer.chain.budget import ByteBudget
 from indexer.config import DEFAULT_WORKER_MEMORY_BUDGET_BYTES, Settings
 from indexer.lifecycle import observed_services, until_stopped
 from indexer.temporal_client import fail_fast_client
+from indexer.worker_budget import ByteBudget
 from indexer.worker_slots import BudgetedActivitySlots
+from indexer.workflows.activity_names import ACTIVITY_NAMES
 from indexer.workflows.headscan import HeadScan
 from indexer.workflows.index_range import IndexRange
 from indexer.workflows.scheduler import Scheduler
@@ -44,9 +46,6 @@ DRAIN_TIMEOUT = timedelta(seconds=20)  # on shutdown, in-flight activities get t
 log = logging.getLogger("indexer.worker")
 
 SDK_DEFAULT_SLOTS = 100  # the SDK's own default for workflow tasks (WorkerTuner.create_fixed)
-
-# The activities below, as their @activity.defn names them: their counters start at zero.
-ACTIVITY_NAMES = ("index_range", "scan_head", "start_ranges", "scheduler_tick", "start_scheduler")
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class WorkerTuning:
     max_concurrent_workflow_tasks: int = SDK_DEFAULT_SLOTS
     pollers: int = 5  # per task type
     start_clients: int = 1  # connections the scheduling activities start workflows through
-    # JSON-RPC answer bytes held at once by all the worker's ranges (indexer/chain/budget.py).
+    # JSON-RPC answer bytes held at once by all the worker's ranges (indexer/worker_budget.py).
     memory_budget_bytes: int = DEFAULT_WORKER_MEMORY_BUDGET_BYTES
 
 
@@ -82,7 +81,8 @@ async def running_worker(
     tuning = tuning or WorkerTuning()
     chains = ChainCache(pool, metrics)
     budget = budget or ByteBudget(tuning.memory_budget_bytes, metrics)
-    blocks = BlockActivities(chains, budget)
+    ranges = IndexRangeActivities(chains, budget)
+    scans = ScanHeadActivities(chains)
     scheduling = SchedulingActivities(
         client,
         chains,
@@ -90,13 +90,13 @@ async def running_worker(
         starters=[await fail_fast_client(client) for _ in range(tuning.start_clients)],
     )
     activities: list[Callable[..., Any]] = [
-        blocks.index_range,
-        blocks.scan_head,
+        ranges.index_range,
+        scans.scan_head,
         scheduling.start_ranges,
         scheduling.scheduler_tick,
         scheduling.start_scheduler,
     ]
-    for name in ACTIVITY_NAMES:
+    for name in ACTIVITY_NAMES:  # their counters start at zero
         metrics.activities_handed_back.labels(name)
     worker = Worker(
         client,

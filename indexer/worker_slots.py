@@ -25,9 +25,9 @@ from temporalio.worker import (
     SlotReserveContext,
 )
 
-from indexer.chain.budget import ByteBudget
+from indexer.worker_budget import ByteBudget
+from indexer.workflows.activity_names import INDEX_RANGE
 
-RANGE_ACTIVITY = "index_range"
 # Slots offered while the budget is closed: held by polls and by activities that are not ranges
 # (a poll may still bring a range: at most this many more ranges than the budget feeds).
 SPARE_SLOTS = 2
@@ -86,7 +86,7 @@ class BudgetedActivitySlots(CustomSlotSupplier):
     def mark_slot_used(self, ctx: SlotMarkUsedContext) -> None:
         permit = ctx.permit
         activity_type = getattr(ctx.slot_info, "activity_type", None)
-        if isinstance(permit, _Permit) and activity_type == RANGE_ACTIVITY:
+        if isinstance(permit, _Permit) and activity_type == INDEX_RANGE:
             with self._lock:
                 permit.runs_range = True
                 self.ranges += 1

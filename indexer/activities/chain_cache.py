@@ -1,16 +1,19 @@
-"""Chain configuration as activities see it: from Postgres, cached briefly, with RPC clients."""
+"""Chain configuration as activities see it: from Postgres, cached briefly, with fetchers."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from dataclasses import replace
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 
 import asyncpg
 from temporalio.exceptions import ApplicationError
 
 from exporter.metrics import Metrics
-from indexer.chain.providers import ProviderSet
-from indexer.chain.rpc import RpcClient, RpcSettings
+from indexer.chain.fetcher import Fetcher
+from indexer.chain.router import Router
+from indexer.chain.sender import RpcSettings
 from indexer.config import ChainConfig, ProviderConfig
 from indexer.store.chains import ChainRow, get_chain
 from indexer.workflows.inputs import Knobs
@@ -54,12 +57,19 @@ def provider_settings(config: ChainConfig, provider: ProviderConfig) -> RpcSetti
     )
 
 
-def provider_set(config: ChainConfig, metrics: Metrics) -> ProviderSet:
-    """The chain's providers behind one client; batches fit the smallest max_batch_size."""
+def chain_fetcher(config: ChainConfig, metrics: Metrics) -> Fetcher:
+    """The chain's fetcher, through a router of its providers; batches fit the smallest
+    max_batch_size."""
     providers = [(p, provider_settings(config, p)) for p in config.effective_providers()]
     settings = rpc_settings(config)
     smallest = min(own.batch_size for _, own in providers)
-    return ProviderSet(config.name, providers, replace(settings, batch_size=smallest), metrics)
+    router = Router(config.name, providers, replace(settings, batch_size=smallest), metrics)
+    return Fetcher(router)
+
+
+def chain_failure(exc: Exception) -> ApplicationError:
+    """Bad chain data and exhausted RPC retries become a clear, retryable activity failure."""
+    return ApplicationError(f"{type(exc).__name__}: {exc}", type=type(exc).__name__)
 
 
 def knobs(config: ChainConfig) -> Knobs:
@@ -75,15 +85,31 @@ def knobs(config: ChainConfig) -> Knobs:
     )
 
 
+@dataclass
+class _Fetchers:
+    """A chain's fetcher, what it was built from, and the activities using it."""
+
+    providers: object
+    settings: RpcSettings
+    fetcher: Fetcher
+    users: int = 0
+    retired: bool = False
+
+
 class ChainCache:
-    """Looks chains up by name; a PATCHed config takes effect within RECONCILE_INTERVAL_SECONDS."""
+    """Looks chains up by name; a PATCHed config takes effect within RECONCILE_INTERVAL_SECONDS.
+
+    A chain's fetcher is replaced when its providers or settings change; the one replaced is
+    closed once the last activity using it is done. A chain found deleted loses its series in
+    this worker's metrics (Metrics.forget_chain) and its fetcher.
+    """
 
     def __init__(self, pool: asyncpg.Pool, metrics: Metrics) -> None:
         self.pool = pool
         self.metrics = metrics
         self._rows: dict[str, tuple[float, ChainRow]] = {}
-        self._clients: dict[str, tuple[object, RpcSettings, RpcClient]] = {}
-        self._retired: list[RpcClient] = []
+        self._fetchers: dict[str, _Fetchers] = {}
+        self._retired: list[_Fetchers] = []  # replaced, still used by an activity
 
     async def chain(self, name: str) -> ChainRow:
         cached = self._rows.get(name)
@@ -91,6 +117,9 @@ class ChainCache:
             return cached[1]
         row = await get_chain(self.pool, name)
         if row is None:
+            if self._rows.pop(name, None) is not None:
+                self.metrics.forget_chain(name)  # deleted since it was last read
+            await self._retire(self._fetchers.pop(name, None))
             raise ApplicationError(
                 f"unknown chain {name!r}", type="UnknownChain", non_retryable=True
             )
@@ -99,21 +128,41 @@ class ChainCache:
         self._rows[name] = (time.monotonic(), row)
         return row
 
-    def rpc(self, config: ChainConfig) -> RpcClient:
-        """The chain's shared client (its providers); replaced when they or its settings change."""
+    @contextlib.asynccontextmanager
+    async def fetcher(self, config: ChainConfig) -> AsyncIterator[Fetcher]:
+        """The chain's shared fetcher (its providers), for the duration of the block."""
         settings = rpc_settings(config)
         providers = (tuple(config.effective_providers()), config.max_replicas)
-        cached = self._clients.get(config.name)
-        if cached and cached[0] == providers and cached[1] == settings:
-            return cached[2]
-        if cached:
-            self._retired.append(cached[2])  # activities may still be using it
-        client = provider_set(config, self.metrics)
-        self._clients[config.name] = (providers, settings, client)
-        return client
+        cached = self._fetchers.get(config.name)
+        stale = None
+        if cached is None or cached.providers != providers or cached.settings != settings:
+            stale, cached = (
+                cached,
+                _Fetchers(providers, settings, chain_fetcher(config, self.metrics)),
+            )
+            self._fetchers[config.name] = cached  # before any await: nobody builds it twice
+        cached.users += 1
+        try:
+            await self._retire(stale)
+            yield cached.fetcher
+        finally:
+            cached.users -= 1
+            if cached.retired and cached.users == 0:
+                self._retired.remove(cached)
+                await cached.fetcher.close()
+
+    async def _retire(self, fetchers: _Fetchers | None) -> None:
+        """Close a replaced fetcher now if no activity uses it, else when the last one is done."""
+        if fetchers is None or fetchers.retired:
+            return
+        fetchers.retired = True
+        if fetchers.users:
+            self._retired.append(fetchers)
+        else:
+            await fetchers.fetcher.close()
 
     async def close(self) -> None:
-        for client in [*(c for _, _, c in self._clients.values()), *self._retired]:
-            await client.close()
-        self._clients.clear()
+        for fetchers in [*self._fetchers.values(), *self._retired]:
+            await fetchers.fetcher.close()
+        self._fetchers.clear()
         self._retired.clear()

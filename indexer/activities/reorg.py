@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from exporter.metrics import Metrics
+from indexer.chain.fetcher import Fetcher
 from indexer.chain.model import BadChainData
-from indexer.chain.rpc import RpcClient
 from indexer.store.blocks import delete_from, stored_hashes
 
 HASH_BYTES = 32
@@ -100,7 +100,7 @@ async def repair_reorg(
     pool: asyncpg.Pool,
     metrics: Metrics,
     chain_id: int,
-    rpc: RpcClient,
+    rpc: Fetcher,
     head: int,
     low: int,
     finalized: int | None = None,

@@ -26,19 +26,27 @@ import logging
 from dataclasses import dataclass, field
 
 import asyncpg
+from temporalio import activity
 
 from exporter.metrics import Metrics
-from indexer.activities.reorg import Repair, check_hashes, repair_reorg, window_low
-from indexer.chain.rpc import RpcClient
+from indexer.activities.reorg import (
+    ForkBelowFinality,
+    Repair,
+    check_hashes,
+    repair_reorg,
+    window_low,
+)
+from indexer.chain.fetcher import Fetcher
 from indexer.config import ChainConfig
 from indexer.store.blocks import stored_hashes
+from indexer.store.chains import set_finalized
 
 log = logging.getLogger(__name__)
 
 RECHECK_SLICE = 8  # older window blocks re-fetched per advancing scan
 
 
-async def final_block(rpc: RpcClient, config: ChainConfig, head: int) -> int | None:
+async def final_block(rpc: Fetcher, config: ChainConfig, head: int) -> int | None:
     """The chain's final block at `head` by its `finality` knob, or None: nothing is final.
 
     Unset (the default), nothing is final and the reorg window is max_reorg_depth blocks, as
@@ -94,6 +102,58 @@ class ReorgWatch:
     pool: asyncpg.Pool
     metrics: Metrics
     views: dict[str, WindowView] = field(default_factory=dict)
+    finalized: dict[int, int | None] = field(default_factory=dict)  # last written, by chain id
+    below_final: set[str] = field(default_factory=set)  # chains stopped on a fork below finality
+
+    async def repair(
+        self, chain_id: int, config: ChainConfig, rpc: Fetcher, head: int, tip_hash: bytes | None
+    ) -> int:
+        """Repair a fork above the final block and within max_reorg_depth of `head`, fetching
+        only the headers that may have changed (check); the depth replaced, 0 if none. The
+        fork gauges are cleared and the final block recorded; a fork too deep or below the
+        final block raises (ForkDeeperThanWindow, ForkBelowFinality)."""
+        chain_name = config.name
+        outcome = await self.check(chain_id, config, rpc, head, tip_hash)
+        self.metrics.fork_too_deep.labels(chain_name).set(0)
+        self.metrics.fork_below_finality.labels(chain_name).set(0)
+        self.below_final.discard(chain_name)
+        await self._record_finalized(chain_id, chain_name, outcome.finalized)
+        repair = outcome.repair
+        if repair is None:
+            return 0
+        self.metrics.reorgs.labels(chain_name).inc()
+        self.metrics.reorg_depth.labels(chain_name).observe(repair.depth)
+        activity.logger.warning(
+            "reorg on %s: blocks %d..%d replaced (depth %d)",
+            chain_name,
+            repair.start,
+            repair.end,
+            repair.depth,
+        )
+        return repair.depth
+
+    def fork_below_finality(self, chain_name: str, exc: ForkBelowFinality) -> None:
+        """Count a fork at or below the final block once per episode; the gauge holds while
+        it lasts (the alert's signal)."""
+        if chain_name not in self.below_final:
+            self.below_final.add(chain_name)
+            self.metrics.forks_below_finality.labels(chain_name).inc()
+        self.metrics.fork_below_finality.labels(chain_name).set(1)
+        activity.logger.error("%s: %s", chain_name, exc)
+
+    async def _record_finalized(
+        self, chain_id: int, chain_name: str, finalized: int | None
+    ) -> None:
+        """The final block on /metrics (no series while nothing is final) and, when it changed,
+        in the chains row (for status)."""
+        if finalized is not None:
+            self.metrics.finalized_block.labels(chain_name).set(finalized)
+        else:  # (removing a series that was never set is a no-op)
+            self.metrics.finalized_block.remove(chain_name)
+        if chain_id in self.finalized and self.finalized[chain_id] == finalized:
+            return
+        await set_finalized(self.pool, chain_id, finalized)
+        self.finalized[chain_id] = finalized
 
     def forget(self, chain: str) -> None:
         self.views.pop(chain, None)
@@ -102,7 +162,7 @@ class ReorgWatch:
         self,
         chain_id: int,
         config: ChainConfig,
-        rpc: RpcClient,
+        rpc: Fetcher,
         head: int,
         tip_hash: bytes | None,
     ) -> Outcome:
@@ -141,7 +201,7 @@ class ReorgWatch:
         self,
         view: WindowView,
         config: ChainConfig,
-        rpc: RpcClient,
+        rpc: Fetcher,
         head: int,
         tip_hash: bytes,
     ) -> tuple[bool, int]:
@@ -166,7 +226,7 @@ class ReorgWatch:
         return agrees, fetched + rechecked
 
     async def _recheck_slice(
-        self, view: WindowView, rpc: RpcClient, bottom: int, top: int
+        self, view: WindowView, rpc: Fetcher, bottom: int, top: int
     ) -> tuple[bool, int]:
         """Re-fetch the next RECHECK_SLICE blocks of bottom..top (the window below the headers
         just linked): whether they agree with the view, and the count fetched."""
@@ -184,7 +244,7 @@ class ReorgWatch:
         return all(view.hashes.get(n) == h for n, h in hashes.items()), len(hashes)
 
     async def _full(
-        self, chain_id: int, config: ChainConfig, rpc: RpcClient, head: int, headers: int
+        self, chain_id: int, config: ChainConfig, rpc: Fetcher, head: int, headers: int
     ) -> Outcome:
         """Fetch the whole window (re-reading the final block first), repair a fork above the
         final block, and start a new view from what the provider answered."""

@@ -27,6 +27,7 @@ from indexer.temporal_client import (
     start_index_range,
     start_scheduler,
 )
+from indexer.workflows.activity_names import SCHEDULER_TICK, START_RANGES, START_SCHEDULER
 from indexer.workflows.inputs import (
     Range,
     SchedulerInput,
@@ -98,7 +99,7 @@ class SchedulingActivities:
                 )
                 await asyncio.sleep(delay)
 
-    @activity.defn(name="start_ranges")
+    @activity.defn(name=START_RANGES)
     async def start_ranges(self, request: StartRangesInput) -> StartRangesResult:
         """Start every range with at most `parallelism` starts in flight, in the given order."""
         chain = await self.chains.chain(request.chain)
@@ -144,7 +145,7 @@ class SchedulingActivities:
                 await asyncio.gather(*(starter() for _ in range(workers)))
         return StartRangesResult(started=started)
 
-    @activity.defn(name="scheduler_tick")
+    @activity.defn(name=SCHEDULER_TICK)
     async def scheduler_tick(self, request: SchedulerTickInput) -> SchedulerTick:
         """Unfinished IndexRange workflows of the chain, and its current knobs. Asked to wait,
         it answers as soon as fewer than max_inflight_ranges are unfinished, or when the wait
@@ -173,7 +174,7 @@ class SchedulingActivities:
         self.metrics.inflight_ranges.labels(chain).set(count.count)
         return count.count
 
-    @activity.defn(name="start_scheduler")
+    @activity.defn(name=START_SCHEDULER)
     async def start_scheduler(self, request: SchedulerInput) -> bool:
         """Start the chain's Scheduler for a backlog unless one is running; True if started."""
         async with heartbeating():

@@ -14,9 +14,9 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from indexer.chain.budget import ByteBudget, Reservation, counting_answer_bytes
+from indexer.chain.fetcher import FetchedBlocks
 from indexer.chain.model import Block
-from indexer.chain.rpc import RpcClient
+from indexer.worker_budget import ByteBudget, Reservation
 
 # A batch aims at this many answer bytes (and at most an eighth of the budget, so a range, which
 # holds two batches, leaves room for others): at the default 32 MiB budget, ~7 mainnet blocks
@@ -35,6 +35,11 @@ PIPELINE_DEPTH = 1
 PROBE_BLOCKS = 4
 
 
+# fetch(first, last, previous): blocks first..last checked to link to `previous` (block
+# first-1 as the batch before fetched it; None for a range's first batch), with their bytes.
+FetchBatch = Callable[[int, int, Block | None], Awaitable[FetchedBlocks]]
+
+
 @dataclass
 class Batch:
     blocks: list[Block]
@@ -49,24 +54,23 @@ def batch_blocks(budget: ByteBudget, chain: str, remaining: int) -> int:
 
 
 async def stream_range(
-    rpc: RpcClient,
     budget: ByteBudget,
+    chain: str,
     start: int,
     end: int,
     *,
-    receipts: bool,
-    fetch: Callable[[int, int, Callable[[], Awaitable[list[Block]]]], Awaitable[list[Block]]],
+    fetch: FetchBatch,
     store: Callable[[Batch], Awaitable[None]],
     depth: int = PIPELINE_DEPTH,
 ) -> None:
     """Fetch blocks start..end in batches and hand each to `store`, in order, one at a time.
 
-    `fetch(first, last, get)` wraps each batch's fetch (`await get()`: tracing, timing); `store`
-    writes a batch, after which its reservation is released. While one batch is being stored,
-    at most `depth` more are fetched or being fetched: a range holds at most depth + 1 batches.
-    The first block of each batch is checked to link to the last of the batch before
-    (get_blocks_batch); the first of all against block start-1 from the provider. A failure
-    on either side stops both and releases every reservation.
+    `fetch` reads one batch (Fetcher.get_blocks_batch, wrapped for tracing and timing); the
+    answer bytes it returns correct the batch's reservation, which is released once `store`
+    has written it. While one batch is being stored, at most `depth` more are fetched or being
+    fetched: a range holds at most depth + 1 batches. The first block of each batch is checked
+    to link to the last of the batch before; the first of all against block start-1 from the
+    provider. A failure on either side stops both and releases every reservation.
     """
     queue: asyncio.Queue[Batch | None] = asyncio.Queue()
     # Batches of this range not yet stored: the one being stored and `depth` fetched or being
@@ -79,41 +83,32 @@ async def stream_range(
         while number <= end:
             await unstored.acquire()
             try:
-                probing = await budget.claim_probe(rpc.chain)
+                probing = await budget.claim_probe(chain)
             except BaseException:
                 unstored.release()
                 raise
-            count = batch_blocks(budget, rpc.chain, end - number + 1)
+            count = batch_blocks(budget, chain, end - number + 1)
             last = number + (min(count, PROBE_BLOCKS) if probing else count) - 1
             asked = last - number + 1 + (1 if previous is None and number > 0 else 0)
             try:
-                reservation = await budget.reserve(budget.estimate(rpc.chain, asked))
+                reservation = await budget.reserve(budget.estimate(chain, asked))
             except BaseException:
                 if probing:
-                    budget.probe_failed(rpc.chain)
+                    budget.probe_failed(chain)
                 unstored.release()
                 raise
             try:
-                with counting_answer_bytes() as answer:
-
-                    def get(
-                        first: int = number, final: int = last, before: Block | None = previous
-                    ) -> Awaitable[list[Block]]:
-                        return rpc.get_blocks_batch(
-                            first, final, receipts=receipts, previous=before
-                        )
-
-                    blocks = await fetch(number, last, get)
-                reservation.correct(answer[0])
-                budget.observe(rpc.chain, answer[0], asked)
-                queue.put_nowait(Batch(blocks, reservation, answer[0]))
+                fetched = await fetch(number, last, previous)
+                reservation.correct(fetched.answer_bytes)
+                budget.observe(chain, fetched.answer_bytes, asked)
+                queue.put_nowait(Batch(fetched.blocks, reservation, fetched.answer_bytes))
             except BaseException:
                 if probing:
-                    budget.probe_failed(rpc.chain)
+                    budget.probe_failed(chain)
                 reservation.release()
                 unstored.release()
                 raise
-            previous, number = blocks[-1], last + 1
+            previous, number = fetched.blocks[-1], last + 1
         queue.put_nowait(None)
 
     producer = asyncio.create_task(produce())

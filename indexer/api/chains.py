@@ -23,7 +23,7 @@ from indexer.api.validation import (
     read_json_object,
 )
 from indexer.config import ChainConfig
-from indexer.redact import public_url
+from indexer.public_url import public_url
 from indexer.store.chains import (
     ChainRow,
     get_chain,

@@ -22,7 +22,7 @@ from indexer.progress import (
     chain_status,
     eta_seconds,
 )
-from indexer.redact import public_url
+from indexer.public_url import public_url
 from indexer.store.chains import ChainRow, get_chain, list_chains
 from indexer.store.ranges import gaps_page
 

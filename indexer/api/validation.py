@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from indexer.api.errors import ApiError
 from indexer.config import BIGINT_MAX as MAX_INT64
 from indexer.config import DEFAULT_PROVIDER, ChainConfig, rpc_url_problem
-from indexer.redact import public_url
+from indexer.public_url import public_url
 
 MAX_BODY_BYTES = 1024 * 1024  # 1 MiB: a chain config is under 2 KiB; anything bigger is abuse
 RESERVED_NAMES = frozenset({"status"})  # `/chains/status` is every chain's status

@@ -1,7 +1,7 @@
 """What the answers to each kind of call must be, checked inside the request that fetched them.
 
 A decoder turns a batch's body into results in call order, or raises BadChainData; raised
-there, inside RpcClient.request, bad data is counted (`outcome="bad_data"`) and retried like
+there, inside Transport.send, bad data is counted (`outcome="bad_data"`) and retried like
 any failed request, instead of surfacing after the request was already counted as ok.
 """
 
@@ -13,7 +13,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from indexer.chain.envelope import results_in_order
-from indexer.chain.model import Block, Receipt, parse_block, parse_header_hash, parse_quantity
+from indexer.chain.model import (
+    BadChainData,
+    Block,
+    Receipt,
+    parse_block,
+    parse_header_hash,
+    parse_quantity,
+    quantity_field,
+    required_data_field,
+)
 from indexer.chain.receipts import parse_block_receipts, parse_receipt
 from indexer.chain.receipts_wire import (
     decode_block_receipts_batch,
@@ -56,7 +65,7 @@ def _block_numbers(calls: Calls) -> list[int]:
 def decode_blocks(raw: bytes, ids: list[int], calls: Calls, redact: Redactor) -> list[Block | None]:
     """Full blocks, checked: the fast path first, anything unusual the careful way.
 
-    A null stays None: the block is not available yet, and RpcClient._fetch_batch retries it.
+    A null stays None: the block is not available yet, and Fetcher._fetch_batch retries it.
     """
     numbers = _block_numbers(calls)
     with gc_paused():
@@ -129,3 +138,38 @@ def transaction_receipts_decoder(blocks: Sequence[Block]) -> Decoder:
         return [parse_receipt(r, *target) for r, target in zip(results, targets, strict=True)]
 
     return decode
+
+
+def decode_tagged_numbers(
+    raw: bytes, ids: list[int], calls: Calls, redact: Redactor
+) -> list[int | None]:
+    """The block number of each tagged header; a null (no such block) stays None."""
+    results = results_in_order(raw, ids, calls, redact)
+    numbers: list[int | None] = []
+    for result, (_, params) in zip(results, calls, strict=True):
+        if result is not None and not isinstance(result, dict):
+            raise BadChainData(f"the {params[0]} block is not a block object")
+        numbers.append(
+            None
+            if result is None
+            else quantity_field(result, "number", f"the {params[0]} block", "int64", required=True)
+        )
+    return numbers
+
+
+def decode_header_links(
+    raw: bytes, ids: list[int], calls: Calls, redact: Redactor
+) -> list[tuple[bytes, bytes] | None]:
+    """(hash, parentHash) of each header-only block, checked; a null stays None."""
+    results = results_in_order(raw, ids, calls, redact)
+    links: list[tuple[bytes, bytes] | None] = []
+    for result, (_, params) in zip(results, calls, strict=True):
+        if result is None:
+            links.append(None)
+            continue
+        number = int(params[0], 16)
+        where = f"block {number}"
+        block_hash = parse_header_hash(result, number)
+        parent = required_data_field(result, "parentHash", where, 32)
+        links.append((bytes.fromhex(block_hash), bytes.fromhex(parent)))
+    return links

@@ -91,7 +91,7 @@ class Transaction:
     blob_versioned_hashes: list[str] | None = None
     # [{"address": hex, "storageKeys": [hex, ...]}], lower-case hex with 0x, stored as jsonb
     access_list: list[dict[str, Any]] | None = None
-    receipt: Receipt | None = None  # attached by RpcClient.get_blocks(..., receipts=True)
+    receipt: Receipt | None = None  # attached by Fetcher.get_blocks(..., receipts=True)
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yarl
 
-from indexer.redact import public_url
+from indexer.public_url import public_url
 
 # Path words shorter than this ("v3", "rpc", "eth") are not keys, and hiding every "rpc" would
 # garble messages; provider keys are 16 to 64 characters.

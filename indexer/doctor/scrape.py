@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from indexer.redact import public_url
+from indexer.public_url import public_url
 
 INDEXER = "indexer"
 TEMPORAL = "temporal"

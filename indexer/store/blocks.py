@@ -110,7 +110,7 @@ def _child_lines(
     return withdrawal_lines(chain_id, blocks)
 
 
-async def store_range(
+async def store_batch(
     conn: asyncpg.Connection,
     chain_id: int,
     blocks: list[Block],
@@ -132,7 +132,7 @@ async def store_range(
     ):
         # A caller's mistake, not the chain's: recorded as indexed, the receipts and logs of
         # these blocks would be missing for good.
-        raise ValueError(f"store_range of {written}: blocks were fetched without receipts")
+        raise ValueError(f"store_batch of {written}: blocks were fetched without receipts")
     start, end = blocks[0].number, blocks[-1].number
     async with conn.transaction():
         await _check_neighbours(conn, chain_id, blocks)
@@ -296,7 +296,7 @@ async def delete_from(conn: asyncpg.Connection, chain_id: int, start: int, end: 
     The range leaves indexed_ranges and every dataset's ranges.
     """
     # Blocks, then the child tables in CHILD_TABLES order, then the range lock: the order
-    # store_range takes them in (its upsert locks a replaced block before deleting that block's
+    # store_batch takes them in (its upsert locks a replaced block before deleting that block's
     # rows). In another order a repair and a store of the same blocks each wait for the other.
     async with conn.transaction():
         status = await conn.execute(DELETE_BLOCKS_BETWEEN, chain_id, start, end)

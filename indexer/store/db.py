@@ -9,7 +9,7 @@ from indexer.store.schema import migrate
 # The staging table lives per connection (TEMP) and empties itself at commit, so a re-write of
 # blocks is COPY into staging + one INSERT … ON CONFLICT, without creating a table per write.
 # Created after the migrations, it has the blocks table's current columns. (Child rows need no
-# staging: store_range deletes the blocks' old rows and copies fresh ones in.)
+# staging: store_batch deletes the blocks' old rows and copies fresh ones in.)
 STAGING_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS staging_blocks
     (LIKE blocks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;

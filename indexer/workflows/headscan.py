@@ -7,6 +7,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from indexer.workflows.activity_names import SCAN_HEAD, START_RANGES, START_SCHEDULER
     from indexer.workflows.history import HEADSCAN_BOUNDED_HISTORY, history_full
     from indexer.workflows.inputs import (
         HeadScanInput,
@@ -38,7 +39,7 @@ class HeadScan:
         scans = 0
         while scans < SCANS_PER_RUN:
             scan = await workflow.execute_activity(
-                "scan_head",
+                SCAN_HEAD,
                 ScanHeadInput(request.chain),
                 result_type=ScanResult,
                 start_to_close_timeout=SCAN_TIMEOUT,
@@ -69,7 +70,7 @@ class HeadScan:
                 aligned_ranges(direct, knobs.blocks_per_workflow), key=lambda r: -r.start
             )
             await workflow.execute_activity(
-                "start_ranges",
+                START_RANGES,
                 StartRangesInput(
                     chain, newest_first, "direct", knobs.parallelism, knobs.index_max_attempts
                 ),
@@ -80,7 +81,7 @@ class HeadScan:
             )
         if historical:
             await workflow.execute_activity(
-                "start_scheduler",
+                START_SCHEDULER,
                 SchedulerInput(chain, historical),
                 result_type=bool,
                 start_to_close_timeout=START_SCHEDULER_TIMEOUT,

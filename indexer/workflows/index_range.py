@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from indexer.workflows.activity_names import INDEX_RANGE
     from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult
     from indexer.workflows.policies import (
         HEARTBEAT_TIMEOUT,
@@ -18,7 +19,7 @@ class IndexRange:
     @workflow.run
     async def run(self, request: IndexRangeInput) -> IndexRangeResult:
         return await workflow.execute_activity(
-            "index_range",
+            INDEX_RANGE,
             request,
             result_type=IndexRangeResult,
             start_to_close_timeout=index_range_timeout(request.end - request.start + 1),

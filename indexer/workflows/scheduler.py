@@ -8,6 +8,7 @@ from typing import NoReturn
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from indexer.workflows.activity_names import SCHEDULER_TICK, START_RANGES
     from indexer.workflows.history import SCHEDULER_BOUNDED_HISTORY, history_full
     from indexer.workflows.inputs import (
         Range,
@@ -52,7 +53,7 @@ class Scheduler:
         first_tick = True
         while gaps:
             tick = await workflow.execute_activity(
-                "scheduler_tick",
+                SCHEDULER_TICK,
                 SchedulerTickInput(request.chain, first_tick and request.runs > 0, wait),
                 result_type=SchedulerTick,
                 start_to_close_timeout=SCHEDULER_TICK_TIMEOUT + timedelta(seconds=wait),
@@ -77,7 +78,7 @@ class Scheduler:
                 wait = 0.0
                 batch, gaps = take_ranges(gaps, knobs.blocks_per_workflow, room)
                 await workflow.execute_activity(
-                    "start_ranges",
+                    START_RANGES,
                     StartRangesInput(
                         request.chain,
                         batch,

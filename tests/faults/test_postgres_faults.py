@@ -9,7 +9,7 @@ from collections.abc import Callable
 import asyncpg
 import pytest
 
-from indexer.activities.blocks import store_within
+from indexer.activities.index_range import store_within
 from indexer.chain.model import Block, Transaction
 from indexer.config import ChainConfig
 from indexer.datasets import Dataset

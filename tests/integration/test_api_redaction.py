@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from indexer.redact import public_url
+from indexer.public_url import public_url
 from indexer.store.chains import set_head
 from tests.support.api import ApiClient
 from tests.support.harness import Harness

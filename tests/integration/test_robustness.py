@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from indexer.chain.rpc import RpcClient
+from indexer.chain.fetcher import Fetcher
 from indexer.embedded import stop_process
-from indexer.store.blocks import store_range
+from indexer.store.blocks import store_batch
 from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult
 from tests.support.chaindata import expected_blocks
 from tests.support.harness import Harness, fully_indexed
@@ -55,13 +55,13 @@ async def test_same_range_twice_leaves_one_row_per_block(
     assert (first.blocks, first.skipped) == (200, False)
     assert (second.blocks, second.skipped) == (0, True)  # started twice, indexed once
     # Forcing the same blocks through the store again changes nothing either.
-    rpc = RpcClient(url, row.config.name, metrics=harness.metrics)
+    rpc = Fetcher.for_url(url, row.config.name, metrics=harness.metrics)
     try:
         blocks = await rpc.get_blocks(0, 199, receipts=True)
     finally:
         await rpc.close()
     async with harness.pool.acquire() as conn:
-        await store_range(conn, row.id, blocks, row.config.datasets)
+        await store_batch(conn, row.id, blocks, row.config.datasets)
     assert await block_count(harness, row.id) == (200, 200)
     tx_rows = await harness.pool.fetchval(
         "SELECT count(*) FROM transactions WHERE chain_id = $1", row.id

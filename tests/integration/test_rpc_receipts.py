@@ -20,8 +20,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Metrics
+from indexer.chain.fetcher import Fetcher
 from indexer.chain.model import BadChainData, Block
-from indexer.chain.rpc import RpcClient, RpcSettings
+from indexer.chain.sender import RpcSettings
 from tests.support.chaindata import rpc
 from tests.support.provider_proxy import ProviderProxy
 
@@ -226,7 +227,7 @@ async def test_the_seeded_chain_has_what_the_comparison_needs(chain: Seeded) -> 
 
 
 async def test_receipts_match_the_nodes_block_receipts(chain: Seeded, metrics: Metrics) -> None:
-    client = RpcClient(chain.url, "t", SETTINGS, metrics)
+    client = Fetcher.for_url(chain.url, "t", SETTINGS, metrics)
     try:
         blocks = await client.get_blocks(1, chain.head, receipts=True)
     finally:
@@ -267,7 +268,7 @@ async def test_a_provider_without_block_receipts_gives_the_same_by_transaction(
     chain: Seeded, proxy: ProviderProxy
 ) -> None:
     metrics = Metrics(CollectorRegistry())
-    client = RpcClient(proxy.url, "t", SETTINGS, metrics)
+    client = Fetcher.for_url(proxy.url, "t", SETTINGS, metrics)
     try:
         blocks = await client.get_blocks(1, chain.head, receipts=True)
         refused_once = proxy.refused["eth_getBlockReceipts"]
@@ -306,7 +307,7 @@ async def test_method_not_supported_in_other_words_falls_back_without_retries(
     proxy.answer = refuse
     metrics = Metrics(CollectorRegistry())
     async with proxy.running() as url:
-        client = RpcClient(url, "t", SETTINGS, metrics)
+        client = Fetcher.for_url(url, "t", SETTINGS, metrics)
         try:
             blocks = await client.get_blocks(1, chain.head, receipts=True)
         finally:
@@ -330,7 +331,7 @@ async def test_receipts_of_another_block_are_bad_data_and_never_returned(
     proxy.rewrite = reorged
     metrics = Metrics(CollectorRegistry())
     async with proxy.running() as url:
-        client = RpcClient(url, "t", SETTINGS, metrics)
+        client = Fetcher.for_url(url, "t", SETTINGS, metrics)
         try:
             with pytest.raises(BadChainData, match="block 2 receipt 0: blockHash is 0xee"):
                 await client.get_blocks(1, chain.head, receipts=True)
@@ -342,7 +343,7 @@ async def test_receipts_of_another_block_are_bad_data_and_never_returned(
 
 async def test_the_method_label_stays_bounded(chain: Seeded) -> None:
     metrics = Metrics(CollectorRegistry())
-    client = RpcClient(chain.url, "t", SETTINGS, metrics)
+    client = Fetcher.for_url(chain.url, "t", SETTINGS, metrics)
     try:
         assert (await client.call("web3_clientVersion")).startswith("anvil")
     finally:

@@ -14,7 +14,7 @@ from indexer.chain.model import Block, parse_block
 from indexer.config import ChainConfig
 from indexer.datasets import Dataset
 from indexer.simchain.server import SimChain, SimChainConfig
-from indexer.store.blocks import delete_from, store_range
+from indexer.store.blocks import delete_from, store_batch
 from indexer.store.chains import upsert_chain
 from indexer.store.db import create_pool
 from indexer.store.ranges import coverage
@@ -38,7 +38,7 @@ class Store:
 
     async def write(self, blocks: list[Block]) -> None:
         async with self.pool.acquire() as conn:
-            await store_range(conn, self.chain_id, blocks, BLOCKS_AND_TRANSACTIONS)
+            await store_batch(conn, self.chain_id, blocks, BLOCKS_AND_TRANSACTIONS)
 
     async def rows(self) -> tuple[dict[int, str], dict[tuple[int, int], str]]:
         """Block hashes by number, transaction hashes by (block, index)."""
@@ -115,9 +115,9 @@ async def test_a_concurrent_writer_of_the_same_fresh_range_fails_and_its_retry_c
         transaction = first.transaction()
         await transaction.start()
         # Copied, not yet committed:
-        await store_range(first, store.chain_id, blocks, BLOCKS_AND_TRANSACTIONS)
+        await store_batch(first, store.chain_id, blocks, BLOCKS_AND_TRANSACTIONS)
         racing = asyncio.create_task(
-            store_range(second, store.chain_id, blocks, BLOCKS_AND_TRANSACTIONS)
+            store_batch(second, store.chain_id, blocks, BLOCKS_AND_TRANSACTIONS)
         )
         await asyncio.sleep(0.5)
         assert not racing.done()  # waiting on the first writer's uncommitted keys
@@ -125,7 +125,7 @@ async def test_a_concurrent_writer_of_the_same_fresh_range_fails_and_its_retry_c
         with pytest.raises(asyncpg.UniqueViolationError):
             await racing  # an activity failure: Temporal retries it
         # The retry upserts: no change.
-        await store_range(second, store.chain_id, blocks, BLOCKS_AND_TRANSACTIONS)
+        await store_batch(second, store.chain_id, blocks, BLOCKS_AND_TRANSACTIONS)
     assert await store.rows() == expected(blocks)
 
 
@@ -133,7 +133,7 @@ async def test_a_concurrent_writer_of_the_same_fresh_range_fails_and_its_retry_c
 async def test_a_repair_waits_for_a_store_of_the_same_blocks_instead_of_deadlocking(
     store: Store,
 ) -> None:
-    """store_range's upsert of a fork locks each replaced block, then deletes its transactions;
+    """store_batch's upsert of a fork locks each replaced block, then deletes its transactions;
     a reorg repair (delete_from) of the same blocks must take them in that order too, or each
     waits for the other until PostgreSQL aborts one (a failed scan, or a failed range)."""
     await store.write(chain_blocks(0, 99))

@@ -16,7 +16,7 @@ import pytest_asyncio
 from indexer.chain.model import Block
 from indexer.config import ChainConfig
 from indexer.datasets import DATASETS, Dataset
-from indexer.store.blocks import delete_from, store_range
+from indexer.store.blocks import delete_from, store_batch
 from indexer.store.chains import (
     get_chain,
     purge_batch,
@@ -51,7 +51,7 @@ class Store:
 
     async def write(self, blocks: list[Block], datasets: Iterable[Dataset] = DATASETS) -> None:
         async with self.pool.acquire() as conn:
-            await store_range(conn, self.chain_id, blocks, datasets)
+            await store_batch(conn, self.chain_id, blocks, datasets)
 
     async def rows(self) -> dict[str, dict[tuple[int, ...], tuple[Any, ...]]]:
         """Every row of the chain, by table, keyed by its primary key after chain_id."""

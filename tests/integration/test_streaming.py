@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from indexer.chain.budget import ByteBudget
-from indexer.chain.rpc import RpcClient
+from indexer.chain.fetcher import Fetcher
 from indexer.embedded import stop_process
+from indexer.worker_budget import ByteBudget
 from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult
 from tests.support.chaindata import expected_blocks
 from tests.support.harness import Harness
@@ -54,7 +54,7 @@ async def index_range(
 
 async def chain_logs(url: str, chain: str, start: int, end: int) -> list[tuple[Any, ...]]:
     """The chain's logs start..end as the (unstreamed) client reads them from the provider."""
-    rpc = RpcClient(url, chain)
+    rpc = Fetcher.for_url(url, chain)
     try:
         blocks = await rpc.get_blocks(start, end, receipts=True)
     finally:

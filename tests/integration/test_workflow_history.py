@@ -12,8 +12,8 @@ from temporalio.api.workflow.v1 import WorkflowExecutionInfo
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 from temporalio.testing import ActivityEnvironment
 
-from indexer.activities.blocks import MAX_GAPS_PER_SCAN
 from indexer.activities.chain_cache import ChainCache
+from indexer.activities.scan_head import MAX_GAPS_PER_SCAN
 from indexer.activities.scheduling import SchedulingActivities
 from indexer.temporal_client import (
     HEAD_SCAN,

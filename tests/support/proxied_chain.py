@@ -9,7 +9,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Metrics
-from indexer.chain.rpc import RpcClient, RpcSettings
+from indexer.chain.fetcher import Fetcher
+from indexer.chain.sender import RpcSettings
 from indexer.simchain.server import SimChain
 from tests.support.provider_proxy import KEY_PATH, ProviderProxy
 
@@ -34,11 +35,13 @@ class Provider:
         self.proxy = proxy
         self.url = f"{proxy.url}?apikey={QUERY_KEY}"
         self.metrics = Metrics(CollectorRegistry())
-        self._clients: list[RpcClient] = []
+        self._clients: list[Fetcher] = []
 
-    def client(self, url: str | None = None, **settings: Any) -> RpcClient:
+    def client(self, url: str | None = None, **settings: Any) -> Fetcher:
         """A client of chain "t" (of `url`, by default the proxy's) with FAST_RETRIES."""
-        client = RpcClient(url or self.url, "t", replace(FAST_RETRIES, **settings), self.metrics)
+        client = Fetcher.for_url(
+            url or self.url, "t", replace(FAST_RETRIES, **settings), self.metrics
+        )
         self._clients.append(client)
         return client
 

@@ -9,7 +9,7 @@ import asyncpg
 
 from indexer.chain.model import Block, Log, Receipt, Transaction, Withdrawal
 from indexer.datasets import DATASETS
-from indexer.store.blocks import store_range
+from indexer.store.blocks import store_batch
 
 COUNT_ROWS = """
 SELECT (SELECT count(*) FROM blocks WHERE chain_id = $1),
@@ -30,7 +30,7 @@ async def store_blocks(pool: asyncpg.Pool, chain_id: int, first: int, last: int)
         blocks.append(Block(number, digest, parent, 0, None, None, None, None, txs))
         parent = digest
     async with pool.acquire() as conn:
-        await store_range(conn, chain_id, blocks, DATASETS)
+        await store_batch(conn, chain_id, blocks, DATASETS)
 
 
 async def row_counts(pool: asyncpg.Pool, chain_id: int) -> tuple[int, int, int]:

@@ -25,7 +25,7 @@ def batch_body(blocks: list[Any], first_id: int = 1) -> bytes:
 
 
 def fast(blocks: list[Any], numbers: list[int]) -> list[Block] | None:
-    """What RpcClient does with a batch: the fast path, or None when it hands over."""
+    """What the transport's decoder does with a batch: the fast path, or None when it hands over."""
     ids = list(range(1, len(blocks) + 1))
     wire = decode_block_batch(batch_body(blocks), ids)
     return None if wire is None else [to_block(w, n) for w, n in zip(wire, numbers, strict=True)]

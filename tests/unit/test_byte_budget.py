@@ -9,11 +9,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Metrics
-from indexer.chain.budget import (
+from indexer.worker_budget import (
     INITIAL_BYTES_PER_BLOCK,
     ByteBudget,
-    count_answer_bytes,
-    counting_answer_bytes,
 )
 
 
@@ -136,17 +134,6 @@ async def test_bytes_per_block_is_a_moving_mean_plus_deviations_of_measured_answ
         budget.observe("main", 30_000, 10)
     assert budget.bytes_per_block("main") == pytest.approx(3_000, rel=1e-3)
     assert budget.bytes_per_block("other") == INITIAL_BYTES_PER_BLOCK  # per chain
-
-
-async def test_answer_bytes_are_counted_across_the_tasks_a_fetch_starts() -> None:
-    async def one_request(size: int) -> None:
-        await asyncio.sleep(0)
-        count_answer_bytes(size)
-
-    with counting_answer_bytes() as counter:
-        await asyncio.gather(one_request(3), one_request(4))
-    count_answer_bytes(100)  # outside: counted nowhere
-    assert counter[0] == 7
 
 
 def test_a_budget_must_be_positive() -> None:

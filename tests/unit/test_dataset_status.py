@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.metrics import DATASETS as EXPORTED_DATASETS
 from exporter.metrics import Metrics
-from indexer.activities.datasets import new_rows, stored_rows
+from indexer.activities.dataset_rows import new_rows, stored_rows
 from indexer.api.status import status_document
 from indexer.chain.model import Block, Log, Receipt, Transaction
 from indexer.cli import _rpc_url_chain

@@ -14,7 +14,6 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from exporter.metrics import Metrics
-from indexer.chain.budget import ByteBudget
 from indexer.doctor.report import FAMILIES, Report, judge
 from indexer.doctor.scrape import (
     INDEXER,
@@ -26,6 +25,7 @@ from indexer.doctor.scrape import (
     shown_url,
 )
 from indexer.doctor.temporal_rules import cause_name, scope_name
+from indexer.worker_budget import ByteBudget
 
 DATA = Path(__file__).with_name("data") / "doctor"
 WINDOWS = json.loads((DATA / "windows.json").read_text())["windows_seconds"]

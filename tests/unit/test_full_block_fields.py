@@ -132,7 +132,7 @@ def fake_block(number: int = 7) -> dict[str, Any]:
 
 
 def fast(blocks: list[Any], numbers: list[int]) -> list[Block] | None:
-    """What RpcClient does with a batch: the fast path, or None when it hands over."""
+    """What the transport's decoder does with a batch: the fast path, or None when it hands over."""
     ids = list(range(1, len(blocks) + 1))
     body = json.dumps(
         [{"jsonrpc": "2.0", "id": i, "result": block} for i, block in zip(ids, blocks, strict=True)]

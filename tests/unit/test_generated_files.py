@@ -5,14 +5,14 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from indexer.generated import GENERATED_DIRECTORIES, ROOT, render_all, write
+from indexer.generate import GENERATED_DIRECTORIES, ROOT, render_all, write
 
 COMMAND = "make generate"
 
 
 def test_every_committed_generated_file_is_current(tmp_path: Path) -> None:
     written = sorted(str(path.relative_to(tmp_path)) for path in write(tmp_path))
-    assert written == sorted(render_all()), "indexer/generated.py renders and writes other files"
+    assert written == sorted(render_all()), "indexer/generate.py renders and writes other files"
     stale = [
         relative
         for relative in written

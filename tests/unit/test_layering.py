@@ -1,4 +1,5 @@
-"""Dependencies point one way: the exporter is a leaf, and the API process loads no worker code."""
+"""Dependencies point one way: the exporter is a leaf, the chain package knows no worker, and the
+API process loads no worker code. And no module grows past MAX_MODULE_LINES."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # What the admin API process must never load: the worker, its activities, and what only they
 # need (RPC clients, block decoding). Starting workflows goes through indexer.temporal_client.
 WORKER_ONLY = ("indexer.worker", "indexer.activities", "indexer.chain")
+# What indexer/chain/ (fetch from a provider) must not import: the worker, its slots and memory
+# budget (indexer.worker*), and the activities built on top of it.
+ABOVE_THE_CHAIN = ("indexer.worker", "indexer.activities")
+MAX_MODULE_LINES = 450
+# Over MAX_MODULE_LINES today and being split by i20 H2; the integrator removes this list.
+SPLIT_ELSEWHERE = {"exporter/metrics.py", "indexer/api/openapi.py", "indexer/simchain/server.py"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -36,6 +43,59 @@ def test_no_exporter_module_imports_the_indexer() -> None:
         if name == "indexer" or name.startswith("indexer.")
     }
     assert not offending, "exporter/ must not import the indexer:\n" + "\n".join(sorted(offending))
+
+
+def above_the_chain(name: str) -> bool:
+    return name == "indexer.worker" or name.startswith(ABOVE_THE_CHAIN)
+
+
+def test_the_chain_package_imports_no_worker_or_activity() -> None:
+    files = sorted((ROOT / "indexer" / "chain").rglob("*.py"))
+    assert len(files) > 10, "the walk found too few chain modules to mean anything"
+    offending = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in files
+        for name in imported_modules(path)
+        if above_the_chain(name)
+    }
+    assert not offending, "indexer/chain/ must not import the worker:\n" + "\n".join(
+        sorted(offending)
+    )
+
+
+def test_the_chain_rule_names_the_worker_modules() -> None:
+    """The check above can fail: each worker-side module it must keep out is one it flags."""
+    worker_side = ["indexer.worker", "indexer.worker_budget", "indexer.worker_slots"]
+    worker_side += ["indexer.activities", "indexer.activities.index_range"]
+    assert all(above_the_chain(name) for name in worker_side)
+    assert not any(above_the_chain(name) for name in ["indexer.chain.model", "indexer.config"])
+    assert all((ROOT / (name.replace(".", "/") + ".py")).exists() for name in worker_side[1:3])
+
+
+def python_modules() -> list[Path]:
+    """Every Python module of the repository but its tests and benchmarks."""
+    modules: list[Path] = []
+    for entry in sorted(ROOT.iterdir()):
+        if entry.name.startswith(".") or entry.name in ("tests", "bench", "node_modules"):
+            continue
+        if entry.is_dir():
+            modules += sorted(entry.rglob("*.py"))
+        elif entry.suffix == ".py":
+            modules.append(entry)
+    return modules
+
+
+def test_no_module_outside_tests_and_bench_passes_450_lines() -> None:
+    modules = python_modules()
+    assert ROOT / "indexer" / "chain" / "fetcher.py" in modules
+    assert not any("tests" in path.relative_to(ROOT).parts[:1] for path in modules)
+    sizes = {str(path.relative_to(ROOT)): len(path.read_text().splitlines()) for path in modules}
+    too_long = {
+        name: lines
+        for name, lines in sizes.items()
+        if lines > MAX_MODULE_LINES and name not in SPLIT_ELSEWHERE
+    }
+    assert not too_long, f"split these modules (over {MAX_MODULE_LINES} lines): {too_long}"
 
 
 def test_the_walk_sees_function_level_imports(tmp_path: Path) -> None:
@@ -67,4 +127,5 @@ def test_the_api_process_loads_no_worker_code() -> None:
 def test_the_worker_does_load_what_the_api_must_not() -> None:
     """The check above can fail: the same probe on the worker finds the worker's modules."""
     loaded = _modules_after_import("import indexer.worker")
-    assert {"indexer.worker", "indexer.activities.blocks", "indexer.chain.rpc"} <= set(loaded)
+    expected = {"indexer.worker", "indexer.activities.index_range", "indexer.chain.fetcher"}
+    assert expected <= set(loaded)

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Metrics
-from indexer.activities.chain_cache import provider_set, provider_settings
+from indexer.activities.chain_cache import chain_fetcher, provider_settings
 from indexer.config import ChainConfig, ConfigError, ProviderConfig, load_settings
 
 TWO_PROVIDERS = """
@@ -97,7 +97,7 @@ def test_each_provider_gets_its_limits_and_its_share_of_the_rate() -> None:
     # 40/s split between 4 replicas, 90 % of it kept; the router retries, not the provider.
     assert (a.max_requests_per_second, a.batch_size, a.max_retries) == (9.0, 20, 0)
     assert (b.max_requests_per_second, b.max_concurrency, b.batch_size) == (None, 2, 100)
-    router = provider_set(config, Metrics(CollectorRegistry()))
+    router = chain_fetcher(config, Metrics(CollectorRegistry()))
     assert router.settings.batch_size == 20  # every batch fits every provider
     single = ChainConfig(name="s", rpc_url="http://s", rpc_max_retries=8)
     assert provider_settings(single, single.effective_providers()[0]).max_retries == 8

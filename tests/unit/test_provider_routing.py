@@ -1,6 +1,6 @@
 """Two providers in front of one simulated chain, through real proxies: failover, rate, lag.
 
-The ProviderSet is built from a ChainConfig as workers build it (chain_cache.provider_set), and
+The router is built from a ChainConfig as workers build it (chain_cache.chain_fetcher), and
 every request crosses real HTTP to a ProviderProxy that can die, throttle or lag.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Metrics
-from indexer.activities.chain_cache import provider_set
-from indexer.chain.providers import ProviderSet
+from indexer.activities.chain_cache import chain_fetcher
+from indexer.chain.fetcher import Fetcher
 from indexer.config import ChainConfig, ProviderConfig
 from indexer.simchain.server import SimChainConfig
 from tests.support.provider_proxy import ProviderProxy, first, raw_answer
@@ -24,7 +24,7 @@ from tests.support.waiting import wait_until
 BLOCKS = "eth_getBlockByNumber"
 
 
-def routed(metrics: Metrics, *providers: tuple[str, ProviderProxy, dict[str, Any]]) -> ProviderSet:
+def routed(metrics: Metrics, *providers: tuple[str, ProviderProxy, dict[str, Any]]) -> Fetcher:
     config = ChainConfig(
         name="t",
         providers=[ProviderConfig(name=n, url=p.url, **limits) for n, p, limits in providers],
@@ -33,7 +33,7 @@ def routed(metrics: Metrics, *providers: tuple[str, ProviderProxy, dict[str, Any
         rpc_timeout_seconds=2,
         rpc_max_retries=3,
     )  # fmt: skip
-    return provider_set(config, metrics)
+    return chain_fetcher(config, metrics)
 
 
 def sample(metrics: Metrics, name: str, provider: str) -> float | None:

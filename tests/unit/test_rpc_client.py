@@ -8,14 +8,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Metrics
-from indexer.chain.errors import parse_retry_after, read_retry_after
+from indexer.chain.errors import RpcUnavailable, parse_retry_after, read_retry_after
+from indexer.chain.fetcher import Fetcher
 from indexer.chain.limiter import AdaptiveLimiter
 from indexer.chain.model import BadChainData
-from indexer.chain.rpc import RpcClient, RpcSettings, RpcUnavailable
+from indexer.chain.sender import RpcSettings
+from indexer.chain.transport import Transport
 from indexer.simchain.server import SimChain, SimChainConfig, build_app
 from tests.support.provider_proxy import first, raw_answer
 from tests.support.proxied_chain import FAST_RETRIES, Provider
@@ -23,12 +27,16 @@ from tests.support.simchain import set_faults
 
 
 class Chain:
-    def __init__(self, sim: SimChain, client: RpcClient, metrics: Metrics) -> None:
-        self.sim, self.client, self.metrics = sim, client, metrics
+    def __init__(
+        self, sim: SimChain, transport: Transport, metrics: Metrics, answered: list[int]
+    ) -> None:
+        self.sim, self.transport, self.metrics = sim, transport, metrics
+        self.client = Fetcher(transport)
+        self.answered = answered  # the body size of every JSON-RPC answer the chain sent
 
     async def set_faults(self, **faults: float) -> None:
         """Through the chain's own admin endpoint, as the integration tests do."""
-        await set_faults(self.client.url.rstrip("/"), **faults)
+        await set_faults(self.transport.url.rstrip("/"), **faults)
 
     def count(self, outcome: str, method: str = "eth_getBlockByNumber") -> float:
         value = self.metrics.registry.get_sample_value(
@@ -42,15 +50,26 @@ class Chain:
 async def chain(request: pytest.FixtureRequest) -> AsyncIterator[Chain]:
     config: SimChainConfig = getattr(request, "param", SimChainConfig(backlog=500, block_time=0))
     sim = SimChain(config)
-    server = TestServer(build_app(sim))
+    answered: list[int] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path == "/" and isinstance(response, web.Response) and response.body:
+            answered.append(len(response.body))  # type: ignore[arg-type]
+        return response
+
+    app = build_app(sim)
+    app.middlewares.append(record)
+    server = TestServer(app)
     await server.start_server()
     metrics = Metrics(CollectorRegistry())
     settings = RpcSettings(batch_size=20, max_concurrency=4, timeout_seconds=1, max_retries=3)
-    client = RpcClient(str(server.make_url("/")), "t", settings, metrics)
+    transport = Transport(str(server.make_url("/")), "t", settings, metrics)
     try:
-        yield Chain(sim, client, metrics)
+        yield Chain(sim, transport, metrics, answered)
     finally:
-        await client.close()
+        await transport.close()
         await server.close()
 
 
@@ -60,6 +79,20 @@ async def test_blocks_come_back_parsed_linked_and_complete(chain: Chain) -> None
     assert blocks[5].hash == chain.sim.block_hash(15)[2:]
     assert all(len(b.transactions) == 3 for b in blocks)
     assert chain.count("ok") == 6  # 101 blocks (9 too, for 10's parent) in batches of 20
+
+
+async def test_a_batch_comes_back_with_the_answer_bytes_it_read(chain: Chain) -> None:
+    """What the worker's budget measures a batch by: every answer body it took, receipts too."""
+    fetched = await chain.client.get_blocks_batch(10, 49, receipts=True)
+    assert [b.number for b in fetched.blocks] == list(range(10, 50))
+    assert all(tx.receipt is not None for b in fetched.blocks for tx in b.transactions)
+    assert len(chain.answered) == 6  # blocks 9..49 in 3 batches of 20, then each its receipts
+    assert fetched.answer_bytes == sum(chain.answered) > 0
+    chain.answered.clear()
+    after = await chain.client.get_blocks_batch(50, 59, previous=fetched.blocks[-1])
+    assert [b.number for b in after.blocks] == list(range(50, 60))
+    assert len(chain.answered) == 1  # block 49 not asked again
+    assert after.answer_bytes == chain.answered[0]
 
 
 async def test_the_first_blocks_parent_is_checked_against_the_provider(chain: Chain) -> None:
@@ -88,12 +121,12 @@ async def test_retry_after_is_honoured_and_counted(chain: Chain) -> None:
         chain.metrics.registry.get_sample_value("tindexer_rate_limited_total", {"source": "rpc"})
         == 4
     )
-    assert chain.client.limiter.limit < 4  # overload cut the concurrency
+    assert chain.transport.limiter.limit < 4  # overload cut the concurrency
 
 
 async def test_transient_faults_are_retried_to_success(chain: Chain) -> None:
     await chain.set_faults(malformed_ratio=0.3, error_ratio=0.2, null_block_ratio=0.02)
-    chain.client.settings = RpcSettings(batch_size=20, max_concurrency=4, max_retries=30)
+    chain.transport.settings = RpcSettings(batch_size=20, max_concurrency=4, max_retries=30)
     blocks = await chain.client.get_blocks(0, 199)
     assert [b.number for b in blocks] == list(range(200))
     assert chain.count("error") > 0

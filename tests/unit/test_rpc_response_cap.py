@@ -22,7 +22,8 @@ FETCH_IN_A_CHILD = """
 import asyncio, json, re, sys
 from prometheus_client import CollectorRegistry
 from exporter.metrics import Metrics
-from indexer.chain.rpc import RpcClient, RpcSettings
+from indexer.chain.fetcher import Fetcher
+from indexer.chain.sender import RpcSettings
 
 def kib(field):
     with open("/proc/self/status") as status:
@@ -34,7 +35,7 @@ async def fetch(url, cap):
         batch_size=4, max_retries=1, timeout_seconds=60, backoff_base_seconds=0.01,
         backoff_max_seconds=0.02, max_response_bytes=cap,
     )
-    client = RpcClient(url, "t", settings, metrics)
+    client = Fetcher.for_url(url, "t", settings, metrics)
     with open("/proc/self/clear_refs", "w") as clear_refs:
         clear_refs.write("5")
     baseline, error = kib("VmRSS"), None

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from temporalio.worker import SlotPermit, SlotReleaseContext
 
-from indexer.chain.budget import ByteBudget
+from indexer.worker_budget import ByteBudget
 from indexer.worker_slots import SPARE_SLOTS, BudgetedActivitySlots
 
 CTX = SimpleNamespace(slot_type="activity", task_queue="q", worker_identity="w")

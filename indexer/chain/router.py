@@ -1,9 +1,9 @@
-"""Several providers of one chain behind one client: routed by score, failed over, rate limited.
+"""Several providers of one chain behind one Sender: routed by score, failed over, rate limited.
 
-`RpcClient` stays one provider's client (its adaptive limiter, Retry-After pause, request rate
-and session). `ProviderSet` is an RpcClient whose `request` — the batch-level call every fetch
-goes through — hands each batch to one provider instead of posting it: get_blocks, receipts,
-header hashes and any fetch method added to RpcClient later are routed without knowing it.
+Each provider has its own Transport (its adaptive limiter, Retry-After pause, request rate and
+session); the `Router` hands each batch to one of them. The fetcher above (fetcher.py) sends
+through either, so get_blocks, receipts, header hashes and any fetch added later are routed
+without knowing it.
 
 A batch goes to a healthy provider picked at random in proportion to its score (weight over
 recent latency, cut by its recent failures and 429s and by lagging); one that fails, is
@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.metrics import Metrics, default_metrics
-from indexer.chain.decoders import Decoder
+from indexer.chain.decoders import Calls, Decoder
 from indexer.chain.errors import MethodNotFound, RateLimited, RpcError, RpcUnavailable
 from indexer.chain.model import BadChainData
-from indexer.chain.rpc import RpcClient, RpcSettings
+from indexer.chain.sender import Answer, RpcSettings, backoff_seconds
+from indexer.chain.transport import Transport
 from indexer.config import ProviderConfig
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class Provider:
     """One provider and what the router has seen of it."""
 
     config: ProviderConfig
-    client: RpcClient
+    transport: Transport
     lacks: set[str] = field(default_factory=set)
     pending: int = 0  # batches handed to it and not answered yet, queued ones included
     failure_rate: float = 0.0  # moving average of failed (0/1) batches, 429s included
@@ -87,21 +88,21 @@ class Provider:
         return self.lag > self.config.max_head_lag
 
     def score(self) -> float:
-        latency = max(self.client.latency, 0.001)  # of its HTTP requests, not of their queue
+        latency = max(self.transport.latency, 0.001)  # of its HTTP requests, not of their queue
         score = self.config.weight / latency / (1.0 + 10.0 * self.failure_rate)
         return score * LAGGING_SCORE if self.lagging() else score
 
     def busy_for(self) -> float:
         """Seconds before this provider could send: a Retry-After pause or its request rate."""
-        rate = self.client.rate.wait_seconds() if self.client.rate is not None else 0.0
-        return max(self.client.paused_for(), rate)
+        rate = self.transport.rate.wait_seconds() if self.transport.rate is not None else 0.0
+        return max(self.transport.paused_for(), rate)
 
     def ready(self) -> bool:
         """Free to send soon: not paused, its rate's next slot near, a request slot free."""
-        return self.busy_for() <= QUEUE_SECONDS and self.pending < self.client.limiter.limit
+        return self.busy_for() <= QUEUE_SECONDS and self.pending < self.transport.limiter.limit
 
 
-def _highest_block(calls: Sequence[tuple[str, list[Any]]]) -> int | None:
+def _highest_block(calls: Calls) -> int | None:
     """The highest block number a batch asks for by number, None if it asks for none."""
     highest = None
     for method, params in calls:
@@ -114,7 +115,7 @@ def _highest_block(calls: Sequence[tuple[str, list[Any]]]) -> int | None:
     return highest
 
 
-def _null_blocks(calls: Sequence[tuple[str, list[Any]]], results: Sequence[Any]) -> list[int]:
+def _null_blocks(calls: Calls, results: Sequence[Any]) -> list[int]:
     """Numbers of the blocks asked by number that came back null (not available there yet)."""
     return [
         int(params[0], 16)
@@ -124,10 +125,8 @@ def _null_blocks(calls: Sequence[tuple[str, list[Any]]], results: Sequence[Any])
     ]
 
 
-class ProviderSet(RpcClient):
-    """A chain's providers as one RpcClient; one RpcClient per provider underneath."""
-
-    labels_metrics = False
+class Router:
+    """A chain's providers as one Sender; one Transport per provider underneath."""
 
     def __init__(
         self,
@@ -139,11 +138,13 @@ class ProviderSet(RpcClient):
         if not providers:
             raise ValueError("a chain needs at least one provider")
         metrics = metrics or default_metrics()
-        super().__init__(providers[0][0].url, chain, settings, metrics, provider="")
+        self.chain = chain
+        self.settings = settings  # the router's own retries; each provider has its own
+        self.metrics = metrics
         self.providers = [
             Provider(
                 config,
-                RpcClient(config.url, chain, own, metrics, provider=config.name),
+                Transport(config.url, chain, own, metrics, provider=config.name),
                 lacks=set(config.unsupported_methods),
             )
             for config, own in providers
@@ -152,18 +153,16 @@ class ProviderSet(RpcClient):
             metrics.touch_provider(chain, provider.name)
             metrics.provider_up.labels(chain, provider.name).set(1)
             metrics.provider_head_lag.labels(chain, provider.name).set(0)
-            rate = provider.client.rate
+            rate = provider.transport.rate
             metrics.provider_rate_limit.labels(chain, provider.name).set(rate.rate if rate else 0)
 
     async def close(self) -> None:
         for provider in self.providers:
-            await provider.client.close()
+            await provider.transport.close()
 
     # --- routing --------------------------------------------------------------------------
 
-    def _candidates(
-        self, calls: Sequence[tuple[str, list[Any]]], tried: set[str]
-    ) -> list[Provider]:
+    def _candidates(self, calls: Calls, tried: set[str]) -> list[Provider]:
         """Providers that could answer this batch now, best-suited first in no order."""
         methods = {method for method, _ in calls}
         able = [p for p in self.providers if not (methods & p.lacks) and p.name not in tried]
@@ -182,22 +181,20 @@ class ProviderSet(RpcClient):
 
     def _pick(self, candidates: list[Provider]) -> Provider:
         ready = [p for p in candidates if p.ready()] or [
-            min(candidates, key=lambda p: (p.busy_for(), p.pending / p.client.limiter.limit))
+            min(candidates, key=lambda p: (p.busy_for(), p.pending / p.transport.limiter.limit))
         ]
         if len(ready) == 1:
             return ready[0]
         return random.choices(ready, weights=[p.score() for p in ready])[0]
 
-    async def request(
-        self, calls: Sequence[tuple[str, list[Any]]], decode: Decoder | None = None
-    ) -> list[Any]:
+    async def send(self, calls: Calls, decode: Decoder) -> Answer:
         """Send a batch to one provider, then to the others while it fails."""
         if len(self.providers) == 1:
             return await self._one(self.providers[0], calls, decode)
         methods = {method for method, _ in calls}
         tried: set[str] = set()
         last_error: Exception | None = None
-        partial: list[Any] | None = None  # an answer with null blocks, if nothing better comes
+        partial: Answer | None = None  # an answer with null blocks, if nothing better comes
         attempts = max(self.settings.max_retries + 1, len(self.providers))
         for attempt in range(attempts):
             if all(methods & p.lacks for p in self.providers):
@@ -205,22 +202,22 @@ class ProviderSet(RpcClient):
             candidates = self._candidates(calls, tried)
             if not candidates:
                 tried.clear()  # every provider failed this batch once: back off, go round again
-                await asyncio.sleep(self._backoff(attempt))
+                await asyncio.sleep(backoff_seconds(self.settings, attempt))
                 continue
             provider = self._pick(candidates)
             tried.add(provider.name)
             try:
-                results = await self._one(provider, calls, decode)
+                answer = await self._one(provider, calls, decode)
             except MethodNotFound as exc:
                 last_error = exc
                 provider.lacks.update(methods)
             except (RpcUnavailable, BadChainData) as exc:
                 last_error = exc
             else:
-                missing = _null_blocks(calls, results)
+                missing = _null_blocks(calls, answer.results)
                 if not missing or not self._candidates(calls, tried):
-                    return results  # the caller retries nulls, as with one provider
-                partial = results
+                    return answer  # the caller retries nulls, as with one provider
+                partial = answer
                 # Behind: it lacks these blocks. Remember it (until a head scan says more) and
                 # ask one that may have them, at once.
                 provider.learn_head(min(missing) - 1, lower_only=True)
@@ -242,15 +239,13 @@ class ProviderSet(RpcClient):
             getattr(last_error, "last", last_error),
         )
 
-    async def _one(
-        self, provider: Provider, calls: Sequence[tuple[str, list[Any]]], decode: Decoder | None
-    ) -> list[Any]:
+    async def _one(self, provider: Provider, calls: Calls, decode: Decoder) -> Answer:
         """The batch from one provider; what happens is remembered for its score and circuit."""
         probe = provider.may_probe(time.monotonic())
         provider.probing = provider.probing or probe
         provider.pending += 1
         try:
-            results = await provider.client.request(calls, decode)
+            answer = await provider.transport.send(calls, decode)
         except MethodNotFound:
             self._settled(provider, probe)
             raise
@@ -266,7 +261,7 @@ class ProviderSet(RpcClient):
         finally:
             provider.pending -= 1
         self._succeeded(provider)
-        return results
+        return answer
 
     def _settled(self, provider: Provider, probe: bool) -> None:
         if probe:
@@ -314,14 +309,11 @@ class ProviderSet(RpcClient):
             )
 
     def _show_rate(self, provider: Provider) -> None:
-        rate = provider.client.rate
+        rate = provider.transport.rate
         if rate is not None:
             self.metrics.provider_rate_limit.labels(self.chain, provider.name).set(rate.rate)
 
     # --- head -----------------------------------------------------------------------------
-
-    async def latest_available_block(self) -> int:
-        return (await self.latest_available_head())[0]
 
     async def latest_available_head(self) -> tuple[int, bytes | None]:
         """The highest latest available block (head-1 rule) among the providers that answer,
@@ -362,7 +354,7 @@ class ProviderSet(RpcClient):
         probe = provider.may_probe(time.monotonic())
         provider.probing = provider.probing or probe
         try:
-            head, digest = await provider.client.latest_available_head()
+            head, digest = await provider.transport.latest_available_head()
         except (RpcUnavailable, BadChainData) as exc:
             throttled = isinstance(getattr(exc, "last", None), RateLimited)
             self._failed(provider, probe, throttled=throttled)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from indexer.redact import public_url
+from indexer.public_url import public_url
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import contextvars
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 from exporter.metrics import Metrics
 
@@ -205,28 +204,3 @@ class ByteBudget:
         deviation = self._deviation[chain]
         self._deviation[chain] = (1 - SMOOTHING) * deviation + SMOOTHING * abs(sample - mean)
         self._per_block[chain] = (1 - SMOOTHING) * mean + SMOOTHING * sample
-
-
-# Answer bytes read by the requests of the current task (and the tasks it starts): set by a
-# caller that wants to know what a fetch cost, added to by RpcClient for every answer it reads.
-_answer_bytes: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
-    "answer_bytes", default=None
-)
-
-
-@contextlib.contextmanager
-def counting_answer_bytes() -> Iterator[list[int]]:
-    """Count the answer bytes of every request made inside the block: `counter[0]`."""
-    counter = [0]
-    token = _answer_bytes.set(counter)
-    try:
-        yield counter
-    finally:
-        _answer_bytes.reset(token)
-
-
-def count_answer_bytes(size: int) -> None:
-    """Called by the RPC client for each answer read."""
-    counter = _answer_bytes.get()
-    if counter is not None:
-        counter[0] += size

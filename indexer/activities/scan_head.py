@@ -1,0 +1,105 @@
+"""The scan_head activity (HeadScan): the latest available block, reorg repair near it, and the
+gaps still to index."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from indexer.activities.chain_cache import ChainCache, chain_failure, knobs
+from indexer.activities.heartbeat import heartbeating
+from indexer.activities.reorg import ForkBelowFinality, ForkDeeperThanWindow
+from indexer.activities.reorg_watch import ReorgWatch
+from indexer.chain.errors import RpcError, RpcUnavailable
+from indexer.chain.model import BadChainData
+from indexer.store.chains import set_head
+from indexer.store.ranges import coverage
+from indexer.workflows.activity_names import SCAN_HEAD
+from indexer.workflows.inputs import Range, ScanHeadInput, ScanResult
+
+MAX_GAPS_PER_SCAN = 10_000  # bounds the scan result's size; later gaps come in later scans
+
+
+class ScanHeadActivities:
+    def __init__(self, chains: ChainCache) -> None:
+        self.chains = chains
+        self.pool = chains.pool
+        self.metrics = chains.metrics
+        self._behind: set[str] = set()  # chains whose provider answered below their head
+        self._watch = ReorgWatch(self.pool, self.metrics)
+
+    @activity.defn(name=SCAN_HEAD)
+    async def scan_head(self, request: ScanHeadInput | str) -> ScanResult:
+        """Latest available block, reorg repair near it, and the gaps still to index.
+
+        The chain's head is the highest block the provider ever answered. A provider answering
+        below it is lagging or resyncing, not reorganising: nothing is checked or deleted, and
+        only the blocks it can serve are scheduled (its lag is a metric, not a fork). Reorgs
+        are repaired only above the chain's final block (its finality knob); the headers
+        fetched for it are few when nothing changed (reorg_watch).
+        """
+        # A HeadScan run started before ScanHeadInput existed passes the bare chain name.
+        chain_name = request if isinstance(request, str) else request.chain
+        chain = await self.chains.chain(chain_name)
+        config = chain.config
+        async with heartbeating(), self.chains.fetcher(config) as rpc:
+            try:
+                served, tip_hash = await rpc.latest_available_head()
+                head = await set_head(self.pool, chain.id, served)
+                depth = 0
+                if not self._observe_lag(config.name, head, served):
+                    depth = await self._watch.repair(chain.id, config, rpc, served, tip_hash)
+            except (BadChainData, RpcUnavailable, RpcError) as exc:
+                raise chain_failure(exc) from exc
+            except ForkDeeperThanWindow as exc:
+                self.metrics.fork_too_deep.labels(config.name).set(1)
+                activity.logger.error("%s: %s", config.name, exc)
+                # Retryable on purpose: HeadScan keeps scanning patiently, so the chain resumes
+                # by itself once max_reorg_depth is raised past the fork (or the provider is
+                # back on the stored fork); meanwhile nothing above the fork is indexed.
+                raise ApplicationError(
+                    f"{config.name}: {exc}; raise max_reorg_depth past the fork or check the"
+                    " provider (runbook: TindexerForkDeeperThanWindow)",
+                    type="ForkDeeperThanWindow",
+                ) from exc
+            except ForkBelowFinality as exc:
+                self._watch.fork_below_finality(config.name, exc)
+                # Retryable like a deep fork: the chain resumes once the provider answers the
+                # stored final blocks again, or once a human deleted the wrong ones.
+                raise ApplicationError(
+                    f"{config.name}: {exc}; check the provider, or the chain's finality knob"
+                    " (runbook: TindexerForkBelowFinality)",
+                    type="ForkBelowFinality",
+                ) from exc
+            with self.metrics.pg_query_duration.labels("coverage").time():
+                covered = await coverage(self.pool, chain.id, config.start_block, served)
+        return ScanResult(
+            head=served,
+            missing_blocks=covered.missing_blocks,
+            gaps=[Range(start, end) for start, end in covered.gaps[:MAX_GAPS_PER_SCAN]],
+            knobs=knobs(config),
+            reorg_depth=depth,
+        )
+
+    def _observe_lag(self, chain_name: str, head: int, served: int) -> bool:
+        """Count a provider whose latest block is below the chain's head; log when that starts
+        and ends (not at every scan of a long resync)."""
+        lag = head - served
+        self.metrics.head_lag.labels(chain_name).set(lag)
+        if lag > 0:
+            self.metrics.head_regressions.labels(chain_name).inc()
+        was_behind = chain_name in self._behind
+        if lag > 0 and not was_behind:
+            self._behind.add(chain_name)
+            activity.logger.warning(
+                "%s: the provider's latest block %d is %d below the chain's head %d: a lagging"
+                " node, not a reorg; nothing is deleted or scheduled above it until it catches up",
+                chain_name,
+                served,
+                lag,
+                head,
+            )
+        elif lag <= 0 and was_behind:
+            self._behind.discard(chain_name)
+            activity.logger.info("%s: the provider caught up at block %d", chain_name, served)
+        return lag > 0
