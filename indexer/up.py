@@ -16,6 +16,8 @@ from indexer.api.auth import generate_token
 from indexer.api.hosts import allowed_hosts
 from indexer.api.state import ApiState
 from indexer.config import ChainConfig, Settings
+from indexer.doctor.report import default_metrics_urls
+from indexer.doctor.sampler import DoctorSampler
 from indexer.lifecycle import observed_services, until_stopped
 from indexer.progress_view import show_progress
 from indexer.store.chains import upsert_chain
@@ -60,6 +62,7 @@ async def index(
             allowed_hosts=allowed_hosts(settings.api_host, settings.api_allowed_hosts),
             allow_link_local_rpc=settings.allow_link_local_rpc,
             metrics=metrics,
+            doctor=DoctorSampler(default_metrics_urls(settings), settings.temporal_metrics_url),
         )
         async with (
             serving_api(api, settings.api_host, settings.api_port) as api_port,

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from indexer.api.openapi_doctor import DOCTOR_PATHS, DOCTOR_SCHEMAS
 from indexer.api.openapi_schemas import BLOCK, ref, schemas
 from indexer.api.validation import (
     GAPS_DEFAULT_LIMIT,
@@ -223,9 +224,9 @@ def build_document() -> dict[str, Any]:
             " a name the API is served under (`api_allowed_hosts`; default its bind address and"
             " localhost) gets 421, except the probes /healthz and /readyz.",
         },
-        "paths": paths(),
+        "paths": {**paths(), **DOCTOR_PATHS},
         "components": {
-            "schemas": schemas(),
+            "schemas": {**schemas(), **DOCTOR_SCHEMAS},
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
         },
     }
