@@ -228,6 +228,45 @@ class Metrics:
             ["chain", "provider"],
             registry=r,
         )
+        self.chain_id = Gauge(
+            "tindexer_chain_id",
+            "The chain id a chain is pinned to (its chain_id knob, else stored when learned).",
+            ["chain"],
+            registry=r,
+        )
+        self.provider_chain_id = Gauge(
+            "tindexer_provider_chain_id",
+            "The chain id a provider last answered to eth_chainId.",
+            ["chain", "provider"],
+            registry=r,
+        )
+        self.provider_chain_id_mismatch = Gauge(
+            "tindexer_provider_chain_id_mismatch",
+            "Whether a provider answers another chain id than the chain's (1): it is kept out"
+            " of rotation and nothing from it is used.",
+            ["chain", "provider"],
+            registry=r,
+        )
+        self.provider_head_unverified = Gauge(
+            "tindexer_provider_head_unverified",
+            "Whether a provider's last head claim was not adopted (1): no other provider"
+            " witnessed it and it did not serve the block (it is demoted meanwhile).",
+            ["chain", "provider"],
+            registry=r,
+        )
+        self.provider_head_rejected = Counter(
+            "tindexer_provider_head_rejected_total",
+            "Head claims of a provider that were not adopted (unverified heads).",
+            ["chain", "provider"],
+            registry=r,
+        )
+        self.provider_fork_disagreements = Counter(
+            "tindexer_provider_fork_disagreements_total",
+            "Forks a provider reported that the other providers did not confirm; nothing was"
+            " deleted for them.",
+            ["chain", "provider"],
+            registry=r,
+        )
         self.provider_rate_limit = Gauge(
             "tindexer_provider_rate_limit_requests_per_second",
             "Requests per second this worker currently allows itself to a provider (its"
@@ -589,6 +628,10 @@ class Metrics:
             self.rpc_requests.labels(chain, provider, "eth_getBlockByNumber", outcome)
         self.rpc_retry_after_clamped.labels(chain, provider)
         self.provider_circuit_opened.labels(chain, provider)
+        self.provider_head_rejected.labels(chain, provider)
+        self.provider_fork_disagreements.labels(chain, provider)
+        self.provider_head_unverified.labels(chain, provider).set(0)
+        self.provider_chain_id_mismatch.labels(chain, provider).set(0)
 
     def forget_chain(self, chain: str) -> None:
         """Remove every series of a chain that is gone: a deleted chain's gauges fire no alert."""
