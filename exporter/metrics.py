@@ -100,6 +100,10 @@ class Metrics(
             self.rpc_requests.labels(chain, provider, "eth_getBlockByNumber", outcome)
         self.rpc_retry_after_clamped.labels(chain, provider)
         self.provider_circuit_opened.labels(chain, provider)
+        self.provider_head_rejected.labels(chain, provider)
+        self.provider_fork_disagreements.labels(chain, provider)
+        self.provider_head_unverified.labels(chain, provider).set(0)
+        self.provider_chain_id_mismatch.labels(chain, provider).set(0)
 
     def forget_chain(self, chain: str) -> None:
         """Remove every series of a chain that is gone: a deleted chain's gauges fire no alert."""

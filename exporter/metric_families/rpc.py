@@ -61,6 +61,39 @@ class RpcFamilies(Families):
             "Times a provider was taken out of rotation after repeated failures.",
             ["chain", "provider"],
         )
+        self.chain_id = self._gauge(
+            "tindexer_chain_id",
+            "The chain id a chain is pinned to (its chain_id knob, else stored when learned).",
+            ["chain"],
+        )
+        self.provider_chain_id = self._gauge(
+            "tindexer_provider_chain_id",
+            "The chain id a provider last answered to eth_chainId.",
+            ["chain", "provider"],
+        )
+        self.provider_chain_id_mismatch = self._gauge(
+            "tindexer_provider_chain_id_mismatch",
+            "Whether a provider answers another chain id than the chain's (1): it is kept out"
+            " of rotation and nothing from it is used.",
+            ["chain", "provider"],
+        )
+        self.provider_head_unverified = self._gauge(
+            "tindexer_provider_head_unverified",
+            "Whether a provider's last head claim was not adopted (1): no other provider"
+            " witnessed it and it did not serve the block (it is demoted meanwhile).",
+            ["chain", "provider"],
+        )
+        self.provider_head_rejected = self._counter(
+            "tindexer_provider_head_rejected_total",
+            "Head claims of a provider that were not adopted (unverified heads).",
+            ["chain", "provider"],
+        )
+        self.provider_fork_disagreements = self._counter(
+            "tindexer_provider_fork_disagreements_total",
+            "Forks a provider reported that the other providers did not confirm; nothing was"
+            " deleted for them.",
+            ["chain", "provider"],
+        )
         self.provider_rate_limit = self._gauge(
             "tindexer_provider_rate_limit_requests_per_second",
             "Requests per second this worker currently allows itself to a provider (its"
