@@ -93,6 +93,21 @@ class AlertConfig:
     # Every provider of a chain out at once stops the chain: page after 2 minutes.
     no_healthy_provider_for: str = "2m"
 
+    # --- Providers that lie (several providers are witnesses, not oracles) ------------------
+    # A provider on another chain (a testnet URL in a mainnet chain's list) is a configuration
+    # error that never heals by itself; it is kept out from its first check, so nothing is at
+    # risk and a minute only rules out a check racing a config change (PATCH of providers).
+    provider_wrong_chain_id_for: str = "1m"
+    # A head claim no other provider witnesses is rejected for a scan or two when a provider
+    # runs ahead of the others by more than its max_head_lag (a fast node, a slow witness);
+    # five minutes of rejected claims is a provider answering heads it cannot serve.
+    provider_head_unverified_for: str = "5m"
+    # A balancer flapping between backends, or a node on a minority fork, reports forks the
+    # others do not confirm; one is a stale backend caught mid-answer, three in ten minutes is
+    # a provider that keeps doing it (each costs a reorg check against every provider).
+    fork_disagreements_window: str = "10m"
+    fork_disagreements_count: int = 3
+
     # --- Rate limits and errors -----------------------------------------------------------
     # The SDK retries RESOURCE_EXHAUSTED by itself; a few per minute are harmless, more than
     # one every 10 s for 15 minutes means the namespace RPS limit throttles scheduling.

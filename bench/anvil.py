@@ -5,7 +5,7 @@ In one run, on one anvil (npm @foundry-rs/anvil) seeded here with a few thousand
   * raw ceiling: a minimal aiohttp loop posting batched eth_getBlockByNumber(n, true) and reading
     the bytes without parsing — at the indexer's batch size and concurrency, and over a small
     sweep of both, whose best is the node's ceiling;
-  * parsed ceiling: the same fetch through our RpcClient.get_blocks (JSON parsing, block checks),
+  * parsed ceiling: the same fetch through our Fetcher.get_blocks (JSON parsing, block checks),
     with no Temporal and no database, as bench/backlog.py measures it;
   * the indexer: `run_loadtest(rpc_url=anvil)` — Temporal dev server, PostgreSQL (a new database
     each run), a `tindexer worker` with metrics and tracing on — and every stored block hash and
@@ -13,7 +13,7 @@ In one run, on one anvil (npm @foundry-rs/anvil) seeded here with a few thousand
   * ethereum-etl 2.4.2 `export_blocks_and_transactions` with its defaults, from a Python 3.9
     virtualenv this script creates (and reuses) outside the repo, its output rows counted.
 The sweep comes first (median of 3 passes per setting). Then `--runs` (3) rounds, each a raw pass
-at the sweep's best setting, an RpcClient pass, an indexer run and an ethereum-etl run, back to
+at the sweep's best setting, a Fetcher pass, an indexer run and an ethereum-etl run, back to
 back, so every ratio is measured in one round even when the machine is shared; figures are the
 medians over rounds. Each round also meters the cores anvil keeps busy (its CPU seconds over
 wall seconds) serving the raw fetch and during the indexer's run, since the node shares the
@@ -204,7 +204,7 @@ async def raw_ceiling(url: str, blocks: int, batch_size: int, in_flight: int) ->
 
 
 async def parsed_ceiling(url: str, blocks: int, knobs: dict[str, Any]) -> float:
-    """Blocks/s of our RpcClient.get_blocks over the indexer's ranges: fetch + parse + checks."""
+    """Blocks/s of our Fetcher.get_blocks over the indexer's ranges: fetch + parse + checks."""
     from indexer.activities.chain_cache import rpc_settings
     from indexer.chain.fetcher import Fetcher
     from indexer.config import ChainConfig
@@ -602,7 +602,7 @@ async def main() -> None:
 
             print(
                 f"{args.runs} rounds, each: raw passes {round_settings} (batch, in flight), "
-                f"RpcClient pass, indexer through Temporal into PostgreSQL {settings}, "
+                f"Fetcher pass, indexer through Temporal into PostgreSQL {settings}, "
                 f"ethereum-etl {ETL_VERSION} …",
                 flush=True,
             )
@@ -749,7 +749,7 @@ async def main() -> None:
          f"best of {round_settings} (batch, in flight) each round"),
         ("anvil raw at indexer settings", at_settings, at_settings * avg,
          f"{config.rpc_batch_size}/batch, {config.rpc_max_concurrency} in flight (sweep)"),
-        ("RpcClient fetch+parse", parsed, parsed * avg, "no Temporal, no database"),
+        ("Fetcher fetch+parse", parsed, parsed * avg, "no Temporal, no database"),
         ("indexer end to end", indexer_bps, indexer_tps,
          f"{fraction:.0%} of raw, same rounds (target {TARGET:.0%})"),
         ("ethereum-etl 2.4.2 defaults", etl_bps, etl_bps * avg if etl_bps else None,

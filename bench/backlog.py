@@ -4,7 +4,7 @@ Each size runs `tindexer loadtest` (fresh services; one worker process per core,
 with metrics and tracing on). In the same invocation it measures the two ceilings on the same
 machine, each with one process and with as many processes as there are workers (the higher
 counts), medians of `--repeats` runs:
-  * RPC ceiling: a fetch-only loop — the same RpcClient and settings, the same simulated chain
+  * RPC ceiling: a fetch-only loop — the same Fetcher and settings, the same simulated chain
     and block contents — fetching and parsing blocks with no Temporal and no database;
   * COPY ceiling: the same rows written by the same bulk store (a fresh range copied straight
     in, with its range record) from memory, with no fetching and no Temporal.
@@ -18,23 +18,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
-import multiprocessing
 import os
-import statistics
 import sys
-import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psutil
 
-from bench.common import RESULTS, provenance, scratch_directory, write_result
+from bench.ceilings import (
+    Measured,
+    Ranges,
+    Ready,
+    best,
+    measure,
+    medians,
+    rpc_client,
+    store_prepared,
+    timed,
+)
+from bench.common import RESULTS, provenance, write_result
 
 TXS_PER_BLOCK = 3
 # What the ceilings fetch (blocks with their transactions, no receipts) and store, so the end to
@@ -45,30 +49,19 @@ CEILING_BLOCKS = 150_000
 CEILING_CONCURRENCY = 8  # ranges in flight at once per process, as a worker runs several
 WORKERS = os.cpu_count() or 1  # worker processes in the end-to-end runs: one per core
 
-Ranges = list[tuple[int, int]]
-Ready = Callable[[], object]
-
 
 async def fetch_ranges(url: str, ranges: Ranges, ready: Ready) -> tuple[float, float]:
     """Fetch-only loop over `ranges`: RPC batches, JSON decoding, block checks. (start, end)."""
-    from indexer.activities.chain_cache import rpc_settings
-    from indexer.chain.fetcher import Fetcher
-    from indexer.config import ChainConfig
-
-    config = ChainConfig(name="ceiling", rpc_url=url)
-    client = Fetcher.for_url(url, "ceiling", rpc_settings(config))  # the indexer's own settings
+    client = rpc_client(url)
     todo = iter(ranges)
 
     async def fetcher() -> None:
         for start, end in todo:
             await client.get_blocks(start, end)
 
-    ready()
-    started = time.time()
-    await asyncio.gather(*(fetcher() for _ in range(CEILING_CONCURRENCY)))
-    ended = time.time()
+    span = await timed(fetcher, CEILING_CONCURRENCY, ready)
     await client.close()
-    return started, ended
+    return span
 
 
 async def copy_ranges(
@@ -77,124 +70,40 @@ async def copy_ranges(
     """The same rows, prepared in memory, written by the indexer's bulk store. (start, end)."""
     from indexer.chain.model import parse_block
     from indexer.simchain.server import SimChain, SimChainConfig
-    from indexer.store.blocks import store_batch
-    from indexer.store.db import create_pool
 
     last = max(end for _, end in ranges)
     sim = SimChain(SimChainConfig(backlog=last + 1, block_time=0, txs_per_block=TXS_PER_BLOCK))
     prepared = [
         [parse_block(sim.block(n, True), n) for n in range(start, end + 1)] for start, end in ranges
     ]
-    pool = await create_pool(database_url, max_size=CEILING_CONCURRENCY)
-    todo = iter(prepared)
-
-    async def writer() -> None:
-        async with pool.acquire() as conn:
-            for blocks in todo:
-                await store_batch(conn, chain_id, blocks, DATASETS)
-
-    ready()
-    started = time.time()
-    await asyncio.gather(*(writer() for _ in range(CEILING_CONCURRENCY)))
-    ended = time.time()
-    await pool.close()
-    return started, ended
+    return await store_prepared(
+        database_url, chain_id, prepared, DATASETS, CEILING_CONCURRENCY, ready
+    )
 
 
 def _ceiling_share(kind: str, args: tuple[Any, ...], barrier: Any, results: Any) -> None:
     """One process of a ceiling run: prepare, wait for the others, time its share."""
-    run = fetch_ranges if kind == "rpc" else copy_ranges
+    run: Any = fetch_ranges if kind == "rpc" else copy_ranges
     results.put(asyncio.run(run(*args, barrier.wait)))
 
 
-def _busy_cpu_seconds() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far, summed over its cores."""
-    times = psutil.cpu_times()
-    idle = times.idle + getattr(times, "iowait", 0.0)
-    total = sum(times)
-    return total - idle, total
-
-
-def ceiling(
-    kind: str,
-    processes: int,
-    shares: list[tuple[Any, ...]],
-    blocks: int,
-    target: Callable[..., None] = _ceiling_share,
-) -> tuple[float, float]:
-    """(blocks/s, fraction of the machine's cores busy meanwhile) of `processes` processes
-    each running its share, all started together. `target(kind, share, barrier, results)`
-    runs one share (a module-level function: the children are spawned)."""
-    context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited loop
-    barrier, results = context.Barrier(processes + 1), context.Queue()
-    children = [
-        context.Process(target=target, args=(kind, share, barrier, results)) for share in shares
-    ]
-    for child in children:
-        child.start()
-    barrier.wait()  # this process too: the clock of the whole machine starts with theirs
-    busy_before, total_before = _busy_cpu_seconds()
-    spans = [results.get(timeout=600) for _ in children]
-    busy_after, total_after = _busy_cpu_seconds()
-    for child in children:
-        child.join()
-    rate = blocks / (max(end for _, end in spans) - min(start for start, _ in spans))
-    return rate, (busy_after - busy_before) / (total_after - total_before)
-
-
-Measured = dict[str, dict[int, dict[str, float]]]  # kind -> processes -> figures
-
-
-def _figures(blocks_per_second: float, machine_busy: float) -> dict[str, float]:
-    return {
-        "blocks_per_second": round(blocks_per_second, 1),
-        "machine_busy": round(machine_busy, 3),
-    }
-
-
 async def ceilings(blocks: int, blocks_per_range: int, workers: int) -> Measured:
-    """Both ceilings with one process and with as many as the indexer has workers.
-
-    One Python process is bound to one core, so with several workers the fair ceiling is what
-    as many fetching (or writing) processes reach together; the higher of the two counts.
-    """
-    from indexer.config import ChainConfig
-    from indexer.embedded import child_process, embedded_postgres, free_port, sim_chain_args
-    from indexer.store.chains import upsert_chain
-    from indexer.store.db import create_pool
-
-    work = scratch_directory("tindexer-ceiling-")
-    port = free_port()
+    """Both ceilings with one process and with as many as the indexer has workers."""
     ranges = [
         (start, min(start + blocks_per_range, blocks) - 1)
         for start in range(0, blocks, blocks_per_range)
     ]
-    counts = sorted({1, workers})
-    result: Measured = {"rpc": {}, "copy": {}}
-    with contextlib.ExitStack() as stack:
-        database_url = os.environ.get("DATABASE_URL") or stack.enter_context(
-            embedded_postgres(work / "pg")
-        )
-        stack.enter_context(
-            child_process(
-                sim_chain_args(port, backlog=blocks, block_time=0, txs_per_block=TXS_PER_BLOCK),
-                "127.0.0.1",
-                port,
-                log_path=work / "sim.log",
-            )
-        )
-        url = f"http://127.0.0.1:{port}"
-        for n in counts:
-            shares = [(url, ranges[i::n]) for i in range(n)]
-            result["rpc"][n] = _figures(*ceiling("rpc", n, shares, blocks))
-        pool = await create_pool(database_url, max_size=1)
-        for n in counts:
-            name = f"copy{uuid.uuid4().hex[:6]}"  # a fresh chain: every range is new
-            row = await upsert_chain(pool, ChainConfig(name=name, rpc_url="http://127.0.0.1:9"))
-            shares = [(database_url, row.id, ranges[i::n]) for i in range(n)]
-            result["copy"][n] = _figures(*ceiling("copy", n, shares, blocks))
-        await pool.close()
-    return result
+    return await measure(
+        "tindexer-ceiling-",
+        {"backlog": blocks, "block_time": 0, "txs_per_block": TXS_PER_BLOCK},
+        workers,
+        rpc=(blocks, lambda url, n: [(url, ranges[i::n]) for i in range(n)]),
+        copy=(
+            blocks,
+            lambda url, db, chain_id, n: [(db, chain_id, ranges[i::n]) for i in range(n)],
+        ),
+        target=_ceiling_share,
+    )
 
 
 def plot(series: list[dict[str, float]], path: Path, title: str) -> None:
@@ -259,20 +168,8 @@ async def main() -> None:
     runs = [
         await ceilings(CEILING_BLOCKS, blocks_per_range, args.workers) for _ in range(args.repeats)
     ]
-    by_processes = {
-        kind: {
-            n: {
-                figure: statistics.median(run[kind][n][figure] for run in runs)
-                for figure in ("blocks_per_second", "machine_busy")
-            }
-            for n in runs[0][kind]
-        }
-        for kind in ("rpc", "copy")
-    }
-    ceiling = {
-        kind: max(figures["blocks_per_second"] for figures in values.values())
-        for kind, values in by_processes.items()
-    }
+    by_processes = medians(runs)
+    ceiling = {kind: best(by_processes, kind) for kind in by_processes}
     # Both ceilings keep every core busy, so on this one machine a pipeline that fetches AND
     # stores each block, with zero overhead of its own, reaches at most this:
     both = 1 / (1 / ceiling["rpc"] + 1 / ceiling["copy"])

@@ -9,7 +9,7 @@ chain serves: every block, transaction (by hash) and log (per block) exactly onc
 
 In the same invocation, on the same machine, medians of `--repeats` runs, with one process and
 with as many processes as workers (the higher is the ceiling):
-  * fetch ceiling: RpcClient.get_blocks(receipts=True) — the indexer's own client, settings,
+  * fetch ceiling: Fetcher.get_blocks(receipts=True) — the indexer's own client, settings,
     decoding and checks — over `--fetch-blocks` blocks in ranges of `--chunk`, no Temporal and
     no database;
   * COPY ceiling: store_range of the same kind of blocks, fetched and decoded beforehand, with
@@ -27,27 +27,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import os
 import statistics
 import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.backlog import Ready, ceiling
-from bench.common import RESULTS, ROOT, provenance, scratch_directory, write_result
+from bench.ceilings import (
+    Measured,
+    Ranges,
+    Ready,
+    best,
+    measure,
+    medians,
+    rpc_client,
+    store_prepared,
+    timed,
+)
+from bench.common import RESULTS, ROOT, provenance, write_result
 
 PROFILE = "mainnet"
 CEILING_CONCURRENCY = 4  # ranges in flight per ceiling process
 BYTES_METRIC = "tindexer_worker_in_flight_bytes"  # the memory budget's (issue 14), if present
 BUDGET_METRIC = "tindexer_worker_memory_budget_bytes"
-
-Ranges = list[tuple[int, int]]
 
 
 # --- what the simulated chain serves ----------------------------------------------------------
@@ -151,18 +156,9 @@ def checker(expected: dict[str, Any], blocks: int):  # type: ignore[no-untyped-d
 # --- ceilings ---------------------------------------------------------------------------------
 
 
-def _client(url: str) -> Any:
-    from indexer.activities.chain_cache import rpc_settings
-    from indexer.chain.fetcher import Fetcher
-    from indexer.config import ChainConfig
-
-    config = ChainConfig(name="ceiling", rpc_url=url)
-    return Fetcher.for_url(url, "ceiling", rpc_settings(config))  # the indexer's own settings
-
-
 async def fetch_ranges(url: str, ranges: Ranges, ready: Ready) -> tuple[float, float]:
     """Fetch-only: blocks and their receipts, decoded and checked, then dropped. (start, end)"""
-    client = _client(url)
+    client = rpc_client(url)
     todo = iter(ranges)
     await client.get_blocks(0, 0, receipts=True)  # connection warm, receipts method known
 
@@ -170,12 +166,9 @@ async def fetch_ranges(url: str, ranges: Ranges, ready: Ready) -> tuple[float, f
         for start, end in todo:
             await client.get_blocks(start, end, receipts=True)
 
-    ready()
-    started = time.time()
-    await asyncio.gather(*(fetcher() for _ in range(CEILING_CONCURRENCY)))
-    ended = time.time()
+    span = await timed(fetcher, CEILING_CONCURRENCY, ready)
     await client.close()
-    return started, ended
+    return span
 
 
 async def copy_ranges(
@@ -184,26 +177,13 @@ async def copy_ranges(
     """COPY-only: the blocks with receipts fetched and decoded first, then store_range with
     every dataset into a fresh chain, timed alone. (start, end)"""
     from indexer.datasets import DATASETS
-    from indexer.store.blocks import store_batch
-    from indexer.store.db import create_pool
 
-    client = _client(url)
+    client = rpc_client(url)
     prepared = [await client.get_blocks(start, end, receipts=True) for start, end in ranges]
     await client.close()
-    pool = await create_pool(database_url, max_size=CEILING_CONCURRENCY)
-    todo = iter(prepared)
-
-    async def writer() -> None:
-        async with pool.acquire() as conn:
-            for blocks in todo:
-                await store_batch(conn, chain_id, blocks, DATASETS)
-
-    ready()
-    started = time.time()
-    await asyncio.gather(*(writer() for _ in range(CEILING_CONCURRENCY)))
-    ended = time.time()
-    await pool.close()
-    return started, ended
+    return await store_prepared(
+        database_url, chain_id, prepared, DATASETS, CEILING_CONCURRENCY, ready
+    )
 
 
 def _share(kind: str, args: tuple[Any, ...], barrier: Any, results: Any) -> None:
@@ -211,55 +191,25 @@ def _share(kind: str, args: tuple[Any, ...], barrier: Any, results: Any) -> None
     results.put(asyncio.run(run(*args, barrier.wait)))
 
 
-async def ceilings(
-    fetch_blocks: int, copy_blocks: int, chunk: int, workers: int
-) -> dict[str, dict[int, dict[str, float]]]:
+async def ceilings(fetch_blocks: int, copy_blocks: int, chunk: int, workers: int) -> Measured:
     """Both ceilings with one process and with `workers` processes: blocks/s, machine busy."""
-    from indexer.config import ChainConfig
-    from indexer.embedded import child_process, embedded_postgres, free_port, sim_chain_args
-    from indexer.store.chains import upsert_chain
-    from indexer.store.db import create_pool
-
-    work = scratch_directory("tindexer-mainnet-ceiling-")
-    port = free_port()
-    backlog = max(fetch_blocks, copy_blocks) + 1
 
     def ranges_of(blocks: int) -> Ranges:
         return [(s, min(s + chunk, blocks + 1) - 1) for s in range(1, blocks + 1, chunk)]
 
-    counts = sorted({1, workers})
-    result: dict[str, dict[int, dict[str, float]]] = {"rpc": {}, "copy": {}}
-    with contextlib.ExitStack() as stack:
-        database_url = os.environ.get("DATABASE_URL") or stack.enter_context(
-            embedded_postgres(work / "pg")
-        )
-        stack.enter_context(
-            child_process(
-                sim_chain_args(port, backlog=backlog, block_time=0, profile=PROFILE),
-                "127.0.0.1",
-                port,
-                log_path=work / "sim.log",
-            )
-        )
-        url = f"http://127.0.0.1:{port}"
-        fetch = ranges_of(fetch_blocks)
-        for n in counts:
-            shares: list[tuple[Any, ...]] = [(url, fetch[i::n]) for i in range(n)]
-            rate, busy = ceiling("rpc", n, shares, fetch_blocks, _share)
-            result["rpc"][n] = {"blocks_per_second": round(rate, 1), "machine_busy": round(busy, 3)}
-        copy = ranges_of(copy_blocks)
-        pool = await create_pool(database_url, max_size=1)
-        for n in counts:
-            name = f"copy{uuid.uuid4().hex[:6]}"  # a fresh chain: every range is new
-            row = await upsert_chain(pool, ChainConfig(name=name, rpc_url=url))
-            shares = [(url, database_url, row.id, copy[i::n]) for i in range(n)]
-            rate, busy = ceiling("copy", n, shares, copy_blocks, _share)
-            result["copy"][n] = {
-                "blocks_per_second": round(rate, 1),
-                "machine_busy": round(busy, 3),
-            }
-        await pool.close()
-    return result
+    fetch, copy = ranges_of(fetch_blocks), ranges_of(copy_blocks)
+    backlog = max(fetch_blocks, copy_blocks) + 1
+    return await measure(
+        "tindexer-mainnet-ceiling-",
+        {"backlog": backlog, "block_time": 0, "profile": PROFILE},
+        workers,
+        rpc=(fetch_blocks, lambda url, n: [(url, fetch[i::n]) for i in range(n)]),
+        copy=(
+            copy_blocks,
+            lambda url, db, chain_id, n: [(url, db, chain_id, copy[i::n]) for i in range(n)],
+        ),
+        target=_share,
+    )
 
 
 # --- the plot ---------------------------------------------------------------------------------
@@ -299,9 +249,10 @@ def plot(series: list[dict[str, float]], path: Path, title: str, bytes_key: str 
     return label
 
 
-def _declared(metrics_file: str | None, name: str) -> bool:
-    """Whether exporter/metrics.py declares a metric of this name (on this commit)."""
-    return metrics_file is not None and f'"{name}"' in Path(metrics_file).read_text()
+def _declared(name: str) -> bool:
+    """Whether the exporter declares a metric of this name (on this commit): in
+    exporter/metrics.py, or by area in exporter/metric_families/."""
+    return any(f'"{name}"' in path.read_text() for path in (ROOT / "exporter").rglob("*.py"))
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -326,10 +277,9 @@ async def main() -> None:
         "--blocks-per-workflow", type=int, help="the chain's range size (default: its default)"
     )
     args = parser.parse_args()
-    from exporter import metrics as metrics_module
     from indexer.loadtest import run_loadtest
 
-    bytes_metric = BYTES_METRIC if _declared(metrics_module.__file__, BYTES_METRIC) else None
+    bytes_metric = BYTES_METRIC if _declared(BYTES_METRIC) else None
     series_metrics = (BYTES_METRIC, BUDGET_METRIC) if bytes_metric else ()
     command = " ".join(["make bench-mainnet (.venv/bin/python bench/mainnet.py", *sys.argv[1:]])
     result: dict[str, Any] = provenance(command + ")")
@@ -347,18 +297,8 @@ async def main() -> None:
         await ceilings(args.fetch_blocks, args.copy_blocks, args.chunk, args.workers)
         for _ in range(args.repeats)
     ]
-    median = {
-        kind: {
-            n: {
-                figure: statistics.median(run[kind][n][figure] for run in runs)
-                for figure in ("blocks_per_second", "machine_busy")
-            }
-            for n in runs[0][kind]
-        }
-        for kind in ("rpc", "copy")
-    }
-    fetch = max(f["blocks_per_second"] for f in median["rpc"].values())
-    copy = max(f["blocks_per_second"] for f in median["copy"].values())
+    median = medians(runs)
+    fetch, copy = best(median, "rpc"), best(median, "copy")
     bound = 1 / (1 / fetch + 1 / copy)
     print(f"  fetch {fetch:,.0f} blocks/s, COPY {copy:,.0f}, bound {bound:,.0f}", flush=True)
 
@@ -439,6 +379,7 @@ async def main() -> None:
             },
             "phase_seconds": run.phase_seconds,
             "phase_count": run.phase_count,
+            "pg_query_p95_seconds": run.pg_query_p95_seconds,
             "checks": checks,
             "ceilings": {
                 "fetch_blocks": args.fetch_blocks,

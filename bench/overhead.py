@@ -147,45 +147,24 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         os._exit(0)  # skip interpreter teardown (a known Temporal SDK wart)
 
-    from indexer.embedded import (
-        child_process,
-        embedded_postgres,
-        free_port,
-        sim_chain_args,
-        temporal_dev_server_args,
-    )
-    from indexer.loadtest import OTLP_SINK
+    from indexer import services
+    from indexer.embedded import free_port
 
     work = Path(f"/tmp/tindexer-bench-{uuid.uuid4().hex[:6]}")
     work.mkdir()
     args.sink_port = free_port()
     temporal_port, sim_port = free_port(), free_port()
     with contextlib.ExitStack() as stack:
-        db = os.environ.get("DATABASE_URL") or stack.enter_context(embedded_postgres(work / "pg"))
+        db = stack.enter_context(services.database(os.environ.get("DATABASE_URL"), work / "pg"))
         stack.enter_context(
-            child_process(
-                temporal_dev_server_args(temporal_port, db_file=work / "t.db"),
-                "127.0.0.1",
-                temporal_port,
-                log_path=work / "temporal.log",
+            services.temporal_dev_server(
+                temporal_port, work / "temporal.log", db_file=work / "t.db"
             )
         )
         stack.enter_context(
-            child_process(
-                sim_chain_args(sim_port, backlog=args.blocks, block_time=0),
-                "127.0.0.1",
-                sim_port,
-                log_path=work / "sim.log",
-            )
+            services.sim_chain(sim_port, work / "sim.log", backlog=args.blocks, block_time=0)
         )
-        stack.enter_context(
-            child_process(
-                [sys.executable, "-c", OTLP_SINK.format(port=args.sink_port)],
-                "127.0.0.1",
-                args.sink_port,
-                log_path=work / "sink.log",
-            )
-        )
+        stack.enter_context(services.otlp_sink(args.sink_port, work / "sink.log"))
         rpc_url, temporal = f"http://127.0.0.1:{sim_port}", f"127.0.0.1:{temporal_port}"
         runs: dict[str, list[dict]] = {"off": [], "on": []}
         for i in range(args.runs):

@@ -22,7 +22,7 @@ partitions of `--partition-blocks` (1,000,000) created ahead for `--chain-blocks
     prunes (every partition's hash index is probed).
 
 Rows come from the simulated chain's mainnet profile (64 distinct block contents, fetched and
-decoded once through RpcClient, renumbered per block).
+decoded once through the Fetcher, renumbered per block).
 
     nice -n 19 .venv/bin/python bench/partitioning.py \\
         --database-url postgresql://root@127.0.0.1:5432/postgres      # or `make bench-partitioning`

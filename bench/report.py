@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,36 @@ def _provenance(result: dict[str, Any]) -> str:
     )
 
 
+def table(columns: Sequence[str], rows: Iterable[Sequence[object]], align: str = "") -> list[str]:
+    """A Markdown table; `align` has an `l` or `r` per column (default: the first left, the
+    others right, as figures are)."""
+    align = align or "l" + "r" * (len(columns) - 1)
+    rules = ["---" if side == "l" else "---:" for side in align]
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join(rules) + "|",
+        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
+    ]
+
+
+def ceilings_table(median: dict[str, Any], fetch: str) -> list[str]:
+    """The ceilings by process count: blocks/s and how busy the machine was, fetch and COPY."""
+    return table(
+        ["processes", f"{fetch} blocks/s", "busy", "COPY blocks/s", "busy"],
+        (
+            [
+                n,
+                f"{median['rpc'][n]['blocks_per_second']:,}",
+                f"{median['rpc'][n]['machine_busy']:.0%}",
+                f"{median['copy'][n]['blocks_per_second']:,}",
+                f"{median['copy'][n]['machine_busy']:.0%}",
+            ]
+            for n in median["rpc"]
+        ),
+        align="rrrrr",
+    )
+
+
 def schedule_section(result: dict[str, Any]) -> list[str]:
     per_block, ranges = result["per_block"], result["ranges"]
     lines = [
@@ -34,30 +65,43 @@ def schedule_section(result: dict[str, Any]) -> list[str]:
         "",
         _provenance(result),
         "",
-        "| design | blocks | blocks/workflow | seconds (median) | blocks/s | workflows/s |",
-        "|---|---:|---:|---:|---:|---:|",
+        *table(
+            ["design", "blocks", "blocks/workflow", "seconds (median)", "blocks/s", "workflows/s"],
+            (
+                [
+                    name,
+                    f"{run['blocks']:,}",
+                    run["blocks_per_workflow"],
+                    f"{run['seconds']} ({', '.join(map(str, run['runs_seconds']))})",
+                    f"{run['blocks_per_second']:,}",
+                    run["workflows_per_second"],
+                ]
+                for name, run in (("per block", per_block), ("ranges", ranges))
+            ),
+        ),
     ]
-    for name, run in (("per block", per_block), ("ranges", ranges)):
-        lines.append(
-            f"| {name} | {run['blocks']:,} | {run['blocks_per_workflow']} | {run['seconds']} "
-            f"({', '.join(map(str, run['runs_seconds']))}) | {run['blocks_per_second']:,} | "
-            f"{run['workflows_per_second']} |"
-        )
     lines += ["", f"Ranges schedule **{result['ratio']}×** more blocks per second.", ""]
     if result.get("sweep"):
         lines += [
             f"Sweep (one knob at a time around the defaults {result['defaults']}, one run each):",
             "",
-            "| blocks/workflow | batch | parallelism | seconds | blocks/s | workflows/s |",
-            "|---:|---:|---:|---:|---:|---:|",
+            *table(
+                ["blocks/workflow", "batch", "parallelism", "seconds", "blocks/s", "workflows/s"],
+                (
+                    [
+                        run["blocks_per_workflow"],
+                        run["scheduler_batch_size"],
+                        run["parallelism"],
+                        run["seconds"],
+                        f"{run['blocks_per_second']:,}",
+                        run["workflows_per_second"],
+                    ]
+                    for run in result["sweep"]
+                ),
+                align="rrrrrr",
+            ),
+            "",
         ]
-        for run in result["sweep"]:
-            lines.append(
-                f"| {run['blocks_per_workflow']} | {run['scheduler_batch_size']} | "
-                f"{run['parallelism']} | {run['seconds']} | {run['blocks_per_second']:,} | "
-                f"{run['workflows_per_second']} |"
-            )
-        lines.append("")
     return lines
 
 
@@ -75,10 +119,8 @@ def backlog_section(
         "",
         f"Datasets indexed end to end: {datasets}.",
         "",
-        "| measure | big run | small run |",
-        "|---|---:|---:|",
     ]
-    for key in (
+    keys = (
         "blocks",
         "txs_per_block",
         "schedule_seconds",
@@ -89,17 +131,21 @@ def backlog_section(
         "activity_timeout_rate",
         "lost_blocks",
         "duplicate_blocks",
-    ):
-        lines.append(f"| {key} | {result[key]:,} | {small[key]:,} |")
-    for process, rss in result["peak_rss_bytes"].items():
-        lines.append(
-            f"| peak RSS {process} (MiB) | {rss / 2**20:,.0f} | "
-            f"{small['peak_rss_bytes'].get(process, 0) / 2**20:,.0f} |"
-        )
-    for process, seconds in result.get("cpu_seconds", {}).items():
-        lines.append(
-            f"| CPU seconds {process} | {seconds:,} | {small['cpu_seconds'].get(process, 0):,} |"
-        )
+    )
+    rows: list[list[object]] = [[key, f"{result[key]:,}", f"{small[key]:,}"] for key in keys]
+    rows += [
+        [
+            f"peak RSS {process} (MiB)",
+            f"{rss / 2**20:,.0f}",
+            f"{small['peak_rss_bytes'].get(process, 0) / 2**20:,.0f}",
+        ]
+        for process, rss in result["peak_rss_bytes"].items()
+    ]
+    rows += [
+        [f"CPU seconds {process}", f"{seconds:,}", f"{small['cpu_seconds'].get(process, 0):,}"]
+        for process, seconds in result.get("cpu_seconds", {}).items()
+    ]
+    lines += table(["measure", "big run", "small run"], rows)
     lines += [
         "",
         f"Worker processes: {result.get('workers', 1)}. Ceilings in the same run: RPC (fetch "
@@ -116,15 +162,7 @@ def backlog_section(
             f"{by_processes['runs']} runs; the higher count is the ceiling; busy = share of the "
             "machine's cores in use meanwhile):",
             "",
-            "| processes | RPC blocks/s | busy | COPY blocks/s | busy |",
-            "|---:|---:|---:|---:|---:|",
-            *(
-                f"| {n} | {median['rpc'][n]['blocks_per_second']:,} | "
-                f"{median['rpc'][n]['machine_busy']:.0%} | "
-                f"{median['copy'][n]['blocks_per_second']:,} | "
-                f"{median['copy'][n]['machine_busy']:.0%} |"
-                for n in median["rpc"]
-            ),
+            *ceilings_table(median, "RPC"),
             "",
         ]
     if "fetch_and_store_bound_blocks_per_second" in result:
@@ -190,6 +228,10 @@ def mainnet_section(
         lines.append(
             f"| IndexRange {phase} phase, seconds summed over {count:.0f} | {seconds:,.1f} |"
         )
+    if "pg_query_p95_seconds" in result:  # runs since issue 23
+        p95 = result["pg_query_p95_seconds"]
+        p95_text = "none timed" if p95 is None else f"{p95 * 1e3:,.1f} ms"
+        lines.append(f"| PostgreSQL query p95, every query of every worker | {p95_text} |")
     ceilings = result["ceilings"]
     median = ceilings["median"]
     lines += [
@@ -199,15 +241,7 @@ def mainnet_section(
         f"of {ceilings['blocks_per_range']} blocks, {ceilings['ranges_in_flight_per_process']} "
         "in flight per process; the higher process count is the ceiling):",
         "",
-        "| processes | fetch blocks/s | busy | COPY blocks/s | busy |",
-        "|---:|---:|---:|---:|---:|",
-        *(
-            f"| {n} | {median['rpc'][n]['blocks_per_second']:,} | "
-            f"{median['rpc'][n]['machine_busy']:.0%} | "
-            f"{median['copy'][n]['blocks_per_second']:,} | "
-            f"{median['copy'][n]['machine_busy']:.0%} |"
-            for n in median["rpc"]
-        ),
+        *ceilings_table(median, "fetch"),
         "",
         f"![blocks/s and {result['plot_right_axis']} over time]({result['plot']})",
         "",
@@ -222,16 +256,26 @@ def worker_rss_section(result: dict[str, Any]) -> list[str]:
         "",
         f"`{result['command']}` — {result['what']}",
         "",
-        "| profile | peak RSS (MiB) | answers in flight, peak (MiB) | blocks indexed | watched s |",
-        "|---|---:|---:|---:|---:|",
+        *table(
+            [
+                "profile",
+                "peak RSS (MiB)",
+                "answers in flight, peak (MiB)",
+                "blocks indexed",
+                "watched s",
+            ],
+            (
+                [
+                    profile,
+                    f"{result[profile]['worker_peak_rss_mib']:,}",
+                    f"{result[profile]['peak_in_flight_bytes'] / 2**20:,.1f}",
+                    f"{result[profile]['blocks_indexed_when_stopped'] or 0:,.0f}",
+                    result[profile]["watched_seconds"],
+                ]
+                for profile in profiles
+            ),
+        ),
     ]
-    for profile in profiles:
-        run = result[profile]
-        lines.append(
-            f"| {profile} | {run['worker_peak_rss_mib']:,} | "
-            f"{run['peak_in_flight_bytes'] / 2**20:,.1f} | "
-            f"{run['blocks_indexed_when_stopped'] or 0:,.0f} | {run['watched_seconds']} |"
-        )
     lines += ["", f"Peak ratio {' / '.join(profiles)}: **{result['peak_ratio']}**.", ""]
     return lines
 
@@ -244,14 +288,19 @@ def partitioning_section(result: dict[str, Any]) -> list[str]:
         "",
         result.get("setup", ""),
         "",
-        "| measure | unpartitioned | partitioned | partitioned / unpartitioned |",
-        "|---|---:|---:|---:|",
+        *table(
+            ["measure", "unpartitioned", "partitioned", "partitioned / unpartitioned"],
+            (
+                [
+                    row["measure"],
+                    f"{row['unpartitioned']:,}",
+                    f"{row['partitioned']:,}",
+                    row["ratio"],
+                ]
+                for row in result["table"]
+            ),
+        ),
     ]
-    for row in result["table"]:
-        lines.append(
-            f"| {row['measure']} | {row['unpartitioned']:,} | {row['partitioned']:,} | "
-            f"{row['ratio']} |"
-        )
     if per_segment := result.get("copy_seconds_per_segment"):
         ratios = [
             part / unp
@@ -291,15 +340,21 @@ def anvil_datasets_section(result: dict[str, Any]) -> list[str]:
         f"{result['logs']:,} logs; medians of {result['rounds_run']} rounds (all tools in "
         "every round).",
         "",
-        "| pipeline | transactions/s | blocks/s | of the raw ceiling | runs (tx/s) |",
-        "|---|---:|---:|---:|---|",
+        *table(
+            ["pipeline", "transactions/s", "blocks/s", "of the raw ceiling", "runs (tx/s)"],
+            (
+                [
+                    row["pipeline"],
+                    f"{row['transactions_per_second']:,.0f}",
+                    f"{row['blocks_per_second']:,.0f}",
+                    f"{row['fraction_of_raw']:.0%}",
+                    ", ".join(f"{r:,.0f}" for r in row["runs_transactions_per_second"]),
+                ]
+                for row in result["table"]
+            ),
+            align="lrrrl",
+        ),
     ]
-    for row in result["table"]:
-        runs = ", ".join(f"{r:,.0f}" for r in row["runs_transactions_per_second"])
-        lines.append(
-            f"| {row['pipeline']} | {row['transactions_per_second']:,.0f} | "
-            f"{row['blocks_per_second']:,.0f} | {row['fraction_of_raw']:.0%} | {runs} |"
-        )
     lines += ["", *result.get("notes", []), ""]
     if phases := result.get("indexer_phase_seconds"):
         lines += [f"Indexer time by phase (its own metrics, summed over a run): {phases}", ""]
@@ -315,16 +370,22 @@ def tuning_section(result: dict[str, Any]) -> list[str]:
     for part in ("worker", "temporal"):
         if part not in result:
             continue
-        table = result[part]
+        tuned = result[part]
         lines += [
-            f"**{part}** — {table['measure']}, medians of {result['rounds']} interleaved rounds:",
+            f"**{part}** — {tuned['measure']}, medians of {result['rounds']} interleaved rounds:",
             "",
-            "| configuration | median | runs | × defaults |",
-            "|---|---:|---|---:|",
-            *(
-                f"| {row['configuration']} | {row['median']:,} {row['unit']} | "
-                f"{', '.join(map(str, row['runs']))} | {row['ratio_to_defaults']} |"
-                for row in table["table"]
+            *table(
+                ["configuration", "median", "runs", "× defaults"],
+                (
+                    [
+                        row["configuration"],
+                        f"{row['median']:,} {row['unit']}",
+                        ", ".join(map(str, row["runs"])),
+                        row["ratio_to_defaults"],
+                    ]
+                    for row in tuned["table"]
+                ),
+                align="lrlr",
             ),
             "",
         ]
@@ -339,7 +400,7 @@ def anvil_section(result: dict[str, Any], title: str) -> list[str]:
             "anvil raw at the indexer's settings",
             result["raw_at_indexer_settings_blocks_per_second"],
         ),
-        ("RpcClient fetch + parse, no Temporal or DB", result["parsed_ceiling_blocks_per_second"]),
+        ("Fetcher fetch + parse, no Temporal or DB", result["parsed_ceiling_blocks_per_second"]),
         ("indexer end to end", result["indexer_blocks_per_second"]),
         ("ethereum-etl 2.4.2, defaults", result["ethereum_etl_blocks_per_second"]),
     ]
@@ -352,12 +413,13 @@ def anvil_section(result: dict[str, Any], title: str) -> list[str]:
         f"{result['blocks']:,} blocks, {avg} transactions per block; settings "
         f"{result['settings']}; medians of {len(result['rounds'])} rounds.",
         "",
-        "| pipeline | blocks/s | transactions/s | of the raw ceiling |",
-        "|---|---:|---:|---:|",
-        *(
-            f"| {name} | {bps:,.0f} | {bps * avg:,.0f} | {bps / ceiling:.0%} |"
-            for name, bps in rows
-            if bps
+        *table(
+            ["pipeline", "blocks/s", "transactions/s", "of the raw ceiling"],
+            (
+                [name, f"{bps:,.0f}", f"{bps * avg:,.0f}", f"{bps / ceiling:.0%}"]
+                for name, bps in rows
+                if bps
+            ),
         ),
         "",
     ]

@@ -21,8 +21,9 @@ from dashboards.queries import rpc as q
 TITLE = "Tindexer / RPC providers"
 DESCRIPTION = (
     "JSON-RPC requests to each chain's provider: outcomes, 429s, latency and the adaptive "
-    "concurrency limit; and what the indexer refuses to act on: a head behind the chain's, a "
-    "fork deeper than the reorg window."
+    "concurrency limit; what the indexer refuses to act on: a head behind the chain's, a "
+    "fork deeper than the reorg window; and providers that lie: on another chain, claiming "
+    "heads nothing verifies, reporting forks the others do not confirm."
 )
 VARIABLES = ("chain",)
 
@@ -88,6 +89,48 @@ ROWS: Rows = [
                 PER_SECOND,
                 Query(q.P_RATE_LIMIT, "{{chain}} {{provider}}"),
                 width=6,
+            ),
+        ],
+    ),
+    (
+        "Providers that lie",
+        [
+            timeseries(
+                "Wrong chain id (1: kept out)",
+                "1 while a provider answers eth_chainId with another id than the chain's: it is "
+                "kept out of rotation and nothing from it is used (TindexerProviderWrongChainId; "
+                "GET /chains/{name}/status names both ids).",
+                COUNT,
+                Query(q.P_CHAIN_ID_MISMATCH, "{{chain}} {{provider}}"),
+                thresholds=steps((GREEN, None), (RED, 1)),
+                width=12,
+            ),
+            timeseries(
+                "Unconfirmed forks per second by provider",
+                "Forks a provider reported that the other providers did not confirm: nothing "
+                "was deleted for them (TindexerProviderForkDisagreement at 3 in 10 minutes).",
+                PER_SECOND,
+                Query(q.P_FORK_DISAGREEMENTS, "{{chain}} {{provider}}"),
+                thresholds=steps((GREEN, None), (RED, 0.005)),
+                width=12,
+            ),
+            timeseries(
+                "Unverified head (1: claim not adopted)",
+                "1 while a provider's last head claim was not adopted: no other provider "
+                "witnessed it and it did not serve the block. It is routed as if at the "
+                "verified head and demoted meanwhile (TindexerProviderHeadUnverified).",
+                COUNT,
+                Query(q.P_HEAD_UNVERIFIED, "{{chain}} {{provider}}"),
+                thresholds=steps((GREEN, None), (RED, 1)),
+                width=12,
+            ),
+            timeseries(
+                "Head claims rejected per second by provider",
+                "Head claims of each provider that were not adopted; the chain's head is the "
+                "highest verified claim.",
+                PER_SECOND,
+                Query(q.P_HEAD_REJECTED, "{{chain}} {{provider}}"),
+                width=12,
             ),
         ],
     ),

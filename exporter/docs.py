@@ -1,4 +1,4 @@
-"""docs/metrics.md, generated from the declarations in exporter/metrics.py."""
+"""docs/metrics.md, generated from the declarations `exporter.metrics.Metrics` assembles."""
 
 from __future__ import annotations
 
@@ -25,12 +25,9 @@ def render() -> str:
     """The whole document, one row per family in declaration order."""
     metrics = Metrics(CollectorRegistry())
     rows = []
-    for value in vars(metrics).values():
-        if not hasattr(value, "describe") or value is metrics.registry:
-            continue
-        labels = getattr(value, "_labelnames", None) or getattr(value, "labelnames", None) or ()
-        label_text = ", ".join(f"`{label}`" for label in labels) or "—"
-        for family in value.describe():
+    for entry in metrics.declared:
+        label_text = ", ".join(f"`{label}`" for label in entry.labels) or "—"
+        for family in entry.family.describe():
             suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
             name = f"`{family.name}{suffix}`"
             rows.append(f"| {name} | {family.type} | {label_text} | {family.documentation} |")

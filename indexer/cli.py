@@ -1,4 +1,4 @@
-"""The `tindexer` command: up, worker(s), api, status, sim-chain, dashboards, alerts, generate."""
+"""The `tindexer` command: up, worker(s), api, status, doctor, sim-chain, dashboards, alerts, …"""
 
 from __future__ import annotations
 
@@ -25,10 +25,12 @@ from indexer.config import (
     format_validation_error,
     load_settings,
 )
+from indexer.doctor.cli import doctor
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(alerts_app, name="alerts")
+app.command()(doctor)
 console = Console()
 
 ConfigOption = Annotated[
@@ -190,6 +192,8 @@ def api(
     """Serve the admin API (chains, status, gaps, backfill) against the configured services."""
     from indexer.api.app import serve
     from indexer.api.auth import generate_token
+    from indexer.doctor.report import default_metrics_urls
+    from indexer.doctor.sampler import DoctorSampler
 
     settings = _settings(config)
     if not settings.database_url or not settings.temporal_address:
@@ -218,6 +222,7 @@ def api(
                 ready,
                 hosts=settings.api_allowed_hosts,
                 allow_link_local_rpc=settings.allow_link_local_rpc,
+                doctor=DoctorSampler(default_metrics_urls(settings), settings.temporal_metrics_url),
             )
         )
     _finish(0)

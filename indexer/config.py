@@ -276,6 +276,12 @@ class Settings(BaseModel):
     allow_link_local_rpc: bool = False
     # JSON-RPC answer bytes one worker process holds at once, over all its ranges.
     worker_memory_budget_bytes: int = Field(DEFAULT_WORKER_MEMORY_BUDGET_BYTES, ge=1024 * 1024)
+    # The Temporal server's Prometheus endpoint (full URL); unset, `tindexer doctor` says it
+    # cannot see the server rather than guessing.
+    temporal_metrics_url: str | None = Field(None, pattern=r"^https?://")
+    # The indexer /metrics endpoints `tindexer doctor` and GET /doctor read (every worker's);
+    # unset: http://{metrics_host}:{metrics_port}/metrics.
+    doctor_metrics_urls: list[str] | None = None
     chains: list[ChainConfig] = []
 
     @model_validator(mode="after")
@@ -306,6 +312,7 @@ ENVIRONMENT = {
     "DATABASE_URL": "database_url",
     "TEMPORAL_ADDRESS": "temporal_address",
     "TINDEXER_API_TOKEN": "api_token",
+    "TINDEXER_TEMPORAL_METRICS_URL": "temporal_metrics_url",
 }
 
 

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -35,14 +34,9 @@ import asyncpg
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from indexer import services
 from indexer.config import ChainConfig
-from indexer.embedded import (
-    child_process,
-    embedded_postgres,
-    free_port,
-    sim_chain_args,
-    temporal_dev_server_args,
-)
+from indexer.embedded import free_port
 from indexer.simchain.profiles import PROFILES
 from indexer.store.blocks import block_census
 from indexer.store.chains import upsert_chain
@@ -51,16 +45,6 @@ from indexer.store.ranges import coverage
 from indexer.temporal_client import connect_temporal, head_scan_id, start_head_scan
 
 STALL_SECONDS = 120.0  # a run that indexes nothing for this long has failed, not slowed
-
-OTLP_SINK = """
-from aiohttp import web
-async def accept(request):
-    await request.read()
-    return web.Response(status=200)
-app = web.Application(client_max_size=256 * 1024 * 1024)
-app.router.add_post("/v1/traces", accept)
-web.run_app(app, host="127.0.0.1", port={port}, print=None, access_log=None)
-"""
 
 
 @dataclass
@@ -85,6 +69,9 @@ class LoadtestResult:
     phase_seconds: dict[str, float] = field(default_factory=dict)
     phase_count: dict[str, float] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)  # what `check` returned
+    # p95 of the store's queries (tindexer_pg_query_duration_seconds, every query, all workers)
+    # at the end of the run, from the summed buckets; None when no query was timed.
+    pg_query_p95_seconds: float | None = None
 
     @property
     def activity_timeout_rate(self) -> float:
@@ -114,6 +101,33 @@ def _by_label(texts: list[str], name: str, label: str) -> dict[str, float]:
                     key = sample.labels[label]
                     totals[key] = totals.get(key, 0.0) + sample.value
     return totals
+
+
+def histogram_quantile(quantile: float, buckets: dict[float, float]) -> float | None:
+    """The quantile of cumulative bucket counts by upper bound, as PromQL's histogram_quantile
+    estimates it: linear within the bucket it falls in; in the +Inf bucket, the highest finite
+    bound. None for an empty histogram."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]] if bounds else 0.0
+    if total <= 0:
+        return None
+    rank = quantile * total
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if bound == float("inf"):
+                return lower
+            if count == below:
+                return bound
+            return lower + (bound - lower) * (rank - below) / (count - below)
+        lower, below = bound, count
+    return lower
+
+
+def _buckets(texts: list[str], name: str) -> dict[float, float]:
+    """A histogram's cumulative bucket counts, summed over every worker and label set, by le."""
+    return {float(le): count for le, count in _by_label(texts, f"{name}_bucket", "le").items()}
 
 
 def _cpu_by_pid(process: psutil.Process, with_children: bool = False) -> dict[int, float]:
@@ -197,67 +211,46 @@ async def run_loadtest(
     with contextlib.ExitStack() as stack:
         # Entered first, so it runs last: once every process below has stopped.
         stack.enter_context(removed_unless_failed(work, log))
-        database_url = os.environ.get("DATABASE_URL") or stack.enter_context(
-            embedded_postgres(work / "pg")
+        database_url = stack.enter_context(
+            services.database(os.environ.get("DATABASE_URL"), work / "pg")
         )
         temporal = stack.enter_context(
-            child_process(
-                temporal_dev_server_args(ports["temporal"], db_file=work / "temporal.db"),
-                "127.0.0.1",
-                ports["temporal"],
-                log_path=work / "temporal.log",
+            services.temporal_dev_server(
+                ports["temporal"], work / "temporal.log", db_file=work / "temporal.db"
             )
         )
         sim = None
         if rpc_url is None:
-            sim_args = (
-                sim_chain_args(ports["sim"], backlog=blocks, block_time=0, profile=profile)
-                if profile
-                else sim_chain_args(
-                    ports["sim"], backlog=blocks, block_time=0, txs_per_block=txs_per_block
-                )
+            content: dict[str, object] = (
+                {"profile": profile} if profile else {"txs_per_block": txs_per_block}
             )
             sim = stack.enter_context(
-                child_process(
-                    sim_args,
-                    "127.0.0.1",
-                    ports["sim"],
-                    log_path=work / "sim.log",
+                services.sim_chain(
+                    ports["sim"], work / "sim.log", backlog=blocks, block_time=0, **content
                 )
             )
-        sink = stack.enter_context(
-            child_process(
-                [sys.executable, "-c", OTLP_SINK.format(port=ports["sink"])],
-                "127.0.0.1",
-                ports["sink"],
-            )
-        )
+        sink = stack.enter_context(services.otlp_sink(ports["sink"]))
         task_queue = f"loadtest-{uuid.uuid4().hex[:6]}"
         (work / "worker.toml").write_text(f'task_queue = "{task_queue}"\n')
         worker_env = {
             "DATABASE_URL": database_url,
-            "TEMPORAL_ADDRESS": f"127.0.0.1:{ports['temporal']}",
+            "TEMPORAL_ADDRESS": f"{services.HOST}:{ports['temporal']}",
             "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports['sink']}",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{services.HOST}:{ports['sink']}",
         }
         worker_processes = [
             stack.enter_context(
-                child_process(
+                services.worker(
                     [
-                        sys.executable,
-                        "-m",
-                        "indexer.cli",
-                        "worker",
                         "--config",
                         str(work / "worker.toml"),
                         "--metrics-port",
                         str(port),
                         *(worker_options or []),
                     ],
-                    "127.0.0.1",
                     port,
-                    log_path=work / f"worker-{number}.log",
-                    env=worker_env,
+                    work / f"worker-{number}.log",
+                    worker_env,
                 )
             )
             for number, port in enumerate(metrics_ports)
@@ -386,4 +379,7 @@ async def run_loadtest(
         phase_seconds=_by_label(texts, "tindexer_index_range_duration_seconds_sum", "phase"),
         phase_count=_by_label(texts, "tindexer_index_range_duration_seconds_count", "phase"),
         checks=checks,
+        pg_query_p95_seconds=histogram_quantile(
+            0.95, _buckets(texts, "tindexer_pg_query_duration_seconds")
+        ),
     )

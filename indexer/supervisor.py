@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,8 @@ import asyncpg
 
 from exporter.metrics import Metrics
 from indexer.autoscale import Autoscaler, Recommendation
-from indexer.embedded import _die_with_parent
 from indexer.progress import chain_status
+from indexer.services import start_worker, worker_command
 from indexer.store.chains import list_chains
 
 log = logging.getLogger("indexer.supervisor")
@@ -98,14 +97,7 @@ class WorkerPool:
         if self.metrics_port_base is not None:
             port = self.metrics_port_base + slot if self.metrics_port_base else 0
             command += ["--metrics-port", str(port)]
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT if output else None,
-            env=self.env,
-            preexec_fn=_prepare_worker,
-        )
+        process = start_worker(command, self.env, output)
         if output is not None:
             self._logs[process.pid] = output
         self._slots[process.pid] = slot
@@ -167,17 +159,6 @@ class WorkerPool:
         while self.draining:
             self.reap()
             await asyncio.sleep(0.1)
-
-
-def _prepare_worker() -> None:  # runs in the child between fork and exec
-    _die_with_parent()
-    # Held until `tindexer worker` has its handler: a worker stopped while still importing
-    # then exits cleanly instead of dying of the signal's default action.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-
-
-def worker_command(worker_args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "indexer.cli", "worker", *worker_args]
 
 
 class Supervisor:
@@ -288,7 +269,7 @@ async def run_supervisor(
     if not options.recommend_only:
         env = {**os.environ, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_address}
         workers = WorkerPool(
-            worker_command(options.worker_args),
+            worker_command(*options.worker_args),
             env,
             options.log_dir,
             options.drain_timeout_seconds,

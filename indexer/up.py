@@ -10,17 +10,14 @@ from pathlib import Path
 
 from rich.console import Console
 
+from indexer import services
 from indexer.api.app import serving_api
 from indexer.api.auth import generate_token
 from indexer.api.hosts import allowed_hosts
 from indexer.api.state import ApiState
 from indexer.config import ChainConfig, Settings
-from indexer.embedded import (
-    child_process,
-    embedded_postgres,
-    sim_chain_args,
-    temporal_dev_server_args,
-)
+from indexer.doctor.report import default_metrics_urls
+from indexer.doctor.sampler import DoctorSampler
 from indexer.lifecycle import observed_services, until_stopped
 from indexer.progress_view import show_progress
 from indexer.store.chains import upsert_chain
@@ -65,6 +62,7 @@ async def index(
             allowed_hosts=allowed_hosts(settings.api_host, settings.api_allowed_hosts),
             allow_link_local_rpc=settings.allow_link_local_rpc,
             metrics=metrics,
+            doctor=DoctorSampler(default_metrics_urls(settings), settings.temporal_metrics_url),
         )
         async with (
             serving_api(api, settings.api_host, settings.api_port) as api_port,
@@ -103,44 +101,36 @@ def run_up(options: UpOptions, console: Console) -> int:
         database_url = settings.database_url
         if not database_url:
             console.print(f"starting embedded PostgreSQL in {data_dir / 'postgres'} …")
-            database_url = stack.enter_context(embedded_postgres(data_dir / "postgres"))
+        database_url = stack.enter_context(services.database(database_url, data_dir / "postgres"))
         temporal_address = settings.temporal_address
         if not temporal_address:
             console.print(
-                f"starting Temporal dev server on 127.0.0.1:{options.temporal_port}"
-                f" (UI http://127.0.0.1:{options.temporal_ui_port}) …"
+                f"starting Temporal dev server on {services.HOST}:{options.temporal_port}"
+                f" (UI http://{services.HOST}:{options.temporal_ui_port}) …"
             )
             stack.enter_context(
-                child_process(
-                    temporal_dev_server_args(
-                        options.temporal_port,
-                        options.temporal_ui_port,
-                        data_dir / "temporal.db",
-                    ),
-                    "127.0.0.1",
+                services.temporal_dev_server(
                     options.temporal_port,
-                    log_path=data_dir / "temporal.log",
+                    data_dir / "temporal.log",
+                    ui_port=options.temporal_ui_port,
+                    db_file=data_dir / "temporal.db",
                 )
             )
-            temporal_address = f"127.0.0.1:{options.temporal_port}"
+            temporal_address = f"{services.HOST}:{options.temporal_port}"
         if not chains:
             console.print(
-                f"starting simulated chain on 127.0.0.1:{options.sim_port}: backlog"
+                f"starting simulated chain on {services.HOST}:{options.sim_port}: backlog"
                 f" {options.backlog:,} blocks, one more every {options.block_time:g}s …"
             )
             stack.enter_context(
-                child_process(
-                    sim_chain_args(
-                        options.sim_port,
-                        backlog=options.backlog,
-                        block_time=options.block_time,
-                    ),
-                    "127.0.0.1",
+                services.sim_chain(
                     options.sim_port,
-                    log_path=data_dir / "sim-chain.log",
+                    data_dir / "sim-chain.log",
+                    backlog=options.backlog,
+                    block_time=options.block_time,
                 )
             )
-            chains = [ChainConfig(name="sim", rpc_url=f"http://127.0.0.1:{options.sim_port}")]
+            chains = [ChainConfig(name="sim", rpc_url=f"http://{services.HOST}:{options.sim_port}")]
         asyncio.run(
             index(settings, chains, database_url, temporal_address, console, options.exit_when_live)
         )

@@ -11,6 +11,7 @@ from alerts.groups import (
     provider,
     scaling,
     slo,
+    witnesses,
 )
 from alerts.rules import Group
 
@@ -20,6 +21,7 @@ def all_groups(config: AlertConfig) -> list[Group]:
         availability.group(config),
         progress.group(config),
         provider.group(config),
+        witnesses.group(config),
         errors.group(config),
         postgres.group(config),
         scaling.group(config),

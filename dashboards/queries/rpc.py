@@ -67,3 +67,15 @@ P_LATENCY_P95 = (
 P_HEAD_LAG = f"max by (chain, provider) (tindexer_provider_head_lag_blocks{C})"
 P_UP = f"min by (chain, provider) (tindexer_provider_up{C})"
 P_RATE_LIMIT = f"sum by (chain, provider) (tindexer_provider_rate_limit_requests_per_second{C})"
+
+# Providers that lie (issue 21): kept out for another chain id, head claims not adopted, forks
+# the others did not confirm. Per provider.
+P_CHAIN_ID_MISMATCH = f"max by (chain, provider) (tindexer_provider_chain_id_mismatch{C})"
+P_HEAD_UNVERIFIED = f"max by (chain, provider) (tindexer_provider_head_unverified{C})"
+P_HEAD_REJECTED = (
+    f"sum by (chain, provider) (rate(tindexer_provider_head_rejected_total{C}[$__rate_interval]))"
+)
+P_FORK_DISAGREEMENTS = (
+    "sum by (chain, provider) "
+    f"(rate(tindexer_provider_fork_disagreements_total{C}[$__rate_interval]))"
+)

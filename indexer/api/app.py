@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from temporalio.client import Client
 
-from indexer.api import chains, health, status
+from indexer.api import chains, doctor, health, status
 from indexer.api.auth import require_token
 from indexer.api.deletion import run_purger
 from indexer.api.errors import ApiError, error_response
@@ -21,6 +21,7 @@ from indexer.api.hosts import allowed_hosts, check_host
 from indexer.api.openapi import build_document
 from indexer.api.state import STATE, ApiState, log
 from indexer.api.validation import MAX_BODY_BYTES
+from indexer.doctor.sampler import DoctorSampler
 
 RATE_SAMPLE_SECONDS = 5.0  # throughput samples even when nobody polls the status
 STATUS_POOL_SIZE = 10  # READ_CONNECTIONS for reads, the rest for writes, deletes and probes
@@ -77,6 +78,7 @@ def create_app(state: ApiState, sample_rates: bool = True) -> web.Application:
             web.get("/chains/{name}/status", status.chain_status_handler, allow_head=False),
             web.get("/chains/{name}/gaps", status.chain_gaps, allow_head=False),
             web.post("/chains/{name}/backfill", chains.backfill),
+            web.get("/doctor", doctor.doctor, allow_head=False),
         ]
     )
     app.cleanup_ctx.append(_in_background(run_purger))
@@ -131,6 +133,7 @@ async def serve(
     *,
     hosts: list[str] | None = None,
     allow_link_local_rpc: bool = False,
+    doctor: DoctorSampler | None = None,
 ) -> None:
     """Run the API until SIGTERM or SIGINT; `ready(port)` is called once it listens.
 
@@ -150,6 +153,8 @@ async def serve(
             allowed_hosts=allowed_hosts(host, hosts),
             allow_link_local_rpc=allow_link_local_rpc,
         )
+        if doctor is not None:
+            state.doctor = doctor
         async with serving_api(state, host, port) as bound:
             if ready:
                 ready(bound)

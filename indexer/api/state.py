@@ -12,6 +12,9 @@ from temporalio.client import Client
 
 from exporter.metrics import Metrics, default_metrics
 from indexer.api.reads import ReadLimits
+from indexer.config import Settings
+from indexer.doctor.report import default_metrics_urls
+from indexer.doctor.sampler import DoctorSampler
 from indexer.progress import RateTracker
 
 log = logging.getLogger("indexer.api")
@@ -35,6 +38,10 @@ class ApiState:
     purge_wanted: asyncio.Event = field(default_factory=asyncio.Event)
     # What a worker in this process has seen of each provider (status shows it).
     metrics: Metrics = field(default_factory=default_metrics)
+    # What GET /doctor reads: the indexer's /metrics endpoints and the Temporal server's.
+    doctor: DoctorSampler = field(
+        default_factory=lambda: DoctorSampler(default_metrics_urls(Settings()), None)
+    )
 
 
 STATE: web.AppKey[ApiState] = web.AppKey("state", ApiState)

@@ -249,6 +249,19 @@ def parse_withdrawal(raw: Any, where: str) -> Withdrawal:
     return Withdrawal(index, validator, required_data_field(raw, "address", where, 20), amount)
 
 
+def check_withdrawal_indexes(withdrawals: list[Withdrawal], where: str) -> None:
+    """A block's withdrawals have distinct indexes (the withdrawals table's key, and unique on
+    every chain): a repeat is refused as bad chain data, not left to fail the store's COPY."""
+    first_at: dict[int, int] = {}
+    for position, withdrawal in enumerate(withdrawals):
+        first = first_at.setdefault(withdrawal.index, position)
+        if first != position:
+            raise BadChainData(
+                f"{where} withdrawal {position}: index {withdrawal.index} repeats withdrawal"
+                f" {first}'s (a block's withdrawal indexes are unique)"
+            )
+
+
 def _block_object(raw: Any, expected_number: int) -> dict[str, Any]:
     """A block (or header) object that says it is block `expected_number`."""
     where = f"block {expected_number}"
@@ -279,7 +292,7 @@ def parse_block(raw: Any, expected_number: int) -> Block:
     timestamp = quantity_field(raw, "timestamp", where, "int64", required=True)
     assert timestamp is not None
     withdrawals = _list(raw, "withdrawals", where)
-    return Block(
+    block = Block(
         number=expected_number,
         hash=required_data_field(raw, "hash", where, 32),
         parent_hash=required_data_field(raw, "parentHash", where, 32),
@@ -312,6 +325,9 @@ def parse_block(raw: Any, expected_number: int) -> Block:
         if withdrawals is None
         else [parse_withdrawal(w, f"{where} withdrawal {i}") for i, w in enumerate(withdrawals)],
     )
+    if block.withdrawals is not None:
+        check_withdrawal_indexes(block.withdrawals, where)
+    return block
 
 
 def check_links(blocks: list[Block]) -> None:

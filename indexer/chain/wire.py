@@ -263,6 +263,8 @@ def _block(raw: WireBlock) -> Block | None:
             )
     if odd(data) or too_wide(int64s, 18) or not check_hex(hexes):
         return None  # parse_block decides, and names what it refuses
+    if withdrawals is not None and len({w.index for w in withdrawals}) != len(withdrawals):
+        return None  # a repeated withdrawal index: parse_block names it
     return Block(
         number=int(raw.number, 16),
         hash=raw.hash[2:],

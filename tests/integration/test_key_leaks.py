@@ -15,6 +15,7 @@ from aiohttp import web
 
 from indexer.api.app import serving_api
 from indexer.api.state import ApiState
+from indexer.doctor.sampler import DoctorSampler
 from indexer.embedded import child_process, free_port, temporal_dev_server_args
 from indexer.observability import serving_metrics
 from indexer.store.db import create_pool
@@ -97,6 +98,7 @@ async def test_the_key_reaches_no_log_metric_api_answer_or_temporal_storage(
         harness = Harness(pool, client)
         metrics_port = free_port()
         api = ApiState(pool=pool, temporal=client, token=TOKEN, task_queue=harness.task_queue)
+        api.doctor = DoctorSampler([f"http://127.0.0.1:{metrics_port}/metrics"], None, 1.0)
         try:
             async with (
                 proxy.running() as proxy_url,
@@ -132,6 +134,7 @@ async def test_the_key_reaches_no_log_metric_api_answer_or_temporal_storage(
                         "/healthz",
                         "/readyz",
                         "/openapi.json",
+                        "/doctor",
                         "/chains/nope",
                     ],
                 )

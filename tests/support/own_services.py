@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from indexer.embedded import (
-    _die_with_parent,
+    die_with_parent,
     free_port,
     stop_process,
     temporal_dev_server_args,
@@ -68,7 +68,7 @@ class OwnTemporal:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 start_new_session=True,
             )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from indexer.embedded import _die_with_parent, free_port
+from indexer.embedded import die_with_parent, free_port
 
 # (name, labels) -> value, as one scrape of /metrics returned them.
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -47,7 +47,7 @@ class WorkerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             start_new_session=True,
         )
 

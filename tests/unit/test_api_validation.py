@@ -51,6 +51,7 @@ def test_the_document_covers_every_chain_field_and_every_endpoint() -> None:
         "/chains/{name}/status",
         "/chains/{name}/gaps",
         "/chains/{name}/backfill",
+        "/doctor",
     }
     for path, operations in document["paths"].items():
         for method, operation in operations.items():

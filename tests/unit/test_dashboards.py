@@ -214,6 +214,9 @@ SHOWS = {
         "tindexer_rpc_requests_total",
         "tindexer_rpc_request_duration_seconds_bucket",
         "tindexer_rpc_concurrency_limit",
+        "tindexer_provider_chain_id_mismatch",
+        "tindexer_provider_head_unverified",
+        "tindexer_provider_fork_disagreements_total",
     ],
     "postgres": [
         "tindexer_pg_up",

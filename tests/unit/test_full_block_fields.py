@@ -303,6 +303,7 @@ BAD_FIELDS = {
     "withdrawal amount above bigint": set_field("withdrawals.1.amount", hex(2**63)),
     "withdrawal address short": set_field("withdrawals.1.address", word(1, 19)),
     "withdrawal index not hex": set_field("withdrawals.0.index", "0xq"),
+    "withdrawal index repeated": set_field("withdrawals.1.index", "0x1a"),
     "input of odd length": set_field("transactions.1.input", "0xa9059cb"),
     "input without 0x": set_field("transactions.1.input", "a9059cbb"),
     "input empty string": set_field("transactions.1.input", ""),
@@ -359,3 +360,22 @@ def test_the_reference_names_the_field_it_refuses() -> None:
     set_field("withdrawals.1.amount", hex(2**63))(raw)
     with pytest.raises(BadChainData, match="block 7 withdrawal 1: field 'amount'"):
         parse_block(raw, 7)
+
+
+def test_a_repeated_withdrawal_index_is_bad_chain_data_named_by_both() -> None:
+    """The withdrawals table's key is (chain, block, index): a block repeating an index used to
+    pass decoding and fail the store's COPY as a unique violation, a database error retried
+    for ever; it is refused at decoding as bad chain data (the provider's fault), by both."""
+    raw = fake_block()
+    set_field("withdrawals", [*raw["withdrawals"], {**raw["withdrawals"][0], "amount": "0x5"}])(raw)
+    assert [w["index"] for w in raw["withdrawals"]] == ["0x1a", "0x1b", "0x1a"]
+    message = (
+        "block 7 withdrawal 2: index 26 repeats withdrawal 0's"
+        " (a block's withdrawal indexes are unique)"
+    )
+    with pytest.raises(BadChainData) as reference:
+        parse_block(copy.deepcopy(raw), 7)
+    assert str(reference.value) == message
+    with pytest.raises(BadChainData) as fast_path:
+        fast([fake_block(6), raw], [6, 7])
+    assert str(fast_path.value) == message

@@ -18,8 +18,6 @@ WORKER_ONLY = ("indexer.worker", "indexer.activities", "indexer.chain")
 # budget (indexer.worker*), and the activities built on top of it.
 ABOVE_THE_CHAIN = ("indexer.worker", "indexer.activities")
 MAX_MODULE_LINES = 450
-# Over MAX_MODULE_LINES today and being split by i20 H2; the integrator removes this list.
-SPLIT_ELSEWHERE = {"exporter/metrics.py", "indexer/api/openapi.py", "indexer/simchain/server.py"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -90,11 +88,7 @@ def test_no_module_outside_tests_and_bench_passes_450_lines() -> None:
     assert ROOT / "indexer" / "chain" / "fetcher.py" in modules
     assert not any("tests" in path.relative_to(ROOT).parts[:1] for path in modules)
     sizes = {str(path.relative_to(ROOT)): len(path.read_text().splitlines()) for path in modules}
-    too_long = {
-        name: lines
-        for name, lines in sizes.items()
-        if lines > MAX_MODULE_LINES and name not in SPLIT_ELSEWHERE
-    }
+    too_long = {name: lines for name, lines in sizes.items() if lines > MAX_MODULE_LINES}
     assert not too_long, f"split these modules (over {MAX_MODULE_LINES} lines): {too_long}"
 
 

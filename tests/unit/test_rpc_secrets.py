@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import socket
 from collections.abc import Callable, Iterator
 
@@ -154,3 +155,38 @@ async def test_an_echoed_key_is_hidden_and_the_rest_of_the_message_kept(
     assert f"HTTP 500 from {provider.proxy.url.split('/v3/')[0]}:" in message
     assert "502 Bad Gateway: upstream of http://127.0.0.1:" in message
     assert "/v3/***?" in message and "is down" in message
+
+
+SHORT_KEYS = re.compile(r"(?<![A-Za-z0-9_-])(abc|k1)(?![A-Za-z0-9_-])", re.IGNORECASE)
+
+
+async def test_short_keys_are_hidden_too(
+    provider: Provider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A key of two or three characters is a key: echoed back in an error page (in the URL)
+    and in a JSON-RPC error (alone), it is hidden like a long one; the route's version and the
+    parameter's name stay readable."""
+    caplog.set_level(logging.DEBUG)
+    provider.proxy.path = "/v2/abc"  # the proxy serves only its key's path
+    url = f"http://127.0.0.1:{provider.proxy.port}/v2/abc?key=k1"
+    page = f"<html>502 Bad Gateway: upstream of {url} is down</html>".encode()
+    error = {"code": -32000, "message": "key k1 is not allowed on this plan (abc)"}
+    answers = {
+        "HTTP 500": raw_answer(page, status=500),
+        "JSON-RPC error -32000": raw_answer(
+            json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+        ),
+    }
+    messages = []
+    for says, answer in answers.items():
+        provider.proxy.answer = answer
+        with pytest.raises(Exception) as failure:
+            await provider.client(url, max_retries=0).get_blocks(1, 1)
+        texts = texts_of(failure.value)
+        assert says in texts[0], texts[0]
+        assert not [text for text in texts if SHORT_KEYS.search(text)], texts
+        messages.append(texts[0])
+    assert "/v2/***?key=*** is down" in messages[0], messages[0]
+    assert "key *** is not allowed on this plan (***)" in messages[1], messages[1]
+    logged = [record.getMessage() + (record.exc_text or "") for record in caplog.records]
+    assert not [text for text in logged if SHORT_KEYS.search(text)], logged

@@ -1,0 +1,1 @@
+"""Metric declarations by area; `exporter.metrics.Metrics` assembles them."""
