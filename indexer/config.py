@@ -148,6 +148,14 @@ class ChainConfig(BaseModel):
         max_length=32,
         description="The chain's JSON-RPC providers (`[[chain.provider]]`), in place of rpc_url.",
     )
+    chain_id: int | None = Field(
+        None,
+        ge=1,
+        le=BIGINT_MAX,
+        description="The chain's EVM chain id: every provider must answer it to eth_chainId"
+        " before it serves anything. Unset: the id most providers answer at the first head"
+        " scan, then stored.",
+    )
     start_block: int = Field(0, ge=0, le=BIGINT_MAX, description="First block to index.")
     datasets: list[Dataset] = Field(
         default_factory=lambda: list(DATASETS),

@@ -57,13 +57,19 @@ def provider_settings(config: ChainConfig, provider: ProviderConfig) -> RpcSetti
     )
 
 
-def chain_fetcher(config: ChainConfig, metrics: Metrics) -> Fetcher:
-    """The chain's fetcher, through a router of its providers; batches fit the smallest
-    max_batch_size."""
+def chain_fetcher(config: ChainConfig, metrics: Metrics, chain_id: int | None = None) -> Fetcher:
+    """The chain's fetcher, through a router of its providers pinned to `chain_id` (else the
+    chain_id knob; else learned); batches fit the smallest max_batch_size."""
     providers = [(p, provider_settings(config, p)) for p in config.effective_providers()]
     settings = rpc_settings(config)
     smallest = min(own.batch_size for _, own in providers)
-    router = Router(config.name, providers, replace(settings, batch_size=smallest), metrics)
+    router = Router(
+        config.name,
+        providers,
+        replace(settings, batch_size=smallest),
+        metrics,
+        chain_id=config.chain_id if config.chain_id is not None else chain_id,
+    )
     return Fetcher(router)
 
 
@@ -129,16 +135,20 @@ class ChainCache:
         return row
 
     @contextlib.asynccontextmanager
-    async def fetcher(self, config: ChainConfig) -> AsyncIterator[Fetcher]:
-        """The chain's shared fetcher (its providers), for the duration of the block."""
+    async def fetcher(
+        self, config: ChainConfig, chain_id: int | None = None
+    ) -> AsyncIterator[Fetcher]:
+        """The chain's shared fetcher (its providers, pinned to `chain_id` when known), for the
+        duration of the block."""
         settings = rpc_settings(config)
-        providers = (tuple(config.effective_providers()), config.max_replicas)
+        pinned = config.chain_id if config.chain_id is not None else chain_id
+        providers = (tuple(config.effective_providers()), config.max_replicas, pinned)
         cached = self._fetchers.get(config.name)
         stale = None
         if cached is None or cached.providers != providers or cached.settings != settings:
             stale, cached = (
                 cached,
-                _Fetchers(providers, settings, chain_fetcher(config, self.metrics)),
+                _Fetchers(providers, settings, chain_fetcher(config, self.metrics, pinned)),
             )
             self._fetchers[config.name] = cached  # before any await: nobody builds it twice
         cached.users += 1

@@ -106,7 +106,7 @@ class IndexRangeActivities:
             "blocks": request.end - request.start + 1,
             "datasets": ",".join(datasets),
         }
-        async with self.chains.fetcher(chain.config) as rpc:
+        async with self.chains.fetcher(chain.config, chain.evm_chain_id) as rpc:
             totals = _Totals()
             # One span per side for the whole range, a child span per batch under each.
             fetch_span = tracer().start_span(

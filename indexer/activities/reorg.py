@@ -3,17 +3,19 @@
 The window is the blocks above the chain's final block and within max_reorg_depth of the head:
 (max(finalized, head - max_reorg_depth), head]. Stored hashes of the window, and of the block
 just below it, are compared with the provider's. A fork inside the window is deleted (its
-blocks are then re-indexed). A fork that reaches below the window is refused with
-ForkDeeperThanWindow and nothing is deleted: deleting the window alone would leave its stale
-parent stored, and the re-indexed range above it would fail its parent check (ParentMismatch)
-forever. A fork reaching the final block is refused with ForkBelowFinality and nothing is
-deleted: a final block never changes, so either the provider is wrong or the chain broke
-finality, and both are for a human. A header hash that is not 32 bytes is bad data, never a
-fork.
+blocks are then re-indexed) once the providers confirm it (fork_confirmed): one provider on a
+minority fork, or behind a balancer flapping between backends, deletes nothing. A fork that
+reaches below the window is refused with ForkDeeperThanWindow and nothing is deleted: deleting
+the window alone would leave its stale parent stored, and the re-indexed range above it would
+fail its parent check (ParentMismatch) forever. A fork reaching the final block is refused
+with ForkBelowFinality and nothing is deleted: a final block never changes, so either the
+provider is wrong or the chain broke finality, and both are for a human. A header hash that
+is not 32 bytes is bad data, never a fork.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import asyncpg
@@ -21,7 +23,10 @@ import asyncpg
 from exporter.metrics import Metrics
 from indexer.chain.fetcher import Fetcher
 from indexer.chain.model import BadChainData
+from indexer.chain.witness import judge_fork
 from indexer.store.blocks import delete_from, stored_hashes
+
+log = logging.getLogger(__name__)
 
 HASH_BYTES = 32
 
@@ -87,6 +92,29 @@ def fork_start(
     return inside[0]
 
 
+async def fork_confirmed(
+    metrics: Metrics, rpc: Fetcher, stored: dict[int, bytes], start: int
+) -> bool:
+    """Whether the providers confirm a fork at `start` (witness.judge_fork): the new branch
+    linked to the stored block below and answered by more providers than the stored one.
+    Each provider on an unconfirmed new branch is counted; nothing is deleted for it."""
+    answers = await rpc.header_links_by_provider(start)
+    verdict = judge_fork(start, stored[start], stored.get(start - 1), answers)
+    if verdict.confirmed:
+        return True
+    for provider in verdict.new_branch:
+        metrics.provider_fork_disagreements.labels(rpc.chain, provider).inc()
+    log.warning(
+        "%s: a fork at block %d is not confirmed (new branch: %s; stored branch: %s):"
+        " nothing deleted",
+        rpc.chain,
+        start,
+        ", ".join(verdict.new_branch) or "none",
+        ", ".join(verdict.stored_branch) or "none",
+    )
+    return False
+
+
 @dataclass(frozen=True)
 class WindowCheck:
     """What a full reorg check read: the provider's hashes of blocks low - 1..head, and the
@@ -120,6 +148,8 @@ async def repair_reorg(
     start = fork_start(stored, canonical, low, finalized)
     if start is None:
         return WindowCheck(canonical, None)
+    if not await fork_confirmed(metrics, rpc, stored, start):
+        return WindowCheck({}, None)  # nothing deleted; the next scan checks the window again
     # Up to the head, not only to the newest block read: a store that committed after the read
     # holds descendants of the fork too.
     async with pool.acquire() as conn:

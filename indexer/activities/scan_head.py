@@ -11,8 +11,10 @@ from indexer.activities.heartbeat import heartbeating
 from indexer.activities.reorg import ForkBelowFinality, ForkDeeperThanWindow
 from indexer.activities.reorg_watch import ReorgWatch
 from indexer.chain.errors import RpcError, RpcUnavailable
+from indexer.chain.fetcher import Fetcher
 from indexer.chain.model import BadChainData
-from indexer.store.chains import set_head
+from indexer.chain.witness import HEAD_GROWTH_BLOCKS
+from indexer.store.chains import ChainRow, lower_head, pin_chain_id, set_head
 from indexer.store.ranges import coverage
 from indexer.workflows.activity_names import SCAN_HEAD
 from indexer.workflows.inputs import Range, ScanHeadInput, ScanResult
@@ -42,10 +44,11 @@ class ScanHeadActivities:
         chain_name = request if isinstance(request, str) else request.chain
         chain = await self.chains.chain(chain_name)
         config = chain.config
-        async with heartbeating(), self.chains.fetcher(config) as rpc:
+        async with heartbeating(), self.chains.fetcher(config, chain.evm_chain_id) as rpc:
             try:
                 served, tip_hash = await rpc.latest_available_head()
-                head = await set_head(self.pool, chain.id, served)
+                await self._pin_chain_id(chain, rpc)
+                head = await self._verified_head(chain.id, rpc, served)
                 depth = 0
                 if not self._observe_lag(config.name, head, served):
                     depth = await self._watch.repair(chain.id, config, rpc, served, tip_hash)
@@ -80,6 +83,27 @@ class ScanHeadActivities:
             knobs=knobs(config),
             reorg_depth=depth,
         )
+
+    async def _pin_chain_id(self, chain: ChainRow, rpc: Fetcher) -> None:
+        """Store the chain id its providers proved, once (the chain_id knob, else learned)."""
+        evm = await rpc.pinned_chain_id()
+        if chain.evm_chain_id != evm:
+            await pin_chain_id(self.pool, chain.id, evm)
+
+    async def _verified_head(self, chain_id: int, rpc: Fetcher, served: int) -> int:
+        """The chain's head after this scan: it never goes back for a lagging provider, but a
+        stored head far above `served` that no provider has (a lie adopted before heads were
+        verified) is taken back to `served`, or to the highest stored block."""
+        head = await set_head(self.pool, chain_id, served)
+        if head - served > HEAD_GROWTH_BLOCKS and not await rpc.served_anywhere(head):
+            activity.logger.warning(
+                "chain %d: stored head %d is served by no provider: back to %d",
+                chain_id,
+                head,
+                served,
+            )
+            head = await lower_head(self.pool, chain_id, served)
+        return head
 
     def _observe_lag(self, chain_name: str, head: int, served: int) -> bool:
         """Count a provider whose latest block is below the chain's head; log when that starts

@@ -192,8 +192,14 @@ def schemas() -> dict[str, Any]:
                 },
                 "head": NULLABLE_INT,
                 "lag_blocks": NULLABLE_INT,
+                "chain_id": NULLABLE_INT,
+                "problem": {
+                    "type": ["string", "null"],
+                    "description": "Why it is kept out or demoted, e.g. 'wrong chain id 999,"
+                    " expected 1'; null when none.",
+                },
             },
-            ["name", "url", "healthy", "head", "lag_blocks"],
+            ["name", "url", "healthy", "head", "lag_blocks", "chain_id", "problem"],
             "A provider of the chain as a worker in this process last saw it.",
         ),
         "ChainPatch": _object(

@@ -65,18 +65,27 @@ def provider_documents(config: ChainConfig, metrics: Metrics) -> list[dict[str, 
     def seen(name: str, provider: str) -> float | None:
         return metrics.registry.get_sample_value(name, {"chain": config.name, "provider": provider})
 
+    expected = metrics.registry.get_sample_value("tindexer_chain_id", {"chain": config.name})
     documents = []
     for provider in config.effective_providers():
         up = seen("tindexer_provider_up", provider.name)
         head = seen("tindexer_provider_head", provider.name)
         lag = seen("tindexer_provider_head_lag_blocks", provider.name)
+        answered = seen("tindexer_provider_chain_id", provider.name)
+        problem = None
+        if answered is not None and expected is not None and answered != expected:
+            problem = f"wrong chain id {int(answered)}, expected {int(expected)}"
+        elif seen("tindexer_provider_head_unverified", provider.name) == 1:
+            problem = "head claim not verified (no other provider witnesses it)"
         documents.append(
             {
                 "name": provider.name,
                 "url": public_url(provider.url),
-                "healthy": None if up is None else up == 1,
+                "healthy": None if up is None else up == 1 and problem is None,
                 "head": None if head is None else int(head),
                 "lag_blocks": None if lag is None or head is None else int(lag),
+                "chain_id": None if answered is None else int(answered),
+                "problem": problem,
             }
         )
     return documents

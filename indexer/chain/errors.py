@@ -50,6 +50,13 @@ class ResponseTooLarge(RpcError):
     """The answer's decoded body passed the response cap; a smaller batch may fit."""
 
 
+class WrongChain(RpcError):
+    """The provider answers another chain id than the chain's: nothing from it is used."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class RpcUnavailable(Exception):
     """Every retry of a request failed; the message carries the last error, `last` the error."""
 

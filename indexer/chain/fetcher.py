@@ -107,6 +107,10 @@ class Fetcher:
     async def chain_id(self) -> int:
         return int((await self.sender.send([("eth_chainId", [])], decode_quantities)).results[0])
 
+    async def pinned_chain_id(self) -> int:
+        """The chain id every provider's answers must come from (Router.pinned_chain_id)."""
+        return await self.sender.pinned_chain_id()
+
     async def latest_available_head(self) -> tuple[int, bytes | None]:
         """The latest available block (head-1 rule) and its hash, None under the head-1 rule."""
         return await self.sender.latest_available_head()
@@ -313,3 +317,17 @@ class Fetcher:
                     raise BadChainData(f"block {number}: the provider returned null")
                 links[number] = link
         return links
+
+    async def header_links_by_provider(self, number: int) -> dict[str, tuple[bytes, bytes] | None]:
+        """Block `number`'s (hash, parentHash) from every provider in rotation, by name (None:
+        it has no such block or failed): the witnesses of a fork."""
+        calls = [("eth_getBlockByNumber", [hex(number), False])]
+        answers = await self.sender.ask_each(calls, decode_header_links)
+        return {
+            name: None if answer is None else answer.results[0] for name, answer in answers.items()
+        }
+
+    async def served_anywhere(self, number: int) -> bool:
+        """Whether any provider in rotation has block `number`."""
+        links = await self.header_links_by_provider(number)
+        return any(link is not None for link in links.values())

@@ -261,3 +261,14 @@ class Transport:
         call = ("eth_getBlockByNumber", [hex(announced), False])
         header = (await self.send([call], decode_header_hashes)).results[0]
         return (announced, bytes.fromhex(header)) if header is not None else (announced - 1, None)
+
+    async def ask_each(self, calls: Calls, decode: Decoder) -> dict[str, Answer | None]:
+        """The batch from this one provider, as Router.ask_each answers for several."""
+        try:
+            return {self.provider: await self.send(calls, decode)}
+        except (RpcError, RpcUnavailable, BadChainData):
+            return {self.provider: None}
+
+    async def pinned_chain_id(self) -> int:
+        """This provider's chain id (one provider has nobody to be checked against)."""
+        return int((await self.send([("eth_chainId", [])], decode_quantities)).results[0])

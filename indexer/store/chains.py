@@ -17,10 +17,11 @@ class ChainRow:
     config: ChainConfig
     head: int | None
     finalized: int | None = None  # the final block at the last reorg check (finality knob)
+    evm_chain_id: int | None = None  # the chain id its providers proved (pinned when learned)
 
 
 # What every query that returns a chain row selects; _row reads exactly these.
-CHAIN_COLUMNS = "id, config::text AS config, head, finalized"
+CHAIN_COLUMNS = "id, config::text AS config, head, finalized, evm_chain_id"
 
 
 def _row(record: asyncpg.Record) -> ChainRow:
@@ -29,6 +30,7 @@ def _row(record: asyncpg.Record) -> ChainRow:
         config=ChainConfig.model_validate_json(record["config"]),
         head=record["head"],
         finalized=record["finalized"],
+        evm_chain_id=record["evm_chain_id"],
     )
 
 
@@ -132,6 +134,33 @@ async def set_head(conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, head:
     """
     recorded = await conn.fetchval(SET_HEAD, chain_id, head)
     return head if recorded is None else int(recorded)  # None: the chain was just deleted
+
+
+# Down to the verified head, never below a stored block (status never shows one above the head).
+LOWER_HEAD = """
+UPDATE chains
+   SET head = GREATEST($2, (SELECT max(number) FROM blocks WHERE chain_id = $1)),
+       head_updated_at = now()
+ WHERE id = $1
+RETURNING head
+"""
+
+
+async def lower_head(conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, head: int) -> int:
+    """Take back a stored head that no provider serves (a bogus claim once adopted): the
+    chain's head becomes `head`, or the highest stored block if that is higher."""
+    recorded = await conn.fetchval(LOWER_HEAD, chain_id, head)
+    return head if recorded is None else int(recorded)
+
+
+PIN_CHAIN_ID = """
+UPDATE chains SET evm_chain_id = $2 WHERE id = $1 AND evm_chain_id IS DISTINCT FROM $2
+"""
+
+
+async def pin_chain_id(conn: asyncpg.Connection | asyncpg.Pool, chain_id: int, evm: int) -> None:
+    """Store the chain id the chain's providers proved (its chain_id knob, or their majority)."""
+    await conn.execute(PIN_CHAIN_ID, chain_id, evm)
 
 
 SET_FINALIZED = "UPDATE chains SET finalized = $2 WHERE id = $1"

@@ -65,8 +65,16 @@ async def test_live_chain_with_historical_gap_reports_live_sync_and_backlog(
     status, body = await api.get(f"/chains/{name}/status")
     assert status == 200
     rates = {field: body.pop(field) for field in RATE_FIELDS}
-    # The worker used the chain's one provider (in rotation); no head scan ran, so no head.
-    shown = {"name": "default", "url": url.rstrip("/"), "healthy": True, "head": None}
+    # The worker used the chain's one provider (in rotation, on the simulated chain's id 1337);
+    # no head scan ran, so no head.
+    shown = {
+        "name": "default",
+        "url": url.rstrip("/"),
+        "healthy": True,
+        "head": None,
+        "chain_id": 1337,
+        "problem": None,
+    }
     assert body.pop("providers") == [{**shown, "lag_blocks": None}]
     datasets = [without_rates(dataset) for dataset in body.pop("datasets")]
     assert datasets == [

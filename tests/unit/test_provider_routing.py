@@ -6,15 +6,20 @@ every request crosses real HTTP to a ProviderProxy that can die, throttle or lag
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from contextlib import AsyncExitStack
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Metrics
 from indexer.activities.chain_cache import chain_fetcher
+from indexer.chain.errors import MethodNotFound
 from indexer.chain.fetcher import Fetcher
+from indexer.chain.router import Router
 from indexer.config import ChainConfig, ProviderConfig
 from indexer.simchain.server import SimChainConfig
 from tests.support.provider_proxy import ProviderProxy, first, raw_answer
@@ -217,3 +222,64 @@ async def test_a_provider_failing_its_probe_with_a_429_is_probed_again_and_comes
                 await router.close()
         assert flaky.throttled == 0  # the 429 came from `answer`, not from a plan
         assert sample(metrics, "tindexer_provider_circuit_opened_total", "flaky") == 1
+
+
+async def test_a_probe_cancelled_mid_flight_is_sent_again_and_the_provider_returns() -> None:
+    """A range that ends while its batch is a provider's probe must not leave the provider
+    marked as probing for ever (out of rotation until a restart)."""
+    metrics = Metrics(CollectorRegistry())
+    async with running_sim(SimChainConfig(backlog=500, block_time=0)) as sim:
+        a, b = ProviderProxy(sim.url), ProviderProxy(sim.url)
+        async with a.running(), b.running():
+            fetcher = routed(metrics, ("a", a, {}), ("b", b, {}))
+            router = fetcher.sender
+            assert isinstance(router, Router)
+            try:
+                a.answer = raw_answer(b"down", status=503)
+                await fetcher.get_blocks(0, 199)  # a fails its batches: its circuit opens
+                assert sample(metrics, "tindexer_provider_up", "a") == 0
+                provider = next(p for p in router.providers if p.name == "a")
+                a.answer, a.delay_seconds = None, 5.0  # back, but slow: the probe hangs
+                assert provider.open_until is not None
+                await asyncio.sleep(max(0.0, provider.open_until - time.monotonic()))
+                arrived = len(a.arrivals)
+                probe = asyncio.create_task(fetcher.get_blocks(200, 209))
+
+                async def probe_reached_a() -> bool:
+                    return len(a.arrivals) > arrived
+
+                await wait_until(probe_reached_a, 10, "the probe to reach a")
+                probe.cancel()  # the activity holding it ended
+                with contextlib.suppress(asyncio.CancelledError):
+                    await probe
+                a.delay_seconds = 0.0
+
+                async def back_in_rotation() -> bool:
+                    await fetcher.get_blocks(210, 219)
+                    return sample(metrics, "tindexer_provider_up", "a") == 1
+
+                await wait_until(back_in_rotation, 30, "a probed again and back in rotation")
+            finally:
+                await fetcher.close()
+
+
+async def test_a_method_refused_by_every_provider_is_asked_again_after_it_expires() -> None:
+    """A brief -32601 from every provider must not stop the chain until a restart."""
+    metrics = Metrics(CollectorRegistry())
+    async with running_sim(SimChainConfig(backlog=100, block_time=0)) as sim:
+        a, b = ProviderProxy(sim.url), ProviderProxy(sim.url)
+        async with a.running(), b.running():
+            fetcher = routed(metrics, ("a", a, {}), ("b", b, {}))
+            router = fetcher.sender
+            assert isinstance(router, Router)
+            try:
+                a.unsupported_methods = b.unsupported_methods = {BLOCKS}
+                with pytest.raises(MethodNotFound):
+                    await fetcher.get_blocks(0, 9)
+                a.unsupported_methods = b.unsupported_methods = set()
+                for provider in router.providers:  # LACK_SECONDS later
+                    provider.lacks_until = {m: 0.0 for m in provider.lacks_until}
+                blocks = await fetcher.get_blocks(0, 9)
+                assert [block.number for block in blocks] == list(range(10))
+            finally:
+                await fetcher.close()
