@@ -254,6 +254,10 @@ class Settings(BaseModel):
     database_url: str | None = None
     temporal_address: str | None = None
     temporal_namespace: str = "default"
+    # The Temporal server's Prometheus endpoint (http://host:port/metrics); unset = unknown.
+    temporal_metrics_url: str | None = None
+    # Where `tindexer up`'s embedded dev server serves its metrics (beside the UI's 8233).
+    temporal_metrics_port: int = Field(8234, ge=1, le=65535)
     task_queue: str = "tindexer"
     data_dir: Path = Path(".tindexer")
     api_host: str = "127.0.0.1"
@@ -297,6 +301,7 @@ class Settings(BaseModel):
 ENVIRONMENT = {
     "DATABASE_URL": "database_url",
     "TEMPORAL_ADDRESS": "temporal_address",
+    "TINDEXER_TEMPORAL_METRICS_URL": "temporal_metrics_url",
     "TINDEXER_API_TOKEN": "api_token",
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,16 +107,21 @@ def run_up(options: UpOptions, console: Console) -> int:
             database_url = stack.enter_context(embedded_postgres(data_dir / "postgres"))
         temporal_address = settings.temporal_address
         if not temporal_address:
+            metrics_url = f"http://127.0.0.1:{settings.temporal_metrics_port}/metrics"
             console.print(
                 f"starting Temporal dev server on 127.0.0.1:{options.temporal_port}"
-                f" (UI http://127.0.0.1:{options.temporal_ui_port}) …"
+                f" (UI http://127.0.0.1:{options.temporal_ui_port}, metrics {metrics_url}) …"
             )
+            # What runs from here (and any child) reads the embedded server's metrics.
+            settings = settings.model_copy(update={"temporal_metrics_url": metrics_url})
+            os.environ["TINDEXER_TEMPORAL_METRICS_URL"] = metrics_url
             stack.enter_context(
                 child_process(
                     temporal_dev_server_args(
                         options.temporal_port,
                         options.temporal_ui_port,
                         data_dir / "temporal.db",
+                        metrics_port=settings.temporal_metrics_port,
                     ),
                     "127.0.0.1",
                     options.temporal_port,
