@@ -11,6 +11,7 @@ from alerts.groups import (
     provider,
     scaling,
     slo,
+    temporal_server,
 )
 from alerts.rules import Group
 
@@ -21,6 +22,7 @@ def all_groups(config: AlertConfig) -> list[Group]:
         progress.group(config),
         provider.group(config),
         errors.group(config),
+        temporal_server.group(config),
         postgres.group(config),
         scaling.group(config),
         *slo.groups(config),
