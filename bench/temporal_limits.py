@@ -57,11 +57,15 @@ def recommended_limits() -> dict[str, str]:
 
 
 async def scrape(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of the server's /metrics, by (name, labels)."""
+    """Every sample of the server's /metrics, by (name, labels), names as the server writes
+    them (the parser adds `_total` to counters; the server's counters have none)."""
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         text = await response.text()
     return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
+        (
+            sample.name.removesuffix("_total") if family.type == "counter" else sample.name,
+            frozenset(sample.labels.items()),
+        ): sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
@@ -149,6 +153,8 @@ async def run_batch(name: str, limits: dict[str, str], workflows: int) -> dict[s
         async def start(index: int) -> None:
             async with semaphore:
                 await client.start_workflow(Trivial.run, id=f"t-{index}", task_queue=queue)
+            if (index + 1) % 5_000 == 0:
+                print(f"  {name}: {index + 1:,} started", flush=True)
 
         async with Worker(client, task_queue=queue, workflows=[Trivial]):
             began = time.perf_counter()
@@ -186,12 +192,24 @@ async def run_batch(name: str, limits: dict[str, str], workflows: int) -> dict[s
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workflows", type=int, default=50_000)
+    parser.add_argument(
+        "--limited-rps",
+        type=int,
+        help="Also run with frontend.namespaceRPS at this (burst ratio 1), to see refusals.",
+    )
     args = parser.parse_args()
     runs = [
         await run_batch("default", {}, args.workflows),
         await run_batch("recommended", recommended_limits(), args.workflows),
     ]
+    if args.limited_rps:
+        limited = {
+            "frontend.namespaceRPS": str(args.limited_rps),
+            "frontend.namespaceBurstRatio": "1",
+        }
+        runs.append(await run_batch(f"namespaceRPS={args.limited_rps}", limited, args.workflows))
     flags = "" if args.workflows == 50_000 else f" --workflows {args.workflows}"
+    flags += f" --limited-rps {args.limited_rps}" if args.limited_rps else ""
     command = f"make bench-temporal-limits (.venv/bin/python bench/temporal_limits.py{flags})"
     result = {
         **provenance(command),

@@ -15,7 +15,8 @@ class TemporalServer:
 
 
 async def server_samples(metrics_url: str, name: str) -> list[tuple[dict[str, str], float]]:
-    """Every sample called `name` the server exposes now, with its labels."""
+    """Every sample called `name` the server exposes now, with its labels (the parser names a
+    counter's samples `…_total`; the server's counters have no such suffix)."""
     async with aiohttp.ClientSession() as session, session.get(metrics_url) as response:
         assert response.status == 200, response.status
         text = await response.text()
@@ -23,5 +24,5 @@ async def server_samples(metrics_url: str, name: str) -> list[tuple[dict[str, st
         (sample.labels, sample.value)
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == name
+        if sample.name in (name, f"{name}_total")
     ]
