@@ -124,6 +124,20 @@ SUITE = Suite(
             ),
         ),
         Scenario(
+            "the first refusals create the series (already at 40) and nothing follows: "
+            "counted while the series is younger than the window",
+            ((exhausted("StartWorkflowExecution", "RpsLimit", "Namespace"), "_x5 40x10"),),
+            (
+                Check("5m", "TindexerTemporalStartsRejected"),  # pending
+                Check(
+                    "6m",
+                    "TindexerTemporalStartsRejected",
+                    (rejected("StartWorkflowExecution", "RpsLimit", "Namespace", "40"),),
+                ),
+                Check("9m", "TindexerTemporalStartsRejected"),
+            ),
+        ),
+        Scenario(
             "a burst of refusals that stopped is resolved once the window has passed",
             ((exhausted("StartWorkflowExecution", "RpsLimit", "Namespace"), "0+30x2 60x20"),),
             (Check("10m", "TindexerTemporalStartsRejected"),),

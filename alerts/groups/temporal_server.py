@@ -13,24 +13,31 @@ from dashboards.queries.temporal_server import START_OPERATIONS
 
 def group(config: AlertConfig) -> Group:
     server = config.temporal_job_selector
+    refused = "service_errors_resource_exhausted" + selector(
+        server, f'operation=~"{START_OPERATIONS}"'
+    )
+    window = config.temporal_starts_rejected_window
     return Group(
         "tindexer-temporal-server",
         (
             Alert(
                 name="TindexerTemporalStartsRejected",
+                # The server creates a cause's series at its first refusal, already counting
+                # it: increase() misses a series younger than its window, so such a series
+                # counts with its whole value (`unless … offset`).
                 expr=(
                     "sum by (namespace, operation, resource_exhausted_cause, "
-                    "resource_exhausted_scope) (increase(service_errors_resource_exhausted"
-                    + selector(server, f'operation=~"{START_OPERATIONS}"')
-                    + f"[{config.temporal_starts_rejected_window}])) > 0"
+                    "resource_exhausted_scope) (\n"
+                    f"  (increase({refused}[{window}]) > 0)\n"
+                    f"  or ({refused} unless {refused} offset {window})\n"
+                    ") > 0"
                 ),
                 for_=config.temporal_starts_rejected_for,
                 severity="warning",
                 summary="The Temporal server refuses workflow starts with RESOURCE_EXHAUSTED.",
                 description=(
                     "Temporal refused {{ $value | humanize }} {{ $labels.operation }} calls in "
-                    "namespace {{ $labels.namespace }} over the last "
-                    f"{config.temporal_starts_rejected_window}: cause "
+                    f"namespace {{{{ $labels.namespace }}}} over the last {window}: cause "
                     "{{ $labels.resource_exhausted_cause }}, scope "
                     "{{ $labels.resource_exhausted_scope }}."
                 ),
