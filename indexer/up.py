@@ -110,7 +110,8 @@ def run_up(options: UpOptions, console: Console) -> int:
             metrics_url = f"http://127.0.0.1:{settings.temporal_metrics_port}/metrics"
             console.print(
                 f"starting Temporal dev server on 127.0.0.1:{options.temporal_port}"
-                f" (UI http://127.0.0.1:{options.temporal_ui_port}, metrics {metrics_url}) …"
+                f" (UI http://127.0.0.1:{options.temporal_ui_port}, metrics {metrics_url}) …",
+                soft_wrap=True,  # URLs stay whole on one line
             )
             # What runs from here (and any child) reads the embedded server's metrics.
             settings = settings.model_copy(update={"temporal_metrics_url": metrics_url})

@@ -10,9 +10,13 @@ stored exactly: refused starts are retried, none lost.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
 import re
 import shutil
+import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ from tests.support.harness import Harness, fully_indexed
 from tests.support.temporal_server import TemporalServer, server_samples
 from tests.support.waiting import wait_until
 
+ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 NAMESPACE_RPS = 30  # the workers' polls fit; the start bursts (parallelism 64) do not
 BACKLOG = 400
@@ -230,3 +235,51 @@ async def test_a_throttling_frontend_is_named_by_its_own_metrics_and_nothing_is_
     assert await harness.stored_blocks(row.id) == await expected_blocks(url, 0, BACKLOG - 1)
     assert await harness.ranges(row.id) == [(0, BACKLOG - 1)]
     assert await rps_refused_starts(limited_temporal) > 0
+
+
+async def test_up_starts_the_embedded_server_with_its_metrics_and_says_where(
+    tmp_path: Path, database_url: str
+) -> None:
+    """`tindexer up` without TEMPORAL_ADDRESS: its dev server serves /metrics where it says."""
+    ports = {name: free_port() for name in ("temporal", "ui", "server_metrics", "sim")}
+    config = tmp_path / "up.toml"
+    config.write_text(f"api_port = {free_port()}\nmetrics_port = {free_port()}\n")
+    args = [sys.executable, "-m", "indexer.cli", "up", "--config", str(config)]
+    args += ["--data-dir", str(tmp_path / "data"), "--backlog", "50", "--block-time", "1"]
+    args += ["--sim-port", str(ports["sim"]), "--temporal-port", str(ports["temporal"])]
+    args += ["--temporal-ui-port", str(ports["ui"])]
+    args += ["--temporal-metrics-port", str(ports["server_metrics"])]
+    env = {k: v for k, v in os.environ.items() if k != "TEMPORAL_ADDRESS"}
+    env["DATABASE_URL"] = database_url
+    log = tmp_path / "up.log"
+    metrics_url = f"http://{HOST}:{ports['server_metrics']}/metrics"
+    with log.open("wb") as output:
+        process = await asyncio.create_subprocess_exec(
+            *args, cwd=ROOT, env=env, stdout=output, stderr=asyncio.subprocess.STDOUT
+        )
+        try:
+
+            async def live_and_served() -> bool:
+                assert process.returncode is None, log.read_text(errors="replace")
+                served = await server_samples(metrics_url, "service_requests")
+                return "sim: live" in log.read_text(errors="replace") and any(
+                    labels["operation"] == STARTS for labels, _ in served
+                )
+
+            await wait_until(
+                live_and_served, 120, "up to index and its server to serve metrics",
+                retry_on=(aiohttp.ClientError,),
+            )  # fmt: skip
+            process.send_signal(signal.SIGINT)
+            await asyncio.wait_for(process.wait(), 60)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    text = log.read_text(errors="replace")
+    assert (
+        f"starting Temporal dev server on 127.0.0.1:{ports['temporal']} (UI "
+        f"http://127.0.0.1:{ports['ui']}, metrics {metrics_url})"
+    ) in text, text
+    with pytest.raises(aiohttp.ClientError):  # stopped with `up`
+        await server_samples(metrics_url, "service_requests")
