@@ -8,8 +8,15 @@ and the server's own metrics are read before and after: RESOURCE_EXHAUSTED by ca
 operation (`service_errors_resource_exhausted`), workflow-task schedule-to-start p99
 (`task_schedule_to_start_latency`), beside starts/s and completions/s. Limits compared:
 
-* `default`: the dev server's own (frontend.namespaceRPS 2400, burst ratio 1 on Server 1.32);
-* `recommended`: deploy/temporal/dynamicconfig.yaml, what the project tells clusters to run.
+* `default`: no dynamic config, the server's own limits;
+* `recommended`: deploy/temporal/dynamicconfig.yaml, what the project tells clusters to run
+  (the same budget as the defaults, frontend.namespaceRPS 2400 and burst ratio 2, written down;
+  plus enableCancelWorkerPollsOnShutdown);
+* with `--limited-rps N`, frontend.namespaceRPS N at burst ratio 1, to see refusals counted.
+
+50,000 at once did not finish on the shared 2-core machine (bench/results/temporal-limits.json,
+`abandoned_50000_run`: 32 starts/s, two thirds still open after 33 minutes); the committed
+result is `--workflows 5000`.
 
     .venv/bin/python bench/temporal_limits.py          # or `make bench-temporal-limits`
     .venv/bin/python bench/temporal_limits.py --workflows 5000   # a quicker look
