@@ -90,6 +90,11 @@ bench-overhead: $(STAMP)
 	$(PYTHON) bench/overhead.py
 
 # Scheduling: per-block baseline vs ranges on the real dev server, plus the knob sweep.
+# Tasks 1.3-1.4: a 50,000-workflow batch at the dev server's default and the recommended limits.
+.PHONY: bench-temporal-limits
+bench-temporal-limits: $(STAMP)
+	$(PYTHON) bench/temporal_limits.py
+
 .PHONY: bench-schedule
 bench-schedule: $(STAMP)
 	$(PYTHON) bench/schedule.py

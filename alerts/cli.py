@@ -24,6 +24,12 @@ def build(
         str | None,
         typer.Option(help='Matcher of the indexer\'s scrape job (default: job="tindexer").'),
     ] = None,
+    temporal_job_selector: Annotated[
+        str | None,
+        typer.Option(
+            help='Matcher of the Temporal server\'s scrape job (default: job="temporal").'
+        ),
+    ] = None,
     check: Annotated[
         bool, typer.Option(help="Write nothing; exit 1 if a committed file is stale.")
     ] = False,
@@ -38,6 +44,8 @@ def build(
         config = dataclasses.replace(config, runbook_base_url=runbook_base_url)
     if job_selector:
         config = dataclasses.replace(config, job_selector=job_selector)
+    if temporal_job_selector:
+        config = dataclasses.replace(config, temporal_job_selector=temporal_job_selector)
     if check:
         stale = [name for name, text in render_all(config).items() if _read(base / name) != text]
         for name in stale:

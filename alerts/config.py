@@ -136,6 +136,40 @@ class AlertConfig:
     pg_query_window: str = "10m"
     pg_query_latency_for: str = "15m"
 
+    # --- The Temporal server's own metrics (alerts/groups/temporal_server.py) ---------------
+    # Scopes these rules to the Temporal server's scrape job (deploy/prometheus.yml).
+    temporal_job_selector: str = 'job="temporal"'
+    # A refused start is retried by the SDK, so no work is lost, but every refusal means the
+    # namespace's budget (frontend.namespaceRPS) is below what the indexer asks: any
+    # refusal over a minute is worth a ticket that names the cause and scope. The window only
+    # decides how quickly the alert resolves after the last refusal.
+    temporal_starts_rejected_window: str = "2m"
+    temporal_starts_rejected_for: str = "1m"
+    # Every workflow state change waits for one persistence call, so persistence p99 adds to
+    # every task. A healthy database answers in milliseconds (not measured here at p99; the
+    # dev server's SQLite histograms sat in the <= 50 ms buckets when looked at); above 1 s at
+    # p99 for 10 minutes slows every range by as much and is the database's problem, not a
+    # vacuum or a failover blip.
+    temporal_persistence_p99_seconds: float = 1.0
+    temporal_persistence_window: str = "5m"
+    temporal_persistence_for: str = "10m"
+    # A workflow task normally waits ~100 ms for a worker (measured: most of a one-activity
+    # workflow's latency); 5 s at p99 for 5 minutes means the workers cannot keep up (too
+    # few, or their slots full) or nobody polls: the bar.
+    temporal_schedule_to_start_p99_seconds: float = 5.0
+    temporal_schedule_to_start_window: str = "5m"
+    temporal_schedule_to_start_for: str = "5m"
+    # A task queue of the indexer's that no worker has polled: its work waits forever. The
+    # pollers gauge comes from DescribeTaskQueue (the server exports no poller count). A
+    # rolling deploy leaves a queue without pollers for seconds; 5 minutes is an outage.
+    task_queue_no_pollers_for: str = "5m"
+    # service_errors counts only failures the server blames on itself (not rejections, not a
+    # caller's "already started"), which should be near zero; 1 % of a service's requests for
+    # 15 minutes is a sick service or its database, not one bad minute.
+    temporal_service_error_ratio: float = 0.01
+    temporal_service_error_window: str = "5m"
+    temporal_service_error_for: str = "15m"
+
     # --- Autoscaling ----------------------------------------------------------------------
     # At max_replicas with a growing backlog for 30 minutes, capacity (or the bottleneck
     # behind it) is the problem; shorter would fire during every scale-up.

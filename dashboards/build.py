@@ -21,7 +21,13 @@ from grafanalib.core import Dashboard, Template, Templating
 from dashboards.common import DATASOURCE, layout
 
 ROOT = Path(__file__).resolve().parent.parent
-DASHBOARDS = ("overview", "temporal", "rpc", "postgres")  # modules of dashboards/, in menu order
+DASHBOARDS = (
+    "overview",
+    "temporal",
+    "temporal_server",
+    "rpc",
+    "postgres",
+)  # modules of dashboards/, in menu order
 SCHEMA_VERSION = 39  # Grafana 10.4+; older servers migrate it down, newer ones up
 TAG = "tindexer"
 
@@ -29,6 +35,7 @@ TAG = "tindexer"
 VARIABLE_QUERIES = {
     "chain": ("Chain", "label_values(tindexer_chain_head, chain)"),
     "task_queue": ("Task queue", "label_values(tindexer_task_queue_backlog, task_queue)"),
+    "namespace": ("Namespace", "label_values(service_requests, namespace)"),
 }
 
 BUILTIN_ANNOTATIONS = {
@@ -167,6 +174,8 @@ def _panel(raw: dict[str, Any]) -> dict[str, Any]:
         "options": _without_nulls(options),
         "targets": [_target(t, kind == "table") for t in raw["targets"]],
     }
+    if raw.get("links"):
+        panel["links"] = raw["links"]
     if kind == "table":  # instant vectors come with a Time column nobody needs
         panel["transformations"] = [
             {"id": "organize", "options": {"excludeByName": {"Time": True}}}

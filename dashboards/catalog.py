@@ -12,6 +12,11 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
+from dashboards.queries.temporal_server import (
+    TEMPORAL_SERVER_COUNTERS,
+    TEMPORAL_SERVER_GAUGES,
+    TEMPORAL_SERVER_HISTOGRAMS,
+)
 from exporter.metrics import Metrics
 
 # The Temporal SDK's metrics the dashboards and alerts read, by family name and type (the
@@ -24,6 +29,17 @@ TEMPORAL_SDK_METRICS: dict[str, str] = {
     "temporal_activity_execution_failed": "counter",
     "temporal_worker_task_slots_available": "gauge",
     "temporal_worker_task_slots_used": "gauge",
+}
+# The Temporal server's own series (dashboards/queries/temporal_server.py): its counters have no
+# `_total` suffix, so they are listed by series name.
+TEMPORAL_SERVER_SERIES: dict[str, str] = {
+    **dict.fromkeys(TEMPORAL_SERVER_COUNTERS, "counter"),
+    **{
+        name + suffix: "counter"
+        for name in TEMPORAL_SERVER_HISTOGRAMS
+        for suffix in ("_bucket", "_count", "_sum")
+    },
+    **dict.fromkeys(TEMPORAL_SERVER_GAUGES, "gauge"),
 }
 # Series Prometheus itself adds to every target.
 PROMETHEUS_SERIES: dict[str, str] = {"up": "gauge"}
@@ -58,6 +74,7 @@ def declared_series() -> dict[str, str]:
     return {
         **_series(exporter_families()),
         **_series(TEMPORAL_SDK_METRICS),
+        **TEMPORAL_SERVER_SERIES,
         **PROMETHEUS_SERIES,
     }
 
@@ -124,4 +141,6 @@ def range_calls(expr: str) -> list[RangeCall]:
 
 def is_counter_series(name: str, declared: dict[str, str]) -> bool:
     """A counter, or a histogram's bucket/count/sum: what rate() may be applied to."""
+    if name in TEMPORAL_SERVER_COUNTERS:
+        return True
     return declared.get(name) == "counter" and name.endswith(COUNTER_SUFFIXES)

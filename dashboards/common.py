@@ -58,6 +58,7 @@ class PanelSpec:
     stacked: bool = False
     minimum: int | None = None
     maximum: int | None = None
+    links: tuple[tuple[str, str], ...] = ()  # (title, dashboard module) shown on the panel
 
 
 def timeseries(
@@ -85,6 +86,11 @@ def value_mappings(texts: Mapping[int, tuple[str, str]]) -> list[dict[str, Any]]
     return [{"type": "value", "options": options}]
 
 
+def dashboard_link(title: str, name: str) -> dict[str, Any]:
+    """A panel link to dashboards/<name>.py's dashboard, keeping the time range."""
+    return {"title": title, "url": f"/d/tindexer-{name}?${{__url_time_range}}"}
+
+
 def _targets(spec: PanelSpec) -> list[Target]:
     return [
         Target(
@@ -108,6 +114,7 @@ def _panel(spec: PanelSpec, panel_id: int, grid: GridPos) -> Any:
         "gridPos": grid,
         "id": panel_id,
         "thresholds": spec.thresholds,
+        "links": [dashboard_link(title, name) for title, name in spec.links],
     }
     if spec.kind == "timeseries":
         return TimeSeries(
@@ -166,6 +173,7 @@ GRAFANA_DEFAULTS = {
     "__range": "1h",
     "chain": ".+",
     "task_queue": ".+",
+    "namespace": ".+",
 }
 
 

@@ -207,6 +207,7 @@ ROWS: Rows = [
                 PER_SECOND,
                 Query(q.START_FAILURES_RATE, "{{chain}} {{reason}}"),
                 thresholds=steps((GREEN, None), (RED, 0.001)),
+                links=(("Temporal server: which service refuses, and why", "temporal_server"),),
             ),
             timeseries(
                 "Schedule batch duration p95",

@@ -79,6 +79,15 @@ ROWS: Rows = [
                 Query(q.LONGEST_TRANSACTION),
                 thresholds=steps((GREEN, None), (YELLOW, 60), (RED, 600)),
             ),
+            stat(
+                "Indexer query p95 (all queries)",
+                "p95 of every query the indexer runs, against the plan's bar: below "
+                f"{CONFIG.pg_query_p95_seconds * 1000:g} ms (TindexerPostgresQueryLatencyHigh "
+                "alerts per query).",
+                SECONDS,
+                Query(q.ALL_QUERIES_P95),
+                thresholds=QUERY_BAR,
+            ),
         ],
     ),
     (

@@ -122,6 +122,7 @@ ROWS: Rows = [
                 PER_SECOND,
                 Query(q.RATE_LIMITED, "{{source}}"),
                 thresholds=steps((GREEN, None), (RED, 0.1)),
+                links=(("Temporal server: RESOURCE_EXHAUSTED by cause", "temporal_server"),),
             ),
             timeseries(
                 "SDK request failures per second",

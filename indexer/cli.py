@@ -95,6 +95,10 @@ def up(
     sim_port: Annotated[int, typer.Option(help="Simulated chain port.")] = 8545,
     temporal_port: Annotated[int, typer.Option(help="Embedded Temporal port.")] = 7233,
     temporal_ui_port: Annotated[int, typer.Option(help="Embedded Temporal UI port.")] = 8233,
+    temporal_metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Embedded Temporal's /metrics port [default: 8234, or the config's]."),
+    ] = None,
     exit_when_live: Annotated[
         bool, typer.Option(help="Stop once every chain is live (for scripts and tests).")
     ] = False,
@@ -102,7 +106,7 @@ def up(
     """Start everything on embedded defaults and index until Ctrl-C."""
     from indexer.up import UpOptions, run_up
 
-    settings = _settings(config, data_dir=data_dir)
+    settings = _settings(config, data_dir=data_dir, temporal_metrics_port=temporal_metrics_port)
     chains = list(settings.chains)
     if datasets is not None and not rpc_url:
         console.print("[red]error:[/red] --datasets needs --rpc-url (in a config file: `datasets`)")

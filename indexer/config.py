@@ -262,6 +262,11 @@ class Settings(BaseModel):
     database_url: str | None = None
     temporal_address: str | None = None
     temporal_namespace: str = "default"
+    # The Temporal server's Prometheus endpoint (full URL, http://host:port/metrics); unset,
+    # `tindexer doctor` says it cannot see the server rather than guessing.
+    temporal_metrics_url: str | None = Field(None, pattern=r"^https?://")
+    # Where `tindexer up`'s embedded dev server serves its metrics (beside the UI's 8233).
+    temporal_metrics_port: int = Field(8234, ge=1, le=65535)
     task_queue: str = "tindexer"
     data_dir: Path = Path(".tindexer")
     api_host: str = "127.0.0.1"
@@ -276,9 +281,6 @@ class Settings(BaseModel):
     allow_link_local_rpc: bool = False
     # JSON-RPC answer bytes one worker process holds at once, over all its ranges.
     worker_memory_budget_bytes: int = Field(DEFAULT_WORKER_MEMORY_BUDGET_BYTES, ge=1024 * 1024)
-    # The Temporal server's Prometheus endpoint (full URL); unset, `tindexer doctor` says it
-    # cannot see the server rather than guessing.
-    temporal_metrics_url: str | None = Field(None, pattern=r"^https?://")
     # The indexer /metrics endpoints `tindexer doctor` and GET /doctor read (every worker's);
     # unset: http://{metrics_host}:{metrics_port}/metrics.
     doctor_metrics_urls: list[str] | None = None
@@ -311,8 +313,8 @@ class Settings(BaseModel):
 ENVIRONMENT = {
     "DATABASE_URL": "database_url",
     "TEMPORAL_ADDRESS": "temporal_address",
-    "TINDEXER_API_TOKEN": "api_token",
     "TINDEXER_TEMPORAL_METRICS_URL": "temporal_metrics_url",
+    "TINDEXER_API_TOKEN": "api_token",
 }
 
 

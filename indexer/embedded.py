@@ -112,11 +112,18 @@ def temporal_dev_server_args(
     db_file: Path | None = None,
     host: str = "127.0.0.1",
     dynamic_config: dict[str, str] | None = None,
+    metrics_port: int | None = None,
 ) -> list[str]:
-    """A dev server on SQLite with WAL pragmas (fastest measured that survives restarts)."""
+    """A dev server on SQLite with WAL pragmas (fastest measured that survives restarts).
+
+    Its Prometheus endpoint is always on (the dev server picks a random port unless told);
+    `metrics_port` makes it findable: http://{host}:{metrics_port}/metrics.
+    """
     args = [temporal_binary(), "server", "start-dev", "--ip", host, "--port", str(port)]
     args += ["--log-level", "error"]
     args += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    if metrics_port is not None:
+        args += ["--metrics-port", str(metrics_port)]
     if db_file is not None:
         args += ["--db-filename", str(db_file)]
         args += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=off"]

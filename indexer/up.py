@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,16 +105,22 @@ def run_up(options: UpOptions, console: Console) -> int:
         database_url = stack.enter_context(services.database(database_url, data_dir / "postgres"))
         temporal_address = settings.temporal_address
         if not temporal_address:
+            metrics_url = f"http://{services.HOST}:{settings.temporal_metrics_port}/metrics"
             console.print(
                 f"starting Temporal dev server on {services.HOST}:{options.temporal_port}"
-                f" (UI http://{services.HOST}:{options.temporal_ui_port}) …"
+                f" (UI http://{services.HOST}:{options.temporal_ui_port}, metrics {metrics_url}) …",
+                soft_wrap=True,  # URLs stay whole on one line
             )
+            # What runs from here (and any child) reads the embedded server's metrics.
+            settings = settings.model_copy(update={"temporal_metrics_url": metrics_url})
+            os.environ["TINDEXER_TEMPORAL_METRICS_URL"] = metrics_url
             stack.enter_context(
                 services.temporal_dev_server(
                     options.temporal_port,
                     data_dir / "temporal.log",
                     ui_port=options.temporal_ui_port,
                     db_file=data_dir / "temporal.db",
+                    metrics_port=settings.temporal_metrics_port,
                 )
             )
             temporal_address = f"{services.HOST}:{options.temporal_port}"

@@ -31,6 +31,7 @@ from indexer.temporal_client import connect_temporal
 # Before tests.support is imported: its helpers assert, and a failure should explain itself.
 pytest.register_assert_rewrite("tests.support")
 from tests.support.harness import Harness  # noqa: E402
+from tests.support.temporal_server import TemporalServer  # noqa: E402
 from tests.support.waiting import teardown_step  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,12 +78,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An in-memory Temporal dev server for the whole session."""
-    port = free_port()
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
+    """An in-memory Temporal dev server for the whole session, its metrics on a port of its own."""
+    port, metrics_port = free_port(), free_port()
     log = tmp_path_factory.mktemp("temporal") / "temporal.log"
-    with child_process(temporal_dev_server_args(port), "127.0.0.1", port, log_path=log):
-        yield f"127.0.0.1:{port}"
+    args = temporal_dev_server_args(port, metrics_port=metrics_port)
+    with child_process(args, "127.0.0.1", port, log_path=log):
+        yield TemporalServer(f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics")
+
+
+@pytest.fixture(scope="session")
+def temporal_address(temporal_server: TemporalServer) -> str:
+    return temporal_server.address
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

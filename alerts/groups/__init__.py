@@ -11,6 +11,7 @@ from alerts.groups import (
     provider,
     scaling,
     slo,
+    temporal_server,
     witnesses,
 )
 from alerts.rules import Group
@@ -23,6 +24,7 @@ def all_groups(config: AlertConfig) -> list[Group]:
         provider.group(config),
         witnesses.group(config),
         errors.group(config),
+        temporal_server.group(config),
         postgres.group(config),
         scaling.group(config),
         *slo.groups(config),

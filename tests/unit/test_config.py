@@ -21,6 +21,21 @@ def test_a_valid_file_with_environment_overrides(tmp_path: Path, monkeypatch) ->
     assert settings.chains[0].max_inflight_ranges == 64
 
 
+def test_temporal_metrics_settings(tmp_path: Path, monkeypatch) -> None:
+    """The server's metrics: unknown unless set, the embedded server's port 8234 by default."""
+    monkeypatch.delenv("TINDEXER_TEMPORAL_METRICS_URL", raising=False)
+    monkeypatch.delenv("TINDEXER_CONFIG", raising=False)
+    settings = load_settings()
+    assert (settings.temporal_metrics_url, settings.temporal_metrics_port) == (None, 8234)
+    path = tmp_path / "c.toml"
+    path.write_text("temporal_metrics_port = 9234\n")
+    monkeypatch.setenv("TINDEXER_TEMPORAL_METRICS_URL", "http://temporal:9090/metrics")
+    settings = load_settings(path)
+    assert settings.temporal_metrics_url == "http://temporal:9090/metrics"
+    assert settings.temporal_metrics_port == 9234
+    assert load_settings(path, temporal_metrics_port=9334).temporal_metrics_port == 9334
+
+
 @pytest.mark.parametrize(
     ("chain", "message"),
     [

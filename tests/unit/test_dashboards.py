@@ -210,6 +210,24 @@ SHOWS = {
         "tindexer_activity_duration_seconds_bucket",
         "tindexer_activity_timeouts_total",
     ],
+    "temporal_server": [  # issue 23, item 2: the server's own metrics, names as it emits them
+        "service_requests",
+        "service_errors",
+        "service_error_with_type",
+        "service_latency_bucket",
+        "service_errors_resource_exhausted",
+        "persistence_requests",
+        "persistence_error_with_type",
+        "persistence_latency_bucket",
+        "persistence_errors_resource_exhausted",
+        "task_schedule_to_start_latency_bucket",
+        "approximate_backlog_count",
+        "approximate_backlog_age_seconds",
+        "poll_success",
+        "poll_timeouts",
+        "temporal_request_failure_total",
+        "temporal_long_request_failure_total",
+    ],
     "rpc": [
         "tindexer_rpc_requests_total",
         "tindexer_rpc_request_duration_seconds_bucket",
@@ -238,6 +256,17 @@ SHOWS = {
 def test_dashboard_shows_what_the_issue_asks(name: str) -> None:
     used = {n for _, e in expressions(BOARDS[name]) for n in metric_names(e)}
     assert set(SHOWS[name]) <= used, set(SHOWS[name]) - used
+
+
+def test_resource_exhausted_panels_match_both_spellings_of_the_rps_cause() -> None:
+    rps = [e for t, e in expressions(BOARDS["temporal_server"]) if "RPS limit" in t]
+    assert rps and all("RpsLimit|RESOURCE_EXHAUSTED_CAUSE_RPS_LIMIT" in e for e in rps)
+
+
+def test_overview_and_temporal_link_to_the_temporal_server_dashboard() -> None:
+    for name in ("overview", "temporal"):
+        urls = [link["url"] for p in visual_panels(BOARDS[name]) for link in p.get("links", [])]
+        assert any(u.startswith("/d/tindexer-temporal_server?") for u in urls), name
 
 
 def test_the_scanner_finds_metrics_not_functions_labels_or_durations() -> None:
