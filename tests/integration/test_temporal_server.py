@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import random
 import re
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -227,8 +229,28 @@ async def test_a_throttling_frontend_is_named_by_its_own_metrics_and_nothing_is_
             for s in starts_panel
         } >= {(STARTS, "Namespace")}
 
-        # doctor assertion added at merge (H4): `tindexer doctor --json` names the frontend and
-        # the cause (RpsLimit) while the server refuses starts.
+        # `tindexer doctor --json`, run as a user runs it while the server refuses starts,
+        # names the frontend and the cause.
+        command = [sys.executable, "-m", "indexer.cli", "doctor", "--json", "--window", "5"]
+        doctor = await asyncio.to_thread(
+            subprocess.run,
+            [*command, "--temporal-metrics-url", limited_temporal.metrics_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert doctor.returncode == 0, doctor.stderr
+        verdicts = {v["component"]: v for v in json.loads(doctor.stdout)["verdicts"]}
+        frontend = verdicts["temporal-frontend"]
+        assert frontend["metric"] == "service_errors_resource_exhausted"
+        assert (frontend["evidence"]["cause"], frontend["evidence"]["scope"]) == (
+            "RpsLimit",
+            "Namespace",
+        )
+        # Which calls fall in its 5 s window varies (starts, or the workers' polls, share the
+        # namespace's budget); the frontend and the cause are what it must name.
+        assert frontend["evidence"]["operations"], frontend
 
         # Throttled starts are retried: every block is stored, exactly as the chain has it.
         await wait_until(
