@@ -130,8 +130,16 @@ async def stream_range(
                 unstored.release()
         await producer
     finally:
-        if getter is not None:
-            getter.cancel()
+        # A getter done before it could be cancelled took a batch from the queue that nothing
+        # else will release (cancelled while awaited or stored, it is released already; a
+        # second release is harmless).
+        if (
+            getter is not None
+            and not getter.cancel()
+            and not getter.cancelled()
+            and (taken := getter.result()) is not None
+        ):
+            taken.reservation.release()
         producer.cancel()
         with contextlib.suppress(BaseException):
             await producer
