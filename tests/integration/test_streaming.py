@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import WorkflowFailureError
 
 from indexer.chain.fetcher import Fetcher
@@ -21,7 +22,7 @@ from indexer.embedded import stop_process
 from indexer.worker_budget import ByteBudget
 from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult
 from tests.support.chaindata import expected_blocks
-from tests.support.harness import Harness
+from tests.support.harness import Harness, fully_indexed
 from tests.support.provider_proxy import ProviderProxy
 from tests.support.waiting import wait_until
 
@@ -242,3 +243,56 @@ async def test_bytes_in_flight_stay_within_the_budget_on_mainnet_shaped_blocks(
     assert harness.sample("tindexer_worker_budget_wait_seconds_total") == pytest.approx(
         budget.waited_seconds
     )
+
+
+async def range_activity_states(harness: Harness, chain: str) -> list[int]:
+    """The state of each IndexRange run's pending index_range activity (none: not scheduled)."""
+    states = []
+    async for execution in harness.client.list_workflows(
+        f"WorkflowId STARTS_WITH 'index:{chain}:' AND ExecutionStatus = 'Running'"
+    ):
+        description = await harness.client.get_workflow_handle(execution.id).describe()
+        states += [p.state for p in description.raw_description.pending_activities]
+    return states
+
+
+async def test_a_closed_budget_takes_no_range_while_scans_and_scheduling_go_on(
+    harness: Harness, sim_chain: Callable[..., str]
+) -> None:
+    """Issue 22: with the budget closed, not one range reaches the worker by any slot, while
+    the same worker goes on scanning the head and starting ranges (direct and through the
+    Scheduler); once the budget opens, every range runs, once."""
+    url = sim_chain(backlog=400, txs_per_block=2)
+    proxy = ProviderProxy(url)
+    async with proxy.running() as provider:
+        row = await harness.add_chain(
+            provider, blocks_per_workflow=50, catchup_threshold=100, head_poll_interval_seconds=0.1
+        )
+        chain = row.config.name
+        budget = ByteBudget(1 * MiB, harness.metrics)
+        holder = await budget.reserve(budget.budget_bytes)  # another range's bytes: closed
+        assert not budget.is_open
+        async with harness.worker(budget=budget):
+            await harness.start(chain)
+
+            async def every_range_scheduled() -> bool:
+                return len(await range_activity_states(harness, chain)) == 8
+
+            await wait_until(every_range_scheduled, 60, "8 ranges waiting for the worker")
+            await proxy.more_calls("eth_blockNumber", 3)  # three more scans, on this worker
+            states = await range_activity_states(harness, chain)
+            assert states == [PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED] * 8
+            assert budget.in_flight == budget.budget_bytes  # no range reserved or probed
+            assert harness.sample("tindexer_blocks_indexed_total", chain=chain) == 0
+            assert harness.sample(
+                "tindexer_workflows_started_total", chain=chain, workflow="IndexRange"
+            ) == 8  # fmt: skip
+            holder.release()
+            await wait_until(lambda: fully_indexed(harness, chain, 399), 60, "the backlog")
+    assert await harness.stored_blocks(row.id) == await expected_blocks(url, 0, 399)
+    assert await harness.ranges(row.id) == [(0, 399)]
+    ok = harness.sample(
+        "tindexer_activity_duration_seconds_count", activity="index_range", outcome="ok"
+    )
+    assert ok == 8  # each range once: none timed out while it waited
+    assert_within_budget(budget)
