@@ -25,6 +25,7 @@ from tests.support.chaindata import expected_blocks
 from tests.support.harness import Harness, fully_indexed
 from tests.support.provider_proxy import ProviderProxy
 from tests.support.waiting import wait_until
+from tests.support.workers import WorkerProcesses
 
 MiB = 1024 * 1024
 
@@ -296,3 +297,47 @@ async def test_a_closed_budget_takes_no_range_while_scans_and_scheduling_go_on(
     )
     assert ok == 8  # each range once: none timed out while it waited
     assert_within_budget(budget)
+
+
+def peak_rss(pid: int) -> int:
+    """The process's peak resident set so far (VmHWM), in bytes: no sampling to miss it."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
+async def test_a_provider_padding_its_answers_leaves_the_worker_within_budget_plus_one_cap(
+    harness: Harness, sim_chain: Callable[..., str], database_url: str, tmp_path: Path
+) -> None:
+    """Issue 22: every answer of blocks padded to 60 MiB (under the 64 MiB cap, so each one
+    is read whole), batches of 2 blocks per request, so a range's first batch sends three
+    at once: the worker's peak RSS stays within its baseline (measured in this test, after an
+    unpadded range), its budget and one response cap."""
+    url = sim_chain(backlog=40, txs_per_block=2)
+    proxy = ProviderProxy(url)
+    budget, cap = 32 * MiB, 64 * MiB
+    workers = WorkerProcesses(tmp_path)
+    async with proxy.running() as provider:
+        row = await harness.add_chain(provider, rpc_batch_size=2, rpc_max_response_bytes=cap)
+        chain = row.config.name
+        try:
+            worker = workers.start(
+                harness.task_queue,
+                database_url,
+                harness.client.service_client.config.target_host,
+                options=("--memory-budget", str(budget)),
+            )
+            await worker.ready()
+            await index_range(harness, chain, 20, 39)  # warm: imports, pools, the SDK, decoding
+            baseline = peak_rss(worker.pid)
+            proxy.pad_blocks_to = 60 * MiB
+            result = await index_range(harness, chain, 0, 11)
+            peak = peak_rss(worker.pid)
+        finally:
+            workers.stop_all()
+    assert result.blocks == 12
+    expected = await expected_blocks(url, 0, 39)
+    stored = await harness.stored_blocks(row.id)
+    assert stored == {n: expected[n] for n in [*range(0, 12), *range(20, 40)]}
+    assert peak - baseline <= budget + cap, (peak // MiB, baseline // MiB)
