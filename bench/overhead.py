@@ -51,6 +51,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, float]:
     from indexer.store.ranges import coverage
     from indexer.temporal_client import connect_temporal, start_head_scan
     from indexer.worker import running_worker
+    from indexer.workflows.task_queues import worker_task_queues
 
     on = args.mode == "on"
     metrics = Metrics(CollectorRegistry())
@@ -74,7 +75,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, float]:
                 database_url=args.database_url,
                 client=client,
                 sdk=sdk,
-                task_queues=[task_queue],
+                task_queues=worker_task_queues(task_queue),
                 progress=True,
             )
         )

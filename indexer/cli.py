@@ -134,11 +134,20 @@ def up(
 @app.command()
 def worker(
     config: ConfigOption = None,
-    max_concurrent_activities: Annotated[int, typer.Option(min=1)] = 32,
+    max_concurrent_activities: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Ranges at once (while the memory budget has room) and, apart, scans and"
+            " scheduling activities at once.",
+        ),
+    ] = 32,
     max_concurrent_workflow_tasks: Annotated[
         int, typer.Option(min=2, help="The Temporal SDK's default: 100.")
     ] = 100,
-    pollers: Annotated[int, typer.Option(min=1, help="Pollers per task type.")] = 5,
+    pollers: Annotated[
+        int, typer.Option(min=1, help="Pollers per task type, on each of the worker's queues.")
+    ] = 5,
     start_clients: Annotated[
         int, typer.Option(min=1, help="Temporal connections that start workflows.")
     ] = 1,

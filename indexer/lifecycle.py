@@ -18,6 +18,7 @@ from indexer.config import Settings
 from indexer.observability import serving_metrics
 from indexer.store.db import create_pool
 from indexer.temporal_client import connect_temporal
+from indexer.workflows.task_queues import worker_task_queues
 
 
 @contextlib.asynccontextmanager
@@ -41,7 +42,7 @@ async def observed_services(
             database_url=database_url,
             client=client,
             sdk=sdk,
-            task_queues=[settings.task_queue],
+            task_queues=worker_task_queues(settings.task_queue),
             progress=progress,
         ):
             yield pool, client, metrics

@@ -1,4 +1,5 @@
-"""The worker: every workflow and activity registered on one task queue, and `tindexer worker`."""
+"""The worker: the workflows and light activities on the task queue, the ranges on their own queue
+(workflows/task_queues.py) behind the memory budget, and `tindexer worker`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from temporalio.worker import (
     ActivityInboundInterceptor,
+    CustomSlotSupplier,
     ExecuteActivityInput,
     FixedSizeSlotSupplier,
     Interceptor,
@@ -35,11 +37,12 @@ from indexer.config import DEFAULT_WORKER_MEMORY_BUDGET_BYTES, Settings
 from indexer.lifecycle import observed_services, until_stopped
 from indexer.temporal_client import fail_fast_client
 from indexer.worker_budget import ByteBudget
-from indexer.worker_slots import BudgetedActivitySlots
+from indexer.worker_slots import RangeSlots
 from indexer.workflows.activity_names import ACTIVITY_NAMES
 from indexer.workflows.headscan import HeadScan
 from indexer.workflows.index_range import IndexRange
 from indexer.workflows.scheduler import Scheduler
+from indexer.workflows.task_queues import ranges_task_queue
 
 DRAIN_TIMEOUT = timedelta(seconds=20)  # on shutdown, in-flight activities get this long to finish
 
@@ -55,9 +58,12 @@ class WorkerTuning:
     within the run-to-run spread (about 5 %), so the defaults stand; 2-4 start clients were 7 %
     slower to schedule than one."""
 
+    # Ranges at once (the ranges worker's slots, opened only while the memory budget has room),
+    # and, apart, scans and scheduling at once (the main worker's activity slots): each kind has
+    # this many, so a backlog of ranges never takes the slots head-following needs.
     max_concurrent_activities: int = 32
     max_concurrent_workflow_tasks: int = SDK_DEFAULT_SLOTS
-    pollers: int = 5  # per task type
+    pollers: int = 5  # per task type and queue (the ranges queue has only activity tasks)
     start_clients: int = 1  # connections the scheduling activities start workflows through
     # JSON-RPC answer bytes held at once by all the worker's ranges (indexer/worker_budget.py).
     memory_budget_bytes: int = DEFAULT_WORKER_MEMORY_BUDGET_BYTES
@@ -72,7 +78,8 @@ async def running_worker(
     tuning: WorkerTuning | None = None,
     budget: ByteBudget | None = None,
 ) -> AsyncIterator[Worker]:
-    """A worker polling `task_queue` until the block exits; then it drains and stops.
+    """A worker polling `task_queue` and its ranges queue until the block exits; then both
+    drain and stop. Yields the main worker (workflows, scans, scheduling).
 
     `budget` (default: one of tuning.memory_budget_bytes) bounds the answer bytes its ranges
     hold; a test passes its own to read the high-water mark.
@@ -90,6 +97,8 @@ async def running_worker(
         starters=[await fail_fast_client(client) for _ in range(tuning.start_clients)],
     )
     activities: list[Callable[..., Any]] = [
+        # Still here for IndexRange runs from before INDEX_RANGE_OWN_QUEUE, whose range (and
+        # its retries) Temporal keeps on this queue; new runs schedule it on the ranges queue.
         ranges.index_range,
         scans.scan_head,
         scheduling.start_ranges,
@@ -98,19 +107,7 @@ async def running_worker(
     ]
     for name in ACTIVITY_NAMES:  # their counters start at zero
         metrics.activities_handed_back.labels(name)
-    worker = Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[HeadScan, Scheduler, IndexRange],
-        activities=activities,
-        tuner=WorkerTuner.create_composite(
-            workflow_supplier=FixedSizeSlotSupplier(tuning.max_concurrent_workflow_tasks),
-            # A range is taken only while the memory budget can feed it (worker_slots.py).
-            activity_supplier=BudgetedActivitySlots(budget, tuning.max_concurrent_activities),
-            local_activity_supplier=FixedSizeSlotSupplier(SDK_DEFAULT_SLOTS),
-            nexus_supplier=FixedSizeSlotSupplier(SDK_DEFAULT_SLOTS),
-        ),
-        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.pollers),
+    common: dict[str, Any] = dict(
         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.pollers),
         # Outermost first: a task handed back is no attempt of the activity to time.
         interceptors=[HandBackWhenStopping(metrics), ActivityMetricsInterceptor(metrics)],
@@ -119,12 +116,43 @@ async def running_worker(
         # sit "started" on a stopped worker until its heartbeat times out: poll them instead.
         disable_eager_activity_execution=True,
     )
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[HeadScan, Scheduler, IndexRange],
+        activities=activities,
+        tuner=_tuner(FixedSizeSlotSupplier(tuning.max_concurrent_activities), tuning),
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.pollers),
+        **common,
+    )
+    range_worker = Worker(
+        client,
+        task_queue=ranges_task_queue(task_queue),
+        activities=[ranges.index_range],
+        # A range is asked for only while the memory budget can feed it (worker_slots.py).
+        tuner=_tuner(RangeSlots(budget, tuning.max_concurrent_activities), tuning),
+        **common,
+    )
     await polls_complete_on_shutdown(client)
     try:
-        async with worker:
-            yield worker
+        async with worker, range_worker:
+            try:
+                yield worker
+            finally:  # both drain at once, not one DRAIN_TIMEOUT after the other
+                await asyncio.gather(worker.shutdown(), range_worker.shutdown())
     finally:
         await chains.close()
+
+
+def _tuner(
+    activity_slots: FixedSizeSlotSupplier | CustomSlotSupplier, tuning: WorkerTuning
+) -> WorkerTuner:
+    return WorkerTuner.create_composite(
+        workflow_supplier=FixedSizeSlotSupplier(tuning.max_concurrent_workflow_tasks),
+        activity_supplier=activity_slots,
+        local_activity_supplier=FixedSizeSlotSupplier(SDK_DEFAULT_SLOTS),
+        nexus_supplier=FixedSizeSlotSupplier(SDK_DEFAULT_SLOTS),
+    )
 
 
 class HandBackWhenStopping(Interceptor):

@@ -8,6 +8,14 @@ the same budget admits many 3-transaction batches or a few 300-transaction ones.
 than the whole budget still runs, alone (it waits until nothing else is reserved), so nothing
 deadlocks on an outsized block.
 
+A batch's estimate is not what bounds memory, though: any answer may be up to
+rpc_max_response_bytes, whatever was expected. So answers are read under the budget
+(`answers`, chain/answer_room.py): each chunk read is counted against what its batch reserved,
+and past that it takes room from the budget, held until the answer is decoded. Past the
+budget itself, one read at a time (the overdraft) may go on, up to its cap, so reads that each
+hold part of an answer never wait for each other for ever: whatever providers send, the answer
+bytes a worker holds stay within its budget plus one response cap.
+
 The bytes counted are JSON-RPC answer bytes; what a batch costs in memory (the answer, the
 decoded blocks, its COPY lines) is a small multiple of them, which is why the default budget
 is a fraction of the worker's memory limit (config.DEFAULT_WORKER_MEMORY_BUDGET_BYTES).
@@ -55,6 +63,38 @@ class Reservation:
             self._budget._resize(self.size, 0)
 
 
+class BatchAnswers:
+    """The answers of one batch read under its reservation (an AnswerRoom, chain/answer_room.py):
+    its first reservation.size bytes are already held; every byte past them is taken from the
+    budget until the answer it belongs to is decoded."""
+
+    def __init__(self, budget: ByteBudget, reservation: Reservation) -> None:
+        self.budget = budget
+        self.left = reservation.size  # reserved bytes no read of the batch has used yet
+
+    def read(self) -> AnswerRead:
+        return AnswerRead(self)
+
+
+class AnswerRead:
+    """One answer's read: the bytes it took past its batch's reservation."""
+
+    def __init__(self, batch: BatchAnswers) -> None:
+        self.batch = batch
+        self.extra = 0
+
+    async def take(self, size: int) -> None:
+        reserved = min(size, self.batch.left)
+        self.batch.left -= reserved
+        if size > reserved:
+            await self.batch.budget._overdraw(self, size - reserved)
+            self.extra += size - reserved
+
+    def give_back(self) -> None:
+        extra, self.extra = self.extra, 0
+        self.batch.budget._end_read(self, extra)
+
+
 class ByteBudget:
     """Bounds the answer bytes a worker holds; learns each chain's bytes per block.
 
@@ -76,6 +116,8 @@ class ByteBudget:
         self._probes: dict[str, asyncio.Event] = {}  # chains whose first batch is being measured
         self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         self._listeners: list[Callable[[], None]] = []  # called whenever is_open may have changed
+        self._overdraft: AnswerRead | None = None  # the one read that may pass the budget
+        self._room = asyncio.Event()  # set (and replaced) whenever bytes or the overdraft free
         if metrics is not None:
             metrics.worker_memory_budget.set(budget_bytes)
             metrics.worker_bytes_in_flight.set(0)
@@ -141,6 +183,34 @@ class ByteBudget:
         finally:
             reservation.release()
 
+    def answers(self, reservation: Reservation) -> BatchAnswers:
+        """Room for the answers of the batch holding `reservation` while they are read."""
+        return BatchAnswers(self, reservation)
+
+    async def _overdraw(self, read: AnswerRead, size: int) -> None:
+        """Hold `size` more bytes of an answer being read: at once while the budget has them;
+        past it only as the overdraft, which one read holds until its answer is decoded (the
+        transport's cap bounds that read). Reads of admitted batches go before waiting batches:
+        their bytes are freed only once they end."""
+        while not (read is self._overdraft or self.in_flight + size <= self.budget_bytes):
+            if self._overdraft is None:
+                self._overdraft = read
+                break
+            room = self._room
+            await room.wait()
+        self._resize(0, size)
+
+    def _end_read(self, read: AnswerRead, extra: int) -> None:
+        if self._overdraft is read:
+            self._overdraft = None
+            self._free_room()
+        if extra:
+            self._resize(extra, 0)
+
+    def _free_room(self) -> None:
+        self._room.set()
+        self._room = asyncio.Event()
+
     def _resize(self, old: int, new: int) -> None:
         self.in_flight += new - old
         self.high_water = max(self.high_water, self.in_flight)
@@ -148,6 +218,7 @@ class ByteBudget:
         if self.metrics is not None:
             self.metrics.worker_bytes_in_flight.set(self.in_flight)
         if new < old:
+            self._free_room()
             self._grant()
         self._changed()
 

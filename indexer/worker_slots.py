@@ -1,12 +1,16 @@
-"""Activity slots that follow the memory budget: a worker takes no new range it cannot feed.
+"""Activity slots of the ranges worker: it asks Temporal for a range only while its memory
+budget can feed one.
 
 A range taken by a worker starts its start-to-close timeout at once. Were the worker to take
 every range its slots allow (32) while its memory budget feeds only a few at a time, most of them
 would wait in the worker for bytes, their timeouts running, while another worker with room could
-not have them. So the worker asks Temporal for an activity task only while its budget is open
-(ByteBudget.is_open: at most one batch waits for room); while it is closed, only SPARE_SLOTS
-slots are offered to what is not a range (scans, scheduling: short and light) and to the polls
-that fetch them, so a chain's head is still followed while the worker is busy.
+not have them. Temporal cannot hand out tasks of one queue by activity type, so index_range has a
+task queue of its own (workflows/task_queues.py), polled by a worker of its own in the same
+process (worker.py), whose slots are these: a permit is granted only while the budget is open
+(ByteBudget.is_open: at most one batch waits for room), and only one permit at a time waits for
+its task. So a closed budget takes no range through any permit: a poll sent while the budget was
+open is the only range that can still arrive after it closed. Scans and scheduling run on the
+main worker with slots of their own, so they never wait behind ranges.
 
 The SDK calls reserve_slot in the worker's event loop but mark_slot_used and release_slot from
 its own threads: the counts are locked, and waiters are woken through the loop.
@@ -26,38 +30,36 @@ from temporalio.worker import (
 )
 
 from indexer.worker_budget import ByteBudget
-from indexer.workflows.activity_names import INDEX_RANGE
 
-# Slots offered while the budget is closed: held by polls and by activities that are not ranges
-# (a poll may still bring a range: at most this many more ranges than the budget feeds).
-SPARE_SLOTS = 2
+# Permits that may wait for a task (a poll in flight) at once: each can bring a range after the
+# budget closed, so one. A poll answered from a backlog takes milliseconds, a range seconds.
+POLLS_IN_FLIGHT = 1
 
 
 class _Permit(SlotPermit):
     def __init__(self) -> None:
-        self.runs_range = False
+        self.used = False
 
 
-class BudgetedActivitySlots(CustomSlotSupplier):
-    """At most `slots` activities; a new poll only while the budget is open or, closed, while
-    fewer than SPARE_SLOTS permits are not running a range."""
+class RangeSlots(CustomSlotSupplier):
+    """At most `slots` ranges; a new permit only while the budget is open and no other permit
+    waits for its task."""
 
     def __init__(self, budget: ByteBudget, slots: int) -> None:
-        if slots <= SPARE_SLOTS:
-            raise ValueError(f"a worker needs more than {SPARE_SLOTS} activity slots")
+        if slots < 1:
+            raise ValueError("a worker needs at least one activity slot")
         self.budget = budget
         self.slots = slots
         self.held = 0  # permits handed out and not released
-        self.ranges = 0  # of them, running index_range
+        self.running = 0  # of them, running a range
         self._lock = threading.Lock()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         budget.on_change(self._changed)
 
     def _may_grant(self) -> bool:
-        if self.held >= self.slots:
-            return False
-        return self.budget.is_open or self.held - self.ranges < SPARE_SLOTS
+        polling = self.held - self.running
+        return self.held < self.slots and polling < POLLS_IN_FLIGHT and self.budget.is_open
 
     def _changed(self) -> None:
         """Wake the waiting reservations (from any thread); they check again."""
@@ -85,17 +87,17 @@ class BudgetedActivitySlots(CustomSlotSupplier):
 
     def mark_slot_used(self, ctx: SlotMarkUsedContext) -> None:
         permit = ctx.permit
-        activity_type = getattr(ctx.slot_info, "activity_type", None)
-        if isinstance(permit, _Permit) and activity_type == INDEX_RANGE:
+        if isinstance(permit, _Permit) and not permit.used:
             with self._lock:
-                permit.runs_range = True
-                self.ranges += 1
+                permit.used = True
+                self.running += 1
+        self._changed()  # its poll is answered: another may go out
 
     def release_slot(self, ctx: SlotReleaseContext) -> None:
         permit = ctx.permit
         with self._lock:
             self.held -= 1
-            if isinstance(permit, _Permit) and permit.runs_range:
-                permit.runs_range = False
-                self.ranges -= 1
+            if isinstance(permit, _Permit) and permit.used:
+                permit.used = False
+                self.running -= 1
         self._changed()

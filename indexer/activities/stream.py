@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from indexer.chain.answer_room import answer_room
 from indexer.chain.fetcher import FetchedBlocks
 from indexer.chain.model import Block
 from indexer.worker_budget import ByteBudget, Reservation
@@ -97,8 +98,13 @@ async def stream_range(
                     budget.probe_failed(chain)
                 unstored.release()
                 raise
+            # Answers are read under the reservation: a padded one waits for room, not passes.
+            reading = answer_room.set(budget.answers(reservation))
             try:
-                fetched = await fetch(number, last, previous)
+                try:
+                    fetched = await fetch(number, last, previous)
+                finally:
+                    answer_room.reset(reading)
                 reservation.correct(fetched.answer_bytes)
                 budget.observe(chain, fetched.answer_bytes, asked)
                 queue.put_nowait(Batch(fetched.blocks, reservation, fetched.answer_bytes))
@@ -130,8 +136,16 @@ async def stream_range(
                 unstored.release()
         await producer
     finally:
-        if getter is not None:
-            getter.cancel()
+        # A getter done before it could be cancelled took a batch from the queue that nothing
+        # else will release (cancelled while awaited or stored, it is released already; a
+        # second release is harmless).
+        if (
+            getter is not None
+            and not getter.cancel()
+            and not getter.cancelled()
+            and (taken := getter.result()) is not None
+        ):
+            taken.reservation.release()
         producer.cancel()
         with contextlib.suppress(BaseException):
             await producer

@@ -81,7 +81,7 @@ class Redactor:
 
         Cut after hiding, never before: a key cut in half would no longer be recognised.
         """
-        if isinstance(text, bytes):
+        if isinstance(text, bytes | bytearray):  # an answer is read into a bytearray
             text = text.decode("utf-8", "replace")
         if self._pattern is not None:
             text = self._pattern.sub(HIDDEN, text)

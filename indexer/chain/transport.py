@@ -13,10 +13,12 @@ import asyncio
 import itertools
 import logging
 import time
+from typing import cast
 
 import aiohttp
 
 from exporter.metrics import Metrics, default_metrics
+from indexer.chain.answer_room import ReadRoom, answer_room
 from indexer.chain.decoders import Calls, Decoder, decode_header_hashes, decode_quantities
 from indexer.chain.envelope import results_in_order
 from indexer.chain.errors import (
@@ -94,10 +96,16 @@ class Transport:
             {"jsonrpc": "2.0", "id": i, "method": method, "params": params}
             for i, (method, params) in zip(ids, calls, strict=True)
         ]
-        raw = await self._exchange(body)
-        return Answer(decode(raw, ids, calls, self.redact), len(raw))
+        room = answer_room.get()
+        read = room.read() if room is not None else None
+        try:
+            raw = await self._exchange(body, read)
+            return Answer(decode(raw, ids, calls, self.redact), len(raw))
+        finally:
+            if read is not None:
+                read.give_back()
 
-    async def _exchange(self, body: list[dict[str, object]]) -> bytes:
+    async def _exchange(self, body: list[dict[str, object]], read: ReadRoom | None) -> bytes:
         """POST a batch and read its answer. Every failure is an RpcError safe to show.
 
         aiohttp's exceptions spell out the whole URL, key included ("Connection timeout to host
@@ -106,7 +114,7 @@ class Transport:
         """
         try:
             async with self._http().post(self.url, json=body) as response:
-                return await self._read(response)
+                return await self._read(response, read)
         except TimeoutError:
             failure: RpcError = RpcTimeout(
                 f"no answer from {self.redact.public} within {self.settings.timeout_seconds}s"
@@ -117,8 +125,9 @@ class Transport:
             )
         raise failure
 
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        """The answer's body, at most max_response_bytes once decompressed, or an RpcError."""
+    async def _read(self, response: aiohttp.ClientResponse, read: ReadRoom | None) -> bytes:
+        """The answer's body, at most max_response_bytes once decompressed, or an RpcError;
+        each chunk kept only once `read` has room for it."""
         public = self.redact.public
         if response.status == 429:
             wait, clamped = read_retry_after(
@@ -135,7 +144,7 @@ class Transport:
                 else self.redact.snippet(page)
             )
             raise RpcError(f"HTTP {response.status} from {public}: {shown}")
-        body = await self._read_capped(response, self.settings.max_response_bytes)
+        body = await self._read_capped(response, self.settings.max_response_bytes, read)
         if body is None:
             raise ResponseTooLarge(
                 f"the answer from {public} passed {self.settings.max_response_bytes} bytes"
@@ -144,20 +153,48 @@ class Transport:
         return body
 
     @staticmethod
-    async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes | None:
+    async def _read_capped(
+        response: aiohttp.ClientResponse, cap: int, read: ReadRoom | None = None
+    ) -> bytes | None:
         """The decoded body, or None as soon as it passes `cap` bytes.
 
         aiohttp decompresses as it reads, in bounded steps: stopping here stops a gzip bomb
-        (200 KiB on the wire, 200 MiB decoded) at the cap, where read() would hold it all.
+        (200 KiB on the wire, 200 MiB decoded) at the cap, where read() would hold it all. The
+        body is read into one buffer (chunks and their joined copy would hold it twice), each
+        chunk only once `read` (the worker's budget) has room for it; an uncompressed body of
+        known length takes its room and its buffer at once, so the buffer is never copied to
+        grow (the allocator's copy of a growing buffer is the join again).
         """
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(READ_CHUNK_BYTES):
-            size += len(chunk)
-            if size > cap:
+        length = None if response.headers.get("Content-Encoding") else response.content_length
+        if length is not None:
+            if length > cap:
                 return None
-            chunks.append(chunk)
-        return b"".join(chunks)
+            if read is not None:
+                await read.take(length)
+            return cast(bytes, await Transport._read_exactly(response, length))
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(READ_CHUNK_BYTES):
+            if len(body) + len(chunk) > cap:
+                return None
+            if read is not None:
+                await read.take(len(chunk))
+            body += chunk
+        # Handed on as it is: bytes(body) would copy up to a cap, and the decoders (json,
+        # msgspec, the scrubber) read a bytearray as they read bytes.
+        return cast(bytes, body)
+
+    @staticmethod
+    async def _read_exactly(response: aiohttp.ClientResponse, length: int) -> bytearray:
+        """A body of `length` bytes (Content-Length) into a buffer allocated once; aiohttp reads no
+        more than that and fails (ClientPayloadError) on less."""
+        body = bytearray(length)
+        filled = 0
+        with memoryview(body) as view:
+            async for chunk in response.content.iter_chunked(READ_CHUNK_BYTES):
+                view[filled : filled + len(chunk)] = chunk
+                filled += len(chunk)
+        del body[filled:]  # a connection closed early: what came
+        return body
 
     def paused_for(self) -> float:
         """Seconds left of a rate-limit pause (Retry-After), 0 when none."""

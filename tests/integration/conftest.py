@@ -13,6 +13,7 @@ from exporter.temporal_sdk import SdkMetrics
 from indexer.embedded import free_port
 from indexer.observability import serving_metrics
 from indexer.temporal_client import connect_temporal
+from indexer.workflows.task_queues import worker_task_queues
 from tests.support.api import ApiClient, serving_api
 from tests.support.harness import Harness, ObservedIndexer
 from tests.support.waiting import teardown_step
@@ -38,7 +39,7 @@ async def observed_indexer(
                 database_url=database_url,
                 client=client,
                 sdk=sdk,
-                task_queues=[harness.task_queue],
+                task_queues=worker_task_queues(harness.task_queue),
                 progress=True,
             )
         )

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from indexer.store.blocks import delete_from
 from indexer.store.ranges import coverage
 from indexer.worker import running_worker
+from indexer.workflows.task_queues import ranges_task_queue
 from tests.support.harness import ObservedIndexer, fully_indexed
 from tests.support.waiting import wait_until
 
@@ -109,6 +110,10 @@ async def test_metrics_during_a_real_run_agree_with_the_database(
         labels = {"task_queue": harness.task_queue, "type": kind}
         assert during.value("tindexer_task_queue_pollers", **labels) >= 1
         assert during.matching("tindexer_task_queue_backlog", **labels) != []
+    # Ranges have their own queue (workflows/task_queues.py), described beside the main one.
+    ranges = {"task_queue": ranges_task_queue(harness.task_queue), "type": "activity"}
+    assert during.value("tindexer_task_queue_pollers", **ranges) >= 1
+    assert during.matching("tindexer_task_queue_backlog", **ranges) != []
     assert during.value("tindexer_temporal_up") == 1
     assert during.value("tindexer_temporal_health_latency_seconds") > 0
     assert sum(during.matching("temporal_request_total")) > 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import WorkflowFailureError
 
 from indexer.chain.fetcher import Fetcher
@@ -21,9 +22,10 @@ from indexer.embedded import stop_process
 from indexer.worker_budget import ByteBudget
 from indexer.workflows.inputs import IndexRangeInput, IndexRangeResult
 from tests.support.chaindata import expected_blocks
-from tests.support.harness import Harness
+from tests.support.harness import Harness, fully_indexed
 from tests.support.provider_proxy import ProviderProxy
 from tests.support.waiting import wait_until
+from tests.support.workers import WorkerProcesses
 
 MiB = 1024 * 1024
 
@@ -242,3 +244,100 @@ async def test_bytes_in_flight_stay_within_the_budget_on_mainnet_shaped_blocks(
     assert harness.sample("tindexer_worker_budget_wait_seconds_total") == pytest.approx(
         budget.waited_seconds
     )
+
+
+async def range_activity_states(harness: Harness, chain: str) -> list[int]:
+    """The state of each IndexRange run's pending index_range activity (none: not scheduled)."""
+    states = []
+    async for execution in harness.client.list_workflows(
+        f"WorkflowId STARTS_WITH 'index:{chain}:' AND ExecutionStatus = 'Running'"
+    ):
+        description = await harness.client.get_workflow_handle(execution.id).describe()
+        states += [p.state for p in description.raw_description.pending_activities]
+    return states
+
+
+async def test_a_closed_budget_takes_no_range_while_scans_and_scheduling_go_on(
+    harness: Harness, sim_chain: Callable[..., str]
+) -> None:
+    """Issue 22: with the budget closed, not one range reaches the worker by any slot, while
+    the same worker goes on scanning the head and starting ranges (direct and through the
+    Scheduler); once the budget opens, every range runs, once."""
+    url = sim_chain(backlog=400, txs_per_block=2)
+    proxy = ProviderProxy(url)
+    async with proxy.running() as provider:
+        row = await harness.add_chain(
+            provider, blocks_per_workflow=50, catchup_threshold=100, head_poll_interval_seconds=0.1
+        )
+        chain = row.config.name
+        budget = ByteBudget(1 * MiB, harness.metrics)
+        holder = await budget.reserve(budget.budget_bytes)  # another range's bytes: closed
+        assert not budget.is_open
+        async with harness.worker(budget=budget):
+            await harness.start(chain)
+
+            async def every_range_scheduled() -> bool:
+                return len(await range_activity_states(harness, chain)) == 8
+
+            await wait_until(every_range_scheduled, 60, "8 ranges waiting for the worker")
+            await proxy.more_calls("eth_blockNumber", 3)  # three more scans, on this worker
+            states = await range_activity_states(harness, chain)
+            assert states == [PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED] * 8
+            assert budget.in_flight == budget.budget_bytes  # no range reserved or probed
+            assert harness.sample("tindexer_blocks_indexed_total", chain=chain) == 0
+            assert harness.sample(
+                "tindexer_workflows_started_total", chain=chain, workflow="IndexRange"
+            ) == 8  # fmt: skip
+            holder.release()
+            await wait_until(lambda: fully_indexed(harness, chain, 399), 60, "the backlog")
+    assert await harness.stored_blocks(row.id) == await expected_blocks(url, 0, 399)
+    assert await harness.ranges(row.id) == [(0, 399)]
+    ok = harness.sample(
+        "tindexer_activity_duration_seconds_count", activity="index_range", outcome="ok"
+    )
+    assert ok == 8  # each range once: none timed out while it waited
+    assert_within_budget(budget)
+
+
+def peak_rss(pid: int) -> int:
+    """The process's peak resident set so far (VmHWM), in bytes: no sampling to miss it."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
+async def test_a_provider_padding_its_answers_leaves_the_worker_within_budget_plus_one_cap(
+    harness: Harness, sim_chain: Callable[..., str], database_url: str, tmp_path: Path
+) -> None:
+    """Issue 22: every answer of blocks padded to 60 MiB (under the 64 MiB cap, so each one
+    is read whole), batches of 2 blocks per request, so a range's first batch sends three
+    at once: the worker's peak RSS stays within its baseline (measured in this test, after an
+    unpadded range), its budget and one response cap."""
+    url = sim_chain(backlog=40, txs_per_block=2)
+    proxy = ProviderProxy(url)
+    budget, cap = 32 * MiB, 64 * MiB
+    workers = WorkerProcesses(tmp_path)
+    async with proxy.running() as provider:
+        row = await harness.add_chain(provider, rpc_batch_size=2, rpc_max_response_bytes=cap)
+        chain = row.config.name
+        try:
+            worker = workers.start(
+                harness.task_queue,
+                database_url,
+                harness.client.service_client.config.target_host,
+                options=("--memory-budget", str(budget)),
+            )
+            await worker.ready()
+            await index_range(harness, chain, 20, 39)  # warm: imports, pools, the SDK, decoding
+            baseline = peak_rss(worker.pid)
+            proxy.pad_blocks_to = 60 * MiB
+            result = await index_range(harness, chain, 0, 11)
+            peak = peak_rss(worker.pid)
+        finally:
+            workers.stop_all()
+    assert result.blocks == 12
+    expected = await expected_blocks(url, 0, 39)
+    stored = await harness.stored_blocks(row.id)
+    assert stored == {n: expected[n] for n in [*range(0, 12), *range(20, 40)]}
+    assert peak - baseline <= budget + cap, (peak // MiB, baseline // MiB)

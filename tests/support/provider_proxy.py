@@ -5,7 +5,8 @@ API key in their URL and sometimes answer garbage. The proxy forwards every requ
 upstream and lets a test change what comes back: `answer` replaces whole responses (a gzip bomb,
 a 429 with any Retry-After, a malformed body; `first` limits that to the first requests),
 `rewrite` edits the upstream's JSON answers (a head that goes back to 0, a hash cut short),
-`head_lag` makes it behave as a lagging backend, and `delay_seconds` as a slow one.
+`head_lag` makes it behave as a lagging backend, `delay_seconds` as a slow one, and
+`pad_blocks_to` as one padding its answers of blocks and receipts with whitespace.
 `unsupported_methods` makes it a provider that lacks some methods: it answers JSON-RPC
 -32601 (method not found, in geth's words) for each call of them, inside batches too, and
 forwards the rest of the batch. `max_requests_per_second` makes it a provider with a plan: over
@@ -58,6 +59,7 @@ class ProviderProxy:
         self.head_lag: int | None = None  # answer heads this far behind, and null above them
         self.head_fixed: int | None = None  # answer this head whatever the upstream says
         self.delay_seconds = 0.0  # wait this long before answering anything
+        self.pad_blocks_to: int | None = None  # pad answers with blocks to this many bytes
         self.calls: Counter[str] = Counter()
         self.max_requests_per_second: int | None = None  # a plan: 429 above it (last second)
         self.arrivals: list[float] = []  # monotonic time of every HTTP request
@@ -71,6 +73,7 @@ class ProviderProxy:
         self.answer = self.rewrite = None
         self.head_lag = self.head_fixed = None
         self.delay_seconds = 0.0
+        self.pad_blocks_to = None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.path != self.path:
@@ -122,6 +125,9 @@ class ProviderProxy:
             self.upstream, data=body, headers={"Content-Type": "application/json"}
         ) as upstream:
             status, raw = upstream.status, await upstream.read()
+        if self.pad_blocks_to is not None and status == 200 and _asks_for_blocks(calls):
+            # Whitespace after the JSON: a valid answer, the same blocks, pad_blocks_to bytes.
+            raw += b" " * max(0, self.pad_blocks_to - len(raw))
         if status != 200 or not (self.rewrite or self._lying_about_head()):
             return web.Response(status=status, body=raw, content_type="application/json")
         answers = json.loads(raw)
@@ -206,6 +212,15 @@ class ProviderProxy:
         finally:
             await self._session.close()
             await runner.cleanup()
+
+
+def _asks_for_blocks(calls: list[dict[str, Any]]) -> bool:
+    """Whether a batch asks for full blocks or block receipts (what a range fetches)."""
+    return any(
+        call.get("method") == "eth_getBlockReceipts"
+        or (call.get("method") == "eth_getBlockByNumber" and call.get("params", [0, 0])[1] is True)
+        for call in calls
+    )
 
 
 def gzip_bomb(decoded_bytes: int) -> Answer:

@@ -18,6 +18,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 
 from indexer.workflows.history import HEADSCAN_BOUNDED_HISTORY, SCHEDULER_BOUNDED_HISTORY
+from indexer.workflows.task_queues import INDEX_RANGE_OWN_QUEUE
 
 HERE = Path(__file__).resolve().parent.parent / "replay"
 HISTORIES = HERE / "histories"
@@ -129,7 +130,7 @@ def coverage_gaps(recorded: list[Recorded]) -> list[str]:
             "timer",
             f"patch:{SCHEDULER_BOUNDED_HISTORY}",
         ],
-        "IndexRange": ["activity:index_range", "completed"],
+        "IndexRange": ["activity:index_range", "completed", f"patch:{INDEX_RANGE_OWN_QUEUE}"],
     }
     gaps = [f"no {name} history" for name in WORKFLOW_TYPES if not by_type[name]]
     gaps += [

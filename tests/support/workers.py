@@ -113,6 +113,7 @@ class WorkerProcesses:
         temporal_address: str,
         max_concurrent_activities: int = 32,
         pollers: int = 5,
+        options: tuple[str, ...] = (),
     ) -> WorkerProcess:
         n = len(self.started)
         config = self.tmp_path / f"worker-{n}.toml"
@@ -121,7 +122,7 @@ class WorkerProcesses:
         args = [sys.executable, "-m", "indexer.cli", "worker", "--config", str(config)]
         args += ["--metrics-port", str(port)]
         args += ["--max-concurrent-activities", str(max_concurrent_activities)]
-        args += ["--pollers", str(pollers)]
+        args += ["--pollers", str(pollers), *options]
         env = {**os.environ, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_address}
         env.pop("TINDEXER_CONFIG", None)
         worker = WorkerProcess(args, env, self.tmp_path / f"worker-{n}.log", port)

@@ -155,3 +155,52 @@ async def test_one_caller_measures_a_new_chain_while_the_others_wait_for_it() ->
     assert all(task.done() for task in waiting)
     assert [task.result() for task in waiting].count(True) == 1
     assert await budget.claim_probe("main") is False
+
+
+async def test_answers_past_their_reservation_take_room_and_only_one_read_passes_the_budget() -> (
+    None
+):
+    """Reads of answers larger than their batch reserved (a padding provider): each chunk past
+    the reservation takes room; with none left, one read at a time (the overdraft) goes on,
+    up to its answer's end; the others wait, holding what they have, and go on once it is
+    decoded. Nothing waits for ever, and nothing passes the budget but that one read."""
+    budget = ByteBudget(100)
+    reservation = await budget.reserve(30)
+    answers = budget.answers(reservation)
+    first, second, third = answers.read(), answers.read(), answers.read()
+    await first.take(20)  # within the reservation: nothing more held
+    assert budget.in_flight == 30
+    await second.take(50)  # 10 reserved, 40 from the budget
+    assert (budget.in_flight, second.extra) == (70, 40)
+    await first.take(40)  # past the budget: the overdraft
+    assert (budget.in_flight, first.extra) == (110, 40)
+    waiting = asyncio.create_task(second.take(10))
+    blocked = asyncio.create_task(third.take(1))
+    await settle()
+    assert not waiting.done() and not blocked.done()  # the overdraft is taken, no room
+    await first.take(30)  # the overdraft read goes on: its cap bounds it, not the budget
+    assert budget.in_flight == 140
+    first.give_back()  # decoded: its 70 extra bytes go back, the overdraft is free
+    await settle()
+    assert waiting.done() and blocked.done()
+    assert budget.in_flight == 30 + 50 + 1  # second's 40 + 10, third's 1 past the reservation
+    second.give_back()
+    third.give_back()
+    reservation.release()
+    assert budget.in_flight == 0 and budget.high_water == 140
+
+
+async def test_a_read_cancelled_while_it_waits_for_room_gives_back_what_it_took() -> None:
+    budget = ByteBudget(100)
+    reservation = await budget.reserve(100)
+    answers = budget.answers(reservation)
+    holder, other = answers.read(), answers.read()
+    await holder.take(150)  # the overdraft
+    waiting = asyncio.create_task(other.take(10))
+    await settle()
+    waiting.cancel()
+    await settle()
+    other.give_back()
+    holder.give_back()
+    reservation.release()
+    assert budget.in_flight == 0

@@ -1,4 +1,4 @@
-"""Activity slots that follow the memory budget (indexer/worker_slots.py)."""
+"""Slots of the ranges worker, which follow the memory budget (indexer/worker_slots.py)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,19 @@ import pytest
 from temporalio.worker import SlotPermit, SlotReleaseContext
 
 from indexer.worker_budget import ByteBudget
-from indexer.worker_slots import SPARE_SLOTS, BudgetedActivitySlots
+from indexer.worker_slots import RangeSlots
 
-CTX = SimpleNamespace(slot_type="activity", task_queue="q", worker_identity="w")
+CTX = SimpleNamespace(slot_type="activity", task_queue="q-ranges", worker_identity="w")
 
 
-def used(slots: BudgetedActivitySlots, permit: SlotPermit, activity_type: str) -> None:
+def used(slots: RangeSlots, permit: SlotPermit) -> None:
+    """The permit's poll brought a range."""
     slots.mark_slot_used(
-        SimpleNamespace(permit=permit, slot_info=SimpleNamespace(activity_type=activity_type))
+        SimpleNamespace(permit=permit, slot_info=SimpleNamespace(activity_type="index_range"))
     )
 
 
-def released(slots: BudgetedActivitySlots, permit: SlotPermit) -> None:
+def released(slots: RangeSlots, permit: SlotPermit) -> None:
     slots.release_slot(SlotReleaseContext(slot_info=None, permit=permit))
 
 
@@ -30,18 +31,16 @@ async def pending(awaitable: asyncio.Future[SlotPermit] | asyncio.Task[SlotPermi
     return not awaitable.done()
 
 
-async def close(budget: ByteBudget) -> asyncio.Task[object]:
-    """Fill the budget and queue one more batch behind it: the budget is closed."""
-    await budget.reserve(budget.budget_bytes)
-    waiter = asyncio.create_task(budget.reserve(1))
-    await asyncio.sleep(0)
-    assert not budget.is_open
-    return waiter
+async def running(slots: RangeSlots) -> SlotPermit:
+    """A permit whose poll brought a range."""
+    permit = await asyncio.wait_for(slots.reserve_slot(CTX), 1)
+    used(slots, permit)
+    return permit
 
 
 async def test_an_open_budget_grants_every_slot_and_no_more() -> None:
-    slots = BudgetedActivitySlots(ByteBudget(1000), slots=4)
-    permits = [await slots.reserve_slot(CTX) for _ in range(4)]
+    slots = RangeSlots(ByteBudget(1000), slots=4)
+    permits = [await running(slots) for _ in range(4)]
     assert slots.try_reserve_slot(CTX) is None
     fifth = asyncio.create_task(slots.reserve_slot(CTX))
     assert await pending(fifth)
@@ -49,36 +48,39 @@ async def test_an_open_budget_grants_every_slot_and_no_more() -> None:
     assert isinstance(await asyncio.wait_for(fifth, 1), SlotPermit)
 
 
-async def test_a_closed_budget_takes_no_new_range_but_keeps_spare_slots_for_scans() -> None:
+async def test_one_poll_at_a_time_waits_for_a_range() -> None:
+    """Each poll in flight could bring a range after the budget closed: only one goes out."""
+    slots = RangeSlots(ByteBudget(1000), slots=4)
+    polling = await slots.reserve_slot(CTX)
+    second = asyncio.create_task(slots.reserve_slot(CTX))
+    assert await pending(second)
+    used(slots, polling)  # its range arrived: the next poll may go
+    assert isinstance(await asyncio.wait_for(second, 1), SlotPermit)
+    released(slots, await second)  # a poll that timed out without a task
+    assert (slots.held, slots.running) == (1, 1)
+
+
+async def test_a_closed_budget_grants_no_permit_at_all() -> None:
     budget = ByteBudget(1000)
-    slots = BudgetedActivitySlots(budget, slots=32)
-    ranges = [await slots.reserve_slot(CTX) for _ in range(3)]
-    for permit in ranges:
-        used(slots, permit, "index_range")
-    waiter = await close(budget)
-    # Closed: SPARE_SLOTS permits for polls and scans, and not one more.
-    spare = [await asyncio.wait_for(slots.reserve_slot(CTX), 1) for _ in range(SPARE_SLOTS)]
+    slots = RangeSlots(budget, slots=32)
+    ranges = [await running(slots) for _ in range(3)]
+    holder = await budget.reserve(budget.budget_bytes)
+    assert not budget.is_open
+    assert slots.try_reserve_slot(CTX) is None
     blocked = asyncio.create_task(slots.reserve_slot(CTX))
     assert await pending(blocked)
-    used(slots, spare[0], "scan_head")  # a scan still runs on a spare slot
-    released(slots, spare[0])
+    released(slots, ranges[0])  # a free slot, but no room for its bytes: still nothing
+    assert await pending(blocked)
+    holder.release()
     assert isinstance(await asyncio.wait_for(blocked, 1), SlotPermit)
-    # A spare permit that brought a range counts as a range: the spare slot is taken back.
-    used(slots, spare[1], "index_range")
-    assert slots.ranges == 4
-    assert slots.try_reserve_slot(CTX) is not None
-    assert slots.try_reserve_slot(CTX) is None
-    waiter.cancel()
 
 
 async def test_room_in_the_budget_reopens_the_slots() -> None:
     budget = ByteBudget(1000)
-    slots = BudgetedActivitySlots(budget, slots=32)
+    slots = RangeSlots(budget, slots=32)
     holder = await budget.reserve(budget.budget_bytes)
     waiter = asyncio.create_task(budget.reserve(1))
     await asyncio.sleep(0)
-    for _ in range(SPARE_SLOTS):
-        await slots.reserve_slot(CTX)
     blocked = asyncio.create_task(slots.reserve_slot(CTX))
     assert await pending(blocked)
     holder.release()  # the waiter gets its byte; nobody waits: open
@@ -88,8 +90,8 @@ async def test_room_in_the_budget_reopens_the_slots() -> None:
 
 
 async def test_a_release_from_the_sdk_thread_wakes_a_waiting_reservation() -> None:
-    slots = BudgetedActivitySlots(ByteBudget(1000), slots=3)
-    permits = [await slots.reserve_slot(CTX) for _ in range(3)]
+    slots = RangeSlots(ByteBudget(1000), slots=3)
+    permits = [await running(slots) for _ in range(3)]
     blocked = asyncio.create_task(slots.reserve_slot(CTX))
     assert await pending(blocked)
     thread = threading.Thread(target=released, args=(slots, permits[1]))
@@ -123,6 +125,6 @@ async def test_a_probe_in_progress_closes_the_budget() -> None:
     assert budget.is_open
 
 
-def test_too_few_slots_for_the_spares_is_refused() -> None:
-    with pytest.raises(ValueError, match="activity slots"):
-        BudgetedActivitySlots(ByteBudget(1000), slots=SPARE_SLOTS)
+def test_no_slot_is_refused() -> None:
+    with pytest.raises(ValueError, match="activity slot"):
+        RangeSlots(ByteBudget(1000), slots=0)
