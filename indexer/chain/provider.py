@@ -8,8 +8,11 @@ counts only once verified (witness.py).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from indexer.chain.decoders import Calls
 from indexer.chain.transport import Transport
 from indexer.config import ProviderConfig
 
@@ -22,6 +25,8 @@ LAGGING_SCORE = 0.05  # a provider behind by more than its max_head_lag gets 1/2
 LACK_SECONDS = 300.0
 # A provider on the wrong chain is asked its chain id again this often (a fixed backend).
 WRONG_CHAIN_RECHECK_SECONDS = 60.0
+# Methods whose first parameter is a block number: a provider is not asked for one above its head.
+BLOCK_METHODS = frozenset({"eth_getBlockByNumber", "eth_getBlockReceipts"})
 
 
 @dataclass
@@ -109,3 +114,26 @@ class Provider:
             return True
         wrong = self.on_chain(expected) is False
         return wrong and now - self.chain_checked_at >= WRONG_CHAIN_RECHECK_SECONDS
+
+
+def highest_block(calls: Calls) -> int | None:
+    """The highest block number a batch asks for by number, None if it asks for none."""
+    highest = None
+    for method, params in calls:
+        if method in BLOCK_METHODS and params and isinstance(params[0], str):
+            try:
+                number = int(params[0], 16)
+            except ValueError:
+                continue  # a tag such as "latest"
+            highest = number if highest is None else max(highest, number)
+    return highest
+
+
+def null_blocks(calls: Calls, results: Sequence[Any]) -> list[int]:
+    """Numbers of the blocks asked by number that came back null (not available there yet)."""
+    return [
+        int(params[0], 16)
+        for (method, params), result in zip(calls, results, strict=True)
+        if result is None and method == "eth_getBlockByNumber" and params
+        if isinstance(params[0], str) and params[0].startswith("0x")
+    ]

@@ -26,7 +26,6 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from exporter.metrics import Metrics, default_metrics
 from indexer.chain.decoders import Calls, Decoder, decode_quantities
@@ -38,7 +37,7 @@ from indexer.chain.errors import (
     WrongChain,
 )
 from indexer.chain.model import BadChainData
-from indexer.chain.provider import CIRCUIT_COOLDOWN_SECONDS, Provider
+from indexer.chain.provider import CIRCUIT_COOLDOWN_SECONDS, Provider, highest_block, null_blocks
 from indexer.chain.sender import Answer, RpcSettings, backoff_seconds
 from indexer.chain.transport import Transport
 from indexer.chain.witness import Claim, growth_allowance, verify_heads
@@ -49,31 +48,6 @@ log = logging.getLogger(__name__)
 CIRCUIT_FAILURES = 3  # batches failed in a row that take a provider out
 CIRCUIT_COOLDOWN_MAX_SECONDS = 30.0  # a provider that is back gets traffic within this
 SMOOTHING = 0.2  # weight of the newest batch in the moving average of failures
-# Methods whose first parameter is a block number: a provider is not asked for one above its head.
-BLOCK_METHODS = frozenset({"eth_getBlockByNumber", "eth_getBlockReceipts"})
-
-
-def _highest_block(calls: Calls) -> int | None:
-    """The highest block number a batch asks for by number, None if it asks for none."""
-    highest = None
-    for method, params in calls:
-        if method in BLOCK_METHODS and params and isinstance(params[0], str):
-            try:
-                number = int(params[0], 16)
-            except ValueError:
-                continue  # a tag such as "latest"
-            highest = number if highest is None else max(highest, number)
-    return highest
-
-
-def _null_blocks(calls: Calls, results: Sequence[Any]) -> list[int]:
-    """Numbers of the blocks asked by number that came back null (not available there yet)."""
-    return [
-        int(params[0], 16)
-        for (method, params), result in zip(calls, results, strict=True)
-        if result is None and method == "eth_getBlockByNumber" and params
-        if isinstance(params[0], str) and params[0].startswith("0x")
-    ]
 
 
 class Router:
@@ -184,7 +158,7 @@ class Router:
             and p.name not in tried
             and p.on_chain(self.chain_id) is not False
         ]
-        highest = _highest_block(calls)
+        highest = highest_block(calls)
         if highest is not None:
             having = [p for p in able if (head := p.known_head(now)) is None or head >= highest]
             able = having or able  # nobody known to have it: heads may be stale, ask anyway
@@ -209,8 +183,16 @@ class Router:
         now = time.monotonic()
         return {p.name for p in self._on_chain() if not p.lacks_any(methods, now)}
 
-    def _on_chain(self) -> list[Provider]:
-        return [p for p in self.providers if p.on_chain(self.chain_id) is not False]
+    def _on_chain(self, recheck: bool = False) -> list[Provider]:
+        """Providers not known to be on another chain; with `recheck`, also those on another
+        chain that are due to be asked again (a head scan asks them: a fixed one returns)."""
+        now = time.monotonic()
+        return [
+            p
+            for p in self.providers
+            if p.on_chain(self.chain_id) is not False
+            or (recheck and p.chain_check_due(self.chain_id, now))
+        ]
 
     async def send(self, calls: Calls, decode: Decoder) -> Answer:
         """Send a batch to one provider, then to the others while it fails or refuses it."""
@@ -245,7 +227,7 @@ class Router:
             except RpcError as exc:  # refused (invalid params, its plan, another chain)
                 last_error = refused[provider.name] = exc
             else:
-                missing = _null_blocks(calls, answer.results)
+                missing = null_blocks(calls, answer.results)
                 if not missing or not self._candidates(calls, tried):
                     return answer  # the caller retries nulls, as with one provider
                 partial = answer
@@ -369,7 +351,7 @@ class Router:
         asked once its cool-down is over: its answer is its probe.
         """
         now = time.monotonic()
-        on_chain = self._on_chain() or list(self.providers)
+        on_chain = self._on_chain(recheck=True) or list(self.providers)
         asked = [p for p in on_chain if not p.is_open() or p.may_probe(now)] or on_chain
         answers = await asyncio.gather(
             *(self._head_of(provider) for provider in asked), return_exceptions=True

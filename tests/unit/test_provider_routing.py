@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.metrics import Metrics
 from indexer.activities.chain_cache import chain_fetcher
+from indexer.chain import provider as provider_module
 from indexer.chain.errors import MethodNotFound
 from indexer.chain.fetcher import Fetcher
 from indexer.chain.router import Router
@@ -281,5 +282,37 @@ async def test_a_method_refused_by_every_provider_is_asked_again_after_it_expire
                     provider.lacks_until = {m: 0.0 for m in provider.lacks_until}
                 blocks = await fetcher.get_blocks(0, 9)
                 assert [block.number for block in blocks] == list(range(10))
+            finally:
+                await fetcher.close()
+
+
+async def test_a_provider_on_another_chain_is_kept_out_then_returns_once_it_answers_right(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Asked again about once a minute (here 0.2 s): a provider fixed by its operator returns."""
+    monkeypatch.setattr(provider_module, "WRONG_CHAIN_RECHECK_SECONDS", 0.2)
+    metrics = Metrics(CollectorRegistry())
+    async with running_sim(SimChainConfig(backlog=100, block_time=0)) as sim:
+        right, wrong = ProviderProxy(sim.url), ProviderProxy(sim.url)
+
+        def another_chain(call: dict[str, Any], answer: dict[str, Any]) -> None:
+            if call.get("method") == "eth_chainId":
+                answer["result"] = hex(999)
+
+        wrong.rewrite = another_chain
+        async with right.running(), wrong.running():
+            fetcher = routed(metrics, ("right", right, {}), ("wrong", wrong, {}))
+            try:
+                await fetcher.latest_available_head()
+                assert sample(metrics, "tindexer_provider_chain_id_mismatch", "wrong") == 1
+                await fetcher.get_blocks(0, 99)
+                assert wrong.calls[BLOCKS] == 0  # asked its chain id only
+                wrong.reset()  # its operator fixed it
+                await asyncio.sleep(0.3)
+                await fetcher.latest_available_head()
+                assert sample(metrics, "tindexer_provider_chain_id_mismatch", "wrong") == 0
+                assert sample(metrics, "tindexer_provider_chain_id", "wrong") == 1337
+                await fetcher.get_blocks(0, 99)
+                assert wrong.calls[BLOCKS] > 0  # back in rotation
             finally:
                 await fetcher.close()
