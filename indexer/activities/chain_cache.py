@@ -101,6 +101,16 @@ class _Fetchers:
     users: int = 0
     retired: bool = False
 
+    def serves(self, providers: object, settings: RpcSettings, pinned: int | None) -> bool:
+        """Whether this fetcher fits the config. A chain id its router learned and the scan
+        then stored is no change: rebuilding would forget which providers are down."""
+        learned = getattr(self.fetcher.sender, "chain_id", None)
+        return (
+            self.providers == providers
+            and self.settings == settings
+            and (pinned is None or pinned == learned)
+        )
+
 
 class ChainCache:
     """Looks chains up by name; a PATCHed config takes effect within RECONCILE_INTERVAL_SECONDS.
@@ -142,10 +152,10 @@ class ChainCache:
         duration of the block."""
         settings = rpc_settings(config)
         pinned = config.chain_id if config.chain_id is not None else chain_id
-        providers = (tuple(config.effective_providers()), config.max_replicas, pinned)
+        providers = (tuple(config.effective_providers()), config.max_replicas)
         cached = self._fetchers.get(config.name)
         stale = None
-        if cached is None or cached.providers != providers or cached.settings != settings:
+        if cached is None or not cached.serves(providers, settings, pinned):
             stale, cached = (
                 cached,
                 _Fetchers(providers, settings, chain_fetcher(config, self.metrics, pinned)),

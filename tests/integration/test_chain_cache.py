@@ -90,3 +90,23 @@ async def test_a_deleted_chain_loses_its_series_in_the_worker(
     assert not any(session.closed for session in opened[kept])
     assert lag(kept) == 3  # the other chain's stay
     assert metrics.registry.get_sample_value("tindexer_blocks_indexed_total", {"chain": kept}) == 0
+
+
+async def test_a_chain_id_stored_after_it_was_learned_keeps_the_fetcher(
+    cache: ChainCache, anvil: str
+) -> None:
+    """The scan stores the chain id the router learned; the next activity, reading it back,
+    keeps the same router, so a provider found down stays down (a rebuilt one would show it up
+    again until it failed three batches). Another stored id still rebuilds it."""
+    config = ChainConfig(name="learned", rpc_url=anvil)
+    async with cache.fetcher(config) as first:
+        learned = await first.pinned_chain_id()  # asked of anvil
+        first.metrics.provider_up.labels("learned", "default").set(0)
+    async with cache.fetcher(config, learned) as again:
+        assert again is first
+    up = cache.metrics.registry.get_sample_value(
+        "tindexer_provider_up", {"chain": "learned", "provider": "default"}
+    )
+    assert up == 0
+    async with cache.fetcher(config, learned + 1) as other:
+        assert other is not first
