@@ -95,6 +95,12 @@ bench-overhead: $(STAMP)
 bench-temporal-limits: $(STAMP)
 	$(PYTHON) bench/temporal_limits.py
 
+# Many chains under one `tindexer up`: live lag, freshness, /metrics, starts per block, CPU.
+# Writes bench/results/chains.json (not part of `make bench`: about 25 minutes).
+.PHONY: bench-chains
+bench-chains: $(STAMP)
+	$(PYTHON) bench/chains.py
+
 .PHONY: bench-schedule
 bench-schedule: $(STAMP)
 	$(PYTHON) bench/schedule.py
