@@ -380,6 +380,7 @@ async def main() -> None:
             "phase_seconds": run.phase_seconds,
             "phase_count": run.phase_count,
             "pg_query_p95_seconds": run.pg_query_p95_seconds,
+            "pg_query_p95_seconds_by_query": run.pg_query_p95_seconds_by_query,
             "checks": checks,
             "ceilings": {
                 "fetch_blocks": args.fetch_blocks,

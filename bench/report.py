@@ -232,6 +232,9 @@ def mainnet_section(
         p95 = result["pg_query_p95_seconds"]
         p95_text = "none timed" if p95 is None else f"{p95 * 1e3:,.1f} ms"
         lines.append(f"| PostgreSQL query p95, every query of every worker | {p95_text} |")
+    for query, p95 in result.get("pg_query_p95_seconds_by_query", {}).items():
+        p95_text = "none timed" if p95 is None else f"{p95 * 1e3:,.1f} ms"
+        lines.append(f"| PostgreSQL query p95, `{query}` | {p95_text} |")
     ceilings = result["ceilings"]
     median = ceilings["median"]
     lines += [

@@ -72,6 +72,8 @@ class LoadtestResult:
     # p95 of the store's queries (tindexer_pg_query_duration_seconds, every query, all workers)
     # at the end of the run, from the summed buckets; None when no query was timed.
     pg_query_p95_seconds: float | None = None
+    # By query name: the store's COPY transactions apart from the point queries.
+    pg_query_p95_seconds_by_query: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def activity_timeout_rate(self) -> float:
@@ -101,6 +103,19 @@ def _by_label(texts: list[str], name: str, label: str) -> dict[str, float]:
                     key = sample.labels[label]
                     totals[key] = totals.get(key, 0.0) + sample.value
     return totals
+
+
+def _p95_by_query(texts: list[str]) -> dict[str, float | None]:
+    """p95 of tindexer_pg_query_duration_seconds for each query name, over every worker."""
+    buckets: dict[str, dict[float, float]] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "tindexer_pg_query_duration_seconds_bucket":
+                    query = buckets.setdefault(sample.labels["query"], {})
+                    bound = float(sample.labels["le"])
+                    query[bound] = query.get(bound, 0.0) + sample.value
+    return {name: histogram_quantile(0.95, counts) for name, counts in sorted(buckets.items())}
 
 
 def histogram_quantile(quantile: float, buckets: dict[float, float]) -> float | None:
@@ -382,4 +397,5 @@ async def run_loadtest(
         pg_query_p95_seconds=histogram_quantile(
             0.95, _buckets(texts, "tindexer_pg_query_duration_seconds")
         ),
+        pg_query_p95_seconds_by_query=_p95_by_query(texts),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from indexer.loadtest import _buckets, histogram_quantile
+from indexer.loadtest import _buckets, _p95_by_query, histogram_quantile
 
 BUCKETS = (0.1, 0.5, 1.0)
 
@@ -50,3 +50,14 @@ def test_an_empty_histogram_has_no_quantile() -> None:
     assert histogram_quantile(0.95, {}) is None
     assert histogram_quantile(0.95, {0.1: 0.0, float("inf"): 0.0}) is None
     assert _buckets([], "tindexer_pg_query_duration_seconds") == {}
+
+
+def test_p95_by_query_keeps_slow_copies_apart_from_fast_point_queries() -> None:
+    texts = [
+        _worker({"coverage": [0.05] * 19 + [0.3], "store_range": [0.8] * 4}),
+        _worker({"coverage": [0.05] * 20}),
+    ]
+    by_query = _p95_by_query(texts)
+    assert set(by_query) == {"coverage", "store_range"}
+    assert by_query["coverage"] is not None and by_query["coverage"] < 0.1  # 39 of 40 fast
+    assert by_query["store_range"] is not None and by_query["store_range"] > 0.5
