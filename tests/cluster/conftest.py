@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -21,26 +20,11 @@ from temporalio.client import Client
 from indexer.lifecycle import close_pool
 from indexer.store.db import create_pool
 from indexer.temporal_client import connect_temporal
-from tests.support.cluster import Cluster, Host, cluster, namespaces_refused
-from tests.support.cluster_hosts import Core, start_core, start_sim_chain, start_worker
+from tests.support.cluster import cluster, namespaces_refused
+from tests.support.cluster_hosts import start_core, start_sim_chain
+from tests.support.cluster_site import BACKLOG, FIGURES, Network, Site
 from tests.support.harness import Harness
 from tests.support.waiting import teardown_step
-from tests.support.workers import WorkerProcess
-
-# The issue's chain: 20,000 blocks with receipts and logs (the default profile: 3 transactions
-# and about 4 logs per block), static, so what must be stored is known exactly.
-BACKLOG = 20_000
-
-FIGURES: list[str] = []  # one line per measured figure, printed after the results
-
-
-@dataclass
-class Network:
-    """The module's cluster: its core host and the simulated chain's URL."""
-
-    cluster: Cluster
-    core: Core
-    chain_url: str
 
 
 @pytest.fixture(scope="module")
@@ -61,38 +45,9 @@ async def cluster_client(network: Network) -> Client:
     return await connect_temporal(network.core.temporal_address)
 
 
-@dataclass
-class Site:
-    """One test's share of the cluster: a database, a harness on it, the hosts it started."""
-
-    network: Network
-    harness: Harness
-    database_url: str
-    hosts: list[Host] = field(default_factory=list)
-
-    async def worker(self, role: str, slots: int = 4) -> tuple[Host, WorkerProcess]:
-        """A worker host on the test's task queue, once its /metrics answers."""
-        host, worker = start_worker(
-            self.network.cluster,
-            role,
-            self.harness.task_queue,
-            self.database_url,
-            self.network.core.temporal_address,
-            max_concurrent_activities=slots,
-        )
-        self.hosts.append(host)
-        await worker.ready()
-        return host, worker
-
-    async def add_chain(self, **knobs: Any) -> Any:
-        """The module's simulated chain as a new chain of the test's database."""
-        return await self.harness.add_chain(
-            self.network.chain_url, head_poll_interval_seconds=0.5, **knobs
-        )
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def site(network: Network, cluster_client: Client) -> AsyncIterator[Site]:
+    """A fresh database on core, a harness on it; the test's hosts are removed afterwards."""
     name = f"tindexer_cluster_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(network.core.postgres_url)
     await admin.execute(f'CREATE DATABASE "{name}"')

@@ -16,11 +16,12 @@ import pytest
 
 from indexer.api.chains import TEMPORAL_TIMEOUT_SECONDS
 from indexer.api.health import READY_TIMEOUT_SECONDS
+from indexer.store.ranges import RANGE_LOCK_CLASS
 from indexer.workflows.policies import HEARTBEAT_TIMEOUT, index_range_retry
-from tests.cluster.conftest import BACKLOG, FIGURES, Site
 from tests.support.cluster import Host
 from tests.support.cluster_hosts import start_api
 from tests.support.cluster_ranges import finished_by, identity_of, ranges_held_by, wait_moved
+from tests.support.cluster_site import BACKLOG, FIGURES, Site
 from tests.support.db_compare import assert_matches_node
 from tests.support.faults import (
     assert_exactly_indexed,
@@ -43,8 +44,13 @@ FIRST_RETRY = index_range_retry(1).initial_interval.total_seconds()
 MOVE_ALLOWANCE = HEARTBEAT_TIMEOUT.total_seconds() + FIRST_RETRY + 5  # + dispatch on 2 cores
 CUT_SECONDS = 30.0
 TOKEN = "cluster-test-token"
-# Sessions waiting for an advisory lock: a chain's range set is changed under one.
-LOCK_WAITERS = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+# Sessions waiting for a chain's range lock (an advisory lock), and the hosts holding it.
+RANGE_LOCK = f"""
+SELECT count(*) FILTER (WHERE NOT l.granted)                        AS waiting,
+       array_agg(DISTINCT host(a.client_addr)) FILTER (WHERE l.granted) AS holders
+  FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+ WHERE l.locktype = 'advisory' AND l.classid = {RANGE_LOCK_CLASS}
+"""
 
 
 async def _backfill_on(site: Site, workers: int) -> tuple[int, str, list[Worker]]:
@@ -174,11 +180,14 @@ async def test_worker_host_cut_off_from_postgres_for_30s(site: Site) -> None:
     victim_host, victim = started[0]
     held = await _wait_holding(site, chain, chain_id, victim.pid)
     at_cut = await indexed_blocks(site.harness.pool, chain_id)
-    waiting = 0  # the most sessions seen waiting for a lock at once, during the cut
+    waiting, holders = 0, set[str]()  # during the cut: most sessions waiting at once, who held it
     with network.cluster.cut_off(victim_host, network.core.postgres_address):
         cut_began = time.monotonic()
         while time.monotonic() - cut_began < CUT_SECONDS:  # the fault's length, a fixed time
-            waiting = max(waiting, await site.harness.pool.fetchval(LOCK_WAITERS))
+            lock = await site.harness.pool.fetchrow(RANGE_LOCK)
+            if lock["waiting"]:
+                waiting = max(waiting, lock["waiting"])
+                holders.update(lock["holders"] or ())
             await asyncio.sleep(1)
         during = await indexed_blocks(site.harness.pool, chain_id)
     cut_ended = time.monotonic()
@@ -188,10 +197,12 @@ async def test_worker_host_cut_off_from_postgres_for_30s(site: Site) -> None:
     outcomes = [await finished_by(site.harness.client, wid) for wid in held]
     resumed = sum(who.startswith(identity_of(victim.pid)) for _, who in outcomes)
     FIGURES.append(
-        f"worker host cut off from PostgreSQL (blackhole route to {network.core.postgres_address},"
+        f"worker host {victim_host.address} cut off from PostgreSQL (blackhole route to"
+        f" {network.core.postgres_address},"
         f" Temporal still reachable) for {CUT_SECONDS:.0f} s at {at_cut} of {BACKLOG} blocks"
         f" while holding {len(held)} ranges: {during - at_cut} blocks indexed during the cut"
-        f" (up to {waiting} sessions waiting for a lock), all {BACKLOG}"
+        f" (up to {waiting} sessions waiting for the chain's range lock, held from"
+        f" {sorted(holders)}), all {BACKLOG}"
         f" {done - cut_ended:.1f} s after it; of its ranges {resumed} finished on it,"
         f" {len(held) - resumed} elsewhere, in {sorted(a for a, _ in outcomes)} attempts;"
         f" exact: {compared}"
