@@ -64,6 +64,13 @@ test: install lint
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
 
+# Hosts as network namespaces (tests/cluster): workers, API, Temporal, PostgreSQL and the chain
+# on separate addresses, hosts killed and cut off mid-backfill. Part of `make test` too; needs
+# root and `ip` (skipped with the reason otherwise).
+.PHONY: cluster
+cluster: $(STAMP)
+	$(VENV)/bin/pytest -m cluster tests/cluster
+
 # Regenerate every committed generated file (indexer/generate.py lists them): the dashboards,
 # rules, promtool tests, Alertmanager example, docs/metrics.md and indexer/api/openapi.json.
 generate: $(STAMP)

@@ -37,7 +37,15 @@ def sample_sum(samples: Samples, name: str, **labels: str) -> float:
 class WorkerProcess:
     """One `tindexer worker` child polling a task queue, with /metrics on its own port."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, port: int) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        port: int,
+        metrics_host: str = "127.0.0.1",
+    ) -> None:
+        self.metrics_host = metrics_host
         self.metrics_port = port
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 (closed in stop)
@@ -70,7 +78,7 @@ class WorkerProcess:
     async def scrape(self) -> Samples:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
-            session.get(f"http://127.0.0.1:{self.metrics_port}/metrics") as response,
+            session.get(f"http://{self.metrics_host}:{self.metrics_port}/metrics") as response,
         ):
             return parse_samples(await response.text())
 
