@@ -84,12 +84,6 @@ bench-pg-health: $(STAMP)
 bench-status: $(STAMP)
 	$(PYTHON) bench/status.py
 
-# Live-edge freshness (tindexer_block_freshness_seconds p50/p99) under `tindexer up`: 1 chain
-# at 1 s blocks, 10 chains at 0.25 s. Writes bench/results/freshness.json (about 8 minutes).
-.PHONY: bench-freshness
-bench-freshness: $(STAMP)
-	$(PYTHON) bench/freshness.py
-
 # Indexing throughput with observability on vs off, in one run. Writes bench/results/overhead.json.
 .PHONY: bench-overhead
 bench-overhead: $(STAMP)
