@@ -22,19 +22,28 @@ SIGHTING_MAX_BLOCKS = 128
 # gone): such a chain is out of live sync for an hour, which that SLO pages on long before.
 SIGHTING_RETENTION = timedelta(hours=1)
 
-# One round trip per scan: prune, and record the blocks above the stored head (the chain's
-# head is set after this by the same scan). A chain without a head yet records nothing: its
-# first head is a backlog, not news.
+# One round trip per scan: prune, and record the blocks above both the stored head (set after
+# this by the same scan) and the newest sighting (a scan that failed after recording its own
+# did not move the head: its blocks were seen then, not at the retry). A chain without a head
+# yet records nothing: its first head is a backlog, not news.
 RECORD_SIGHTING = """
 WITH pruned AS (
     DELETE FROM head_sightings
      WHERE chain_id = $1 AND seen_at < clock_timestamp() - $4::interval
 ), previous AS (
-    SELECT head FROM chains WHERE id = $1 AND head < $2
+    SELECT GREATEST(head, (SELECT last_block
+                             FROM head_sightings
+                            WHERE chain_id = $1
+                            ORDER BY first_block DESC
+                            LIMIT 1)) AS head
+      FROM chains
+     WHERE id = $1
+), news AS (
+    SELECT head FROM previous WHERE head < $2
 )
 INSERT INTO head_sightings (chain_id, first_block, last_block, seen_at)
 SELECT $1, GREATEST(head + 1, $2::bigint - $3::bigint + 1), $2, clock_timestamp()
-  FROM previous
+  FROM news
     ON CONFLICT (chain_id, first_block) DO NOTHING
 """
 

@@ -1,5 +1,6 @@
 """The freshness histogram is true: anvil mines blocks when the test says, the test watches each
-block become queryable, and what the indexer recorded lies between the test's own readings."""
+block become queryable, and what the indexer recorded lies between the test's own readings. And
+a head scan records each block's first sighting once, for new blocks only."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import time
 
 import pytest
 
+from indexer.store.chains import set_head
+from indexer.store.sightings import SIGHTING_MAX_BLOCKS, record_sighting
 from tests.support.chaindata import rpc
 from tests.support.harness import Harness, fully_indexed
 from tests.support.waiting import wait_until
-
-pytestmark = pytest.mark.anvil
 
 BACKFILL = 32  # blocks mined before the indexer starts: a backlog, never counted
 LIVE_BLOCKS = 5
@@ -40,6 +41,7 @@ async def first_seen(harness: Harness, chain_id: int, number: int) -> float:
     return float(seen)
 
 
+@pytest.mark.anvil
 async def test_recorded_freshness_lies_between_appearance_and_the_tests_own_readings(
     harness: Harness, anvil: str
 ) -> None:
@@ -100,3 +102,32 @@ async def test_recorded_freshness_lies_between_appearance_and_the_tests_own_read
             assert age == pytest.approx(commit - timestamp, abs=0.01)
 
     assert sample(COUNT) == LIVE_BLOCKS
+
+
+async def test_a_scan_records_only_the_blocks_no_scan_saw_before(harness: Harness) -> None:
+    row = await harness.add_chain("http://127.0.0.1:1")
+    sql = "SELECT first_block, last_block FROM head_sightings WHERE chain_id = $1 ORDER BY 1"
+
+    async def recorded() -> list[tuple[int, int]]:
+        return [tuple(r) for r in await harness.pool.fetch(sql, row.id)]
+
+    await record_sighting(harness.pool, row.id, 10)  # the first head is a backlog
+    assert await recorded() == []
+    await set_head(harness.pool, row.id, 10)
+    await record_sighting(harness.pool, row.id, 15)
+    await set_head(harness.pool, row.id, 15)
+    await record_sighting(harness.pool, row.id, 15)  # nothing new
+    await record_sighting(harness.pool, row.id, 12)  # a lagging provider: nothing new
+    assert await recorded() == [(11, 15)]
+    # A scan that recorded its blocks and then failed left the head at 15: its retry sees
+    # only what is newer than its own sighting.
+    await record_sighting(harness.pool, row.id, 18)
+    await record_sighting(harness.pool, row.id, 20)
+    # A jump (the indexer was down) reveals old blocks: only the newest are news.
+    await record_sighting(harness.pool, row.id, 5_000)
+    assert await recorded() == [
+        (11, 15),
+        (16, 18),
+        (19, 20),
+        (5_000 - SIGHTING_MAX_BLOCKS + 1, 5_000),
+    ]
