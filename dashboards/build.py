@@ -125,7 +125,7 @@ def _target(raw: dict[str, Any], table: bool) -> dict[str, Any]:
         "datasource": dict(DATASOURCE),
         "editorMode": "code",
         "expr": raw["expr"],
-        "format": "table" if table else "time_series",
+        "format": "table" if table else raw["format"],
         "instant": instant,
         "legendFormat": raw["legendFormat"] or "__auto",
         "range": not instant,
@@ -151,7 +151,10 @@ def _panel(raw: dict[str, Any]) -> dict[str, Any]:
         "type": kind,
     }
     if kind == "row":
-        return {"collapsed": False, **base, "panels": []}
+        repeat = {"repeat": raw["repeat"]} if raw.get("repeat") else {}
+        return {"collapsed": False, **base, "panels": [], **repeat}
+    if kind == "heatmap":
+        return _heatmap(raw, base)
     field_config = raw["fieldConfig"]
     defaults = field_config["defaults"]
     if kind == "table":
@@ -180,6 +183,33 @@ def _panel(raw: dict[str, Any]) -> dict[str, Any]:
         panel["transformations"] = [
             {"id": "organize", "options": {"excludeByName": {"Time": True}}}
         ]
+    return dict(sorted(panel.items()))
+
+
+def _heatmap(raw: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """A heatmap of histogram buckets as Grafana 10+ draws it (grafanalib writes the old one)."""
+    unit = raw["yAxis"]["format"]
+    panel = {
+        **base,
+        "description": raw["description"],
+        "fieldConfig": {
+            "defaults": {
+                "custom": {"scaleDistribution": {"type": "linear"}},
+                "thresholds": _thresholds(raw["fieldConfig"]["defaults"]),
+                "unit": unit,
+            },
+            "overrides": [],
+        },
+        "options": {
+            "calculate": False,
+            "cellGap": 1,
+            "color": {"mode": "scheme", "scheme": "Oranges", "steps": 64},
+            "rowsFrame": {"layout": "le"},
+            "tooltip": {"mode": "single", "yHistogram": True},
+            "yAxis": {"axisPlacement": "left", "unit": unit},
+        },
+        "targets": [_target(t, False) for t in raw["targets"]],
+    }
     return dict(sorted(panel.items()))
 
 

@@ -13,7 +13,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from grafanalib.core import GridPos, RowPanel, Stat, Table, Target, TimeSeries
+from grafanalib.core import (
+    GridPos,
+    Heatmap,
+    Repeat,
+    RowPanel,
+    Stat,
+    Table,
+    Target,
+    TimeSeries,
+    YAxis,
+)
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRID_WIDTH = 24
@@ -44,7 +54,7 @@ class Query:
 
 @dataclass(frozen=True)
 class PanelSpec:
-    """What a panel shows; `kind` is timeseries, stat or table."""
+    """What a panel shows; `kind` is timeseries, stat, table or heatmap."""
 
     kind: str
     title: str
@@ -77,6 +87,11 @@ def table(title: str, description: str, unit: str, *queries: Query, **options: A
     return PanelSpec("table", title, description, unit, queries, **options)
 
 
+def heatmap(title: str, description: str, unit: str, query: Query, **options: Any) -> PanelSpec:
+    """A histogram's buckets over time (`query` sums its `_bucket` increases by `le`)."""
+    return PanelSpec("heatmap", title, description, unit, (query,), **options)
+
+
 def value_mappings(texts: Mapping[int, tuple[str, str]]) -> list[dict[str, Any]]:
     """Show numbers as words (e.g. 1 → live): value → (text, color)."""
     options = {
@@ -98,7 +113,7 @@ def _targets(spec: PanelSpec) -> list[Target]:
             legendFormat=query.legend,
             refId=chr(ord("A") + index),
             instant=query.instant or spec.kind == "table",
-            format="table" if spec.kind == "table" else "time_series",
+            format={"table": "table", "heatmap": "heatmap"}.get(spec.kind, "time_series"),
             datasource=DATASOURCE,
         )
         for index, query in enumerate(spec.queries)
@@ -139,10 +154,20 @@ def _panel(spec: PanelSpec, panel_id: int, grid: GridPos) -> Any:
         )
     if spec.kind == "table":
         return Table(unit=spec.unit, mappings=spec.mappings, **common)
+    if spec.kind == "heatmap":
+        return Heatmap(dataFormat="tsbuckets", yAxis=YAxis(format=spec.unit), **common)
     raise ValueError(f"unknown panel kind {spec.kind!r}")
 
 
-Rows = Sequence[tuple[str, Sequence[PanelSpec]]]
+@dataclass(frozen=True)
+class PerValue:
+    """A row title: Grafana repeats the row once per selected value of `variable`."""
+
+    title: str
+    variable: str
+
+
+Rows = Sequence[tuple[str | PerValue, Sequence[PanelSpec]]]
 
 
 def layout(rows: Rows) -> list[Any]:
@@ -152,7 +177,13 @@ def layout(rows: Rows) -> list[Any]:
     y = 0
     for title, specs in rows:
         row_grid = GridPos(1, GRID_WIDTH, 0, y)
-        panels.append(RowPanel(title=title, dataSource=DATASOURCE, gridPos=row_grid, id=next(ids)))
+        repeat = Repeat(variable=title.variable) if isinstance(title, PerValue) else Repeat()
+        name = title.title if isinstance(title, PerValue) else title
+        panels.append(
+            RowPanel(
+                title=name, dataSource=DATASOURCE, gridPos=row_grid, id=next(ids), repeat=repeat
+            )
+        )
         y += 1
         x, line_height = 0, 0
         for spec in specs:

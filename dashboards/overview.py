@@ -12,8 +12,10 @@ from dashboards.common import (
     RED,
     SECONDS,
     YELLOW,
+    PerValue,
     Query,
     Rows,
+    heatmap,
     stat,
     steps,
     timeseries,
@@ -24,7 +26,7 @@ from dashboards.queries import overview as q
 TITLE = "Tindexer / Overview"
 DESCRIPTION = (
     "Per chain: live sync, backlog and gaps, each dataset's progress, indexing and scheduling"
-    " rates, SLOs."
+    " rates, SLOs, and per chain how fresh its new blocks are."
 )
 VARIABLES = ("chain",)
 
@@ -58,6 +60,48 @@ ROWS: Rows = [
                 Query(q.LAST_INDEXED, "{{chain}} last indexed"),
                 width=16,
                 height=5,
+            ),
+        ],
+    ),
+    (
+        PerValue("Freshness: $chain", "chain"),
+        [
+            timeseries(
+                "Freshness p50 / p99",
+                "Seconds from the head scan that first saw a block to the commit that made it "
+                "queryable with every dataset (first seen), and from the block's own timestamp "
+                "(block age, which adds the time until a head scan saw it). Blocks seen "
+                "appearing at the head only, never a backfill's.",
+                SECONDS,
+                Query(q.FRESHNESS_P50, "{{chain}} p50 first seen"),
+                Query(q.FRESHNESS_P99, "{{chain}} p99 first seen"),
+                Query(q.AGE_AT_COMMIT_P50, "{{chain}} p50 block age"),
+                Query(q.AGE_AT_COMMIT_P99, "{{chain}} p99 block age"),
+            ),
+            heatmap(
+                "Freshness distribution",
+                "Blocks stored per interval by freshness bucket (seconds from first seen to "
+                "commit): a band moving up is a slower stage, a few high cells are a tail.",
+                SECONDS,
+                Query(q.FRESHNESS_HEATMAP, "{{le}}"),
+            ),
+            stat(
+                "Fresh within objective (1h)",
+                "Share of the last hour's new blocks stored within the chain's freshness "
+                "objective (freshness_objective_seconds, default 2 block times + 2 s); its "
+                "freshness_target (default 99 %) is the SLO.",
+                PERCENT,
+                Query(q.FRESH_WITHIN_OBJECTIVE_1H, "{{chain}}"),
+                thresholds=steps((RED, None), (YELLOW, 0.95), (GREEN, 0.99)),
+                height=8,
+            ),
+            stat(
+                "Blocks seen at the head per second",
+                "New blocks a head scan saw appear and a commit stored: what the freshness "
+                "percentiles are computed over.",
+                PER_SECOND,
+                Query(q.BLOCKS_SEEN_AT_HEAD_RATE, "{{chain}}"),
+                height=8,
             ),
         ],
     ),
@@ -246,6 +290,17 @@ ROWS: Rows = [
                 width=6,
                 height=6,
             ),
+            stat(
+                f"Freshness error budget left ({q.PERIOD})",
+                f"Share of the {q.PERIOD} error budget of the freshness SLO not yet spent: the "
+                "new blocks allowed to be late by each chain's freshness_target, minus those "
+                "that were.",
+                PERCENT,
+                Query(q.FRESHNESS_BUDGET, "{{chain}}"),
+                thresholds=steps((RED, None), (YELLOW, 0.25), (GREEN, 0.5)),
+                width=6,
+                height=6,
+            ),
             timeseries(
                 "Error budget burn rate",
                 "How many times faster than sustainable each SLO spends its budget over 1h and "
@@ -255,8 +310,10 @@ ROWS: Rows = [
                 Query(q.LIVE_SYNC_BURN_6H, "{{chain}} live sync 6h"),
                 Query(q.RPC_BURN_1H, "{{chain}} rpc 1h"),
                 Query(q.RPC_BURN_6H, "{{chain}} rpc 6h"),
+                Query(q.FRESHNESS_BURN_1H, "{{chain}} freshness 1h"),
+                Query(q.FRESHNESS_BURN_6H, "{{chain}} freshness 6h"),
                 thresholds=steps((GREEN, None), (YELLOW, 6), (RED, 14.4)),
-                width=12,
+                width=24,
                 height=6,
             ),
         ],

@@ -1,8 +1,8 @@
 """Every metric the indexer exports, declared once. Labels stay bounded: never a block or hash.
 
 The declarations live by area in `exporter/metric_families/` (scheduling, temporal, rpc,
-progress, worker, postgres, collectors); `Metrics` inherits them all, so a family is one
-attribute (`metrics.rpc_requests`) whatever its area. Each family's help text is one full
+progress, freshness, worker, postgres, collectors); `Metrics` inherits them all, so a family is
+one attribute (`metrics.rpc_requests`) whatever its area. Each family's help text is one full
 sentence, the unit in the name. Code that records a metric takes a `Metrics`; tests pass
 `Metrics(CollectorRegistry())` and assert exact values with `registry.get_sample_value(...)`.
 `docs/metrics.md` is generated from these declarations, in their order.
@@ -15,6 +15,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from exporter.metric_families.base import Declared, Families, ObservedCounter
 from exporter.metric_families.collectors import CollectorFamilies
+from exporter.metric_families.freshness import FreshnessFamilies
 from exporter.metric_families.postgres import PostgresFamilies
 from exporter.metric_families.progress import ProgressFamilies
 from exporter.metric_families.rpc import RpcFamilies
@@ -57,6 +58,7 @@ class Metrics(
     TemporalFamilies,
     RpcFamilies,
     ProgressFamilies,
+    FreshnessFamilies,
     WorkerFamilies,
     PostgresFamilies,
     CollectorFamilies,

@@ -201,6 +201,24 @@ class ChainConfig(BaseModel):
     live_sync_lag: int = Field(
         2, ge=0, le=BIGINT_MAX, description="A chain within this many blocks of its head is live."
     )
+    block_time_seconds: float = Field(
+        12.0,
+        gt=0,
+        le=3600,
+        description="The chain's block time (12 s: Ethereum mainnet); sets the default freshness"
+        " objective.",
+    )
+    freshness_objective_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=3600,
+        description="A block is fresh when it is queryable within this many seconds of the head"
+        " scan that first saw it; default 2 x block_time_seconds + 2 s. The SLO rounds it down to"
+        " a bucket bound of tindexer_block_freshness_seconds.",
+    )
+    freshness_target: float = Field(
+        0.99, gt=0, lt=1, description="Share of blocks that must be fresh (the freshness SLO)."
+    )
     rpc_batch_size: int = Field(100, ge=1, le=1_000, description="Calls per JSON-RPC batch.")
     rpc_max_concurrency: int = Field(
         16, ge=1, le=256, description="Most JSON-RPC requests in flight per chain."
@@ -248,6 +266,12 @@ class ChainConfig(BaseModel):
         if self.min_replicas > self.max_replicas:
             raise ValueError("min_replicas must not exceed max_replicas")
         return self
+
+    def freshness_objective(self) -> float:
+        """Seconds within which a block counts as fresh: the knob, else 2 block times + 2 s."""
+        if self.freshness_objective_seconds is not None:
+            return self.freshness_objective_seconds
+        return 2 * self.block_time_seconds + 2
 
     def effective_parallelism(self) -> int:
         """The start pool size: the override, or multiplier × CPU count."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alerts.config import CONFIG
-from alerts.groups.slo import live_sync_slo, rpc_slo
+from alerts.groups.slo import FRESHNESS_TARGET, freshness_slo, live_sync_slo, rpc_slo
 
 C = '{chain=~"$chain"}'
 MODE = 'mode=~".+"'
@@ -23,6 +23,26 @@ BLOCKS_INDEXED_RATE = f"sum by (chain) (rate(tindexer_blocks_indexed_total{C}[$_
 # counts since the process started instead, which always include it.
 REORGS = f"max by (chain) (tindexer_reorgs_total{C})"
 REORG_DEPTH_MAX = f"histogram_quantile(1, sum by (chain, le) (tindexer_reorg_depth_bucket{C}))"
+
+
+# --- Freshness (one row per chain) -------------------------------------------------------------
+def freshness_quantile(quantile: float, histogram: str) -> str:
+    return (
+        f"histogram_quantile({quantile}, sum by (chain, le) "
+        f"(rate({histogram}_bucket{C}[$__rate_interval])))"
+    )
+
+
+FRESHNESS_P50 = freshness_quantile(0.5, "tindexer_block_freshness_seconds")
+FRESHNESS_P99 = freshness_quantile(0.99, "tindexer_block_freshness_seconds")
+AGE_AT_COMMIT_P50 = freshness_quantile(0.5, "tindexer_block_age_at_commit_seconds")
+AGE_AT_COMMIT_P99 = freshness_quantile(0.99, "tindexer_block_age_at_commit_seconds")
+FRESHNESS_HEATMAP = (
+    f"sum by (le) (increase(tindexer_block_freshness_seconds_bucket{C}[$__rate_interval]))"
+)
+BLOCKS_SEEN_AT_HEAD_RATE = (
+    f"sum by (chain) (rate(tindexer_block_freshness_seconds_count{C}[$__rate_interval]))"
+)
 
 # --- Datasets ----------------------------------------------------------------------------------
 ROWS_INDEXED_RATE = (
@@ -68,16 +88,18 @@ CONTINUE_AS_NEW = (
 )
 
 # --- SLOs --------------------------------------------------------------------------------------
-_LIVE, _RPC = live_sync_slo(CONFIG), rpc_slo(CONFIG)
+_LIVE, _RPC, _FRESH = live_sync_slo(CONFIG), rpc_slo(CONFIG), freshness_slo(CONFIG)
+# The freshness SLO's target is each chain's own (its freshness_target knob), as recorded.
+_FRESH_TARGET = f"{FRESHNESS_TARGET}{C}"
 PERIOD = CONFIG.slo_period
 
 
-def budget_remaining(error_ratio_rule: str, target: float) -> str:
+def budget_remaining(error_ratio_rule: str, target: float | str) -> str:
     """Share of the period's error budget not yet spent (negative: overspent)."""
     return f"1 - {error_ratio_rule}{C} / (1 - {target})"
 
 
-def burn_rate(error_ratio_rule: str, target: float) -> str:
+def burn_rate(error_ratio_rule: str, target: float | str) -> str:
     """How many times faster than sustainable the budget burns (1 = spent exactly in time)."""
     return f"{error_ratio_rule}{C} / (1 - {target})"
 
@@ -88,3 +110,7 @@ LIVE_SYNC_BURN_1H = burn_rate(_LIVE.error_ratio("1h"), _LIVE.target)
 LIVE_SYNC_BURN_6H = burn_rate(_LIVE.error_ratio("6h"), _LIVE.target)
 RPC_BURN_1H = burn_rate(_RPC.error_ratio("1h"), _RPC.target)
 RPC_BURN_6H = burn_rate(_RPC.error_ratio("6h"), _RPC.target)
+FRESHNESS_BUDGET = budget_remaining(_FRESH.error_ratio(PERIOD), _FRESH_TARGET)
+FRESHNESS_BURN_1H = burn_rate(_FRESH.error_ratio("1h"), _FRESH_TARGET)
+FRESHNESS_BURN_6H = burn_rate(_FRESH.error_ratio("6h"), _FRESH_TARGET)
+FRESH_WITHIN_OBJECTIVE_1H = f"1 - {_FRESH.error_ratio('1h')}{C}"

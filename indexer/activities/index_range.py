@@ -22,6 +22,7 @@ from indexer.chain.fetcher import FetchedBlocks
 from indexer.chain.model import BadChainData, Block
 from indexer.config import DEFAULT_WORKER_MEMORY_BUDGET_BYTES
 from indexer.datasets import Dataset, needs_receipts
+from indexer.freshness import Freshness
 from indexer.store.blocks import store_batch
 from indexer.store.ranges import coverage
 from indexer.worker_budget import ByteBudget
@@ -74,6 +75,7 @@ class IndexRangeActivities:
         self.pool = chains.pool
         self.metrics = chains.metrics
         self.budget = budget or ByteBudget(DEFAULT_WORKER_MEMORY_BUDGET_BYTES, self.metrics)
+        self.freshness = Freshness(self.pool, self.metrics)
 
     @activity.defn(name=INDEX_RANGE)
     async def index_range(self, request: IndexRangeInput) -> IndexRangeResult:
@@ -147,6 +149,7 @@ class IndexRangeActivities:
                     seconds = time.perf_counter() - started
                     self._observe_phase(request.chain, "store", seconds)
                     self.metrics.pg_query_duration.labels("store_range").observe(seconds)
+                await self.freshness.committed(request.chain, chain.id, chain.config, blocks)
                 added = new_rows(blocks, missing)
                 self.metrics.blocks_indexed.labels(request.chain).inc(len(blocks))
                 for dataset, count in added.items():

@@ -14,6 +14,7 @@ from indexer.chain.errors import RpcError, RpcUnavailable
 from indexer.chain.fetcher import Fetcher
 from indexer.chain.model import BadChainData
 from indexer.chain.witness import HEAD_GROWTH_BLOCKS
+from indexer.freshness import Freshness
 from indexer.store.chains import ChainRow, lower_head, pin_chain_id, set_head
 from indexer.store.ranges import coverage
 from indexer.workflows.activity_names import SCAN_HEAD
@@ -29,6 +30,7 @@ class ScanHeadActivities:
         self.metrics = chains.metrics
         self._behind: set[str] = set()  # chains whose provider answered below their head
         self._watch = ReorgWatch(self.pool, self.metrics)
+        self.freshness = Freshness(self.pool, self.metrics)
 
     @activity.defn(name=SCAN_HEAD)
     async def scan_head(self, request: ScanHeadInput | str) -> ScanResult:
@@ -48,6 +50,7 @@ class ScanHeadActivities:
             try:
                 served, tip_hash = await rpc.latest_available_head()
                 await self._pin_chain_id(chain, rpc)
+                await self.freshness.saw_head(chain.id, served)  # before the head moves
                 head = await self._verified_head(chain.id, rpc, served)
                 depth = 0
                 if not self._observe_lag(config.name, head, served):

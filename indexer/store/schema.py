@@ -139,6 +139,19 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE chains ADD COLUMN finalized bigint;
     """,
+    # 4: issue 24 — when a head scan first saw each new block (store/sightings.py), for the
+    # freshness SLI measured at commit, possibly by another worker process.
+    """
+    CREATE TABLE head_sightings (
+        chain_id    integer     NOT NULL REFERENCES chains (id) ON DELETE CASCADE,
+        first_block bigint      NOT NULL,
+        last_block  bigint      NOT NULL,
+        seen_at     timestamptz NOT NULL,
+        CHECK (first_block <= last_block),
+        PRIMARY KEY (chain_id, first_block)
+    );
+    CREATE INDEX head_sightings_seen ON head_sightings (chain_id, seen_at);
+    """,
 ]
 
 MIGRATION_LOCK = 7_204_117  # any constant; serialises concurrent migrators

@@ -314,6 +314,10 @@ async def test_every_dashboard_query_returns_data_after_a_real_run(stack: Stack)
             "increase(tindexer_collector_last_success_timestamp_seconds"
             '{collector="temporal_task_queues"}[1m]) > 0',
             "chain:tindexer_rpc_requests_failed:ratio_rate30d",
+            # new blocks seen at the head were stored, at least twice as rate() needs, and
+            # the freshness SLO recorded over them
+            f'count_over_time(tindexer_block_freshness_seconds_count{{chain="{chain}"}}[1m]) >= 2',
+            "chain:tindexer_block_freshness_slow:ratio_rate30d",
         )
         return all([await query(stack, promql) for promql in ready])
 

@@ -42,6 +42,7 @@ REQUIRED = {
     "a deep reorg": "TindexerDeepReorg",
     "live-sync SLO burn": "TindexerLiveSyncErrorBudgetBurn",
     "RPC success SLO burn": "TindexerRPCErrorBudgetBurn",
+    "block freshness SLO burn (issue 24)": "TindexerBlockFreshnessErrorBudgetBurn",
 }
 
 
@@ -167,6 +168,7 @@ def test_slo_recording_rules_cover_every_window() -> None:
     for window in SLO_WINDOWS:
         assert f"chain:tindexer_live_sync_lost:ratio{window}" in names
         assert f"chain:tindexer_rpc_requests_failed:ratio_rate{window}" in names
+        assert f"chain:tindexer_block_freshness_slow:ratio_rate{window}" in names
     assert all(re.fullmatch(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", n) for n in names)
 
 
@@ -177,7 +179,11 @@ def test_burn_rates_are_the_sre_workbook_ones() -> None:
         (3.0, "warning"),
         (1.0, "warning"),
     ]
-    for slo in ("TindexerLiveSyncErrorBudgetBurn", "TindexerRPCErrorBudgetBurn"):
+    for slo in (
+        "TindexerLiveSyncErrorBudgetBurn",
+        "TindexerRPCErrorBudgetBurn",
+        "TindexerBlockFreshnessErrorBudgetBurn",
+    ):
         assert len([a for a in ALERTS if a.name == slo]) == len(BURN_RATES)
 
 
@@ -188,6 +194,29 @@ def test_rules_only_read_declared_metrics() -> None:
         unknown = {n for n in metric_names(rule.expr) if n not in declared and n not in recorded}
         assert not unknown, f"{rule.name}: {unknown}"
         assert CONFIG.job_selector in rule.expr or ":" in rule.expr or "tindexer_" not in rule.expr
+
+
+def test_the_freshness_slo_reads_the_objective_bucket_with_the_histograms_le_spelling() -> None:
+    """The objective's `le` joins the histogram's: both spelled by prometheus_client."""
+    from prometheus_client import CollectorRegistry
+
+    from exporter.metrics import Metrics
+    from indexer.config import ChainConfig
+    from indexer.freshness import Freshness
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.block_freshness.labels("c").observe(3)
+    config = ChainConfig(name="c", rpc_url="http://127.0.0.1:8545", block_time_seconds=1)
+    Freshness(None, metrics)._export_objective("c", config)  # type: ignore[arg-type]
+    (objective,) = [
+        s.labels["le"]
+        for m in registry.collect()
+        for s in m.samples
+        if s.name == "tindexer_block_freshness_objective_ratio"
+    ]
+    bucket = "tindexer_block_freshness_seconds_bucket"
+    assert registry.get_sample_value(bucket, {"chain": "c", "le": objective}) == 1
 
 
 def test_deep_reorg_threshold_is_a_bucket_boundary() -> None:

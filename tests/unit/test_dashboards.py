@@ -51,7 +51,7 @@ def test_current_dashboard_model(name: str) -> None:
     assert board["schemaVersion"] >= 39 and board["schemaVersion"] == SCHEMA_VERSION
     assert board["uid"] == f"tindexer-{name}"
     assert "rows" not in board, "legacy rows; use row panels"
-    assert {p["type"] for p in panels(board)} <= {"row", "timeseries", "stat", "table"}
+    assert {p["type"] for p in panels(board)} <= {"row", "timeseries", "stat", "table", "heatmap"}
     assert panels(board)[0]["type"] == "row", "every panel belongs to a row"
     for panel in panels(board):
         if panel["type"] == "row":
@@ -173,9 +173,10 @@ def test_recording_rules_the_dashboards_read_exist_in_rules_yml() -> None:
 def test_overview_has_an_error_budget_panel_per_slo() -> None:
     budget = [p for p in visual_panels(BOARDS["overview"]) if "error budget left" in p["title"]]
     exprs = " ".join(t["expr"] for p in budget for t in p["targets"])
-    assert len(budget) == 2
+    assert len(budget) == 3
     assert "chain:tindexer_live_sync_lost:ratio30d" in exprs
     assert "chain:tindexer_rpc_requests_failed:ratio_rate30d" in exprs
+    assert "chain:tindexer_block_freshness_slow:ratio_rate30d" in exprs
     assert all(p["fieldConfig"]["defaults"]["unit"] == "percentunit" for p in budget)
 
 
@@ -194,6 +195,10 @@ SHOWS = {
         "tindexer_workflows_started_total",
         "tindexer_inflight_ranges",
         "tindexer_workflow_start_failures_total",
+        # issue 24: freshness per chain, from first seen and from the block's timestamp
+        "tindexer_block_freshness_seconds_bucket",
+        "tindexer_block_freshness_seconds_count",
+        "tindexer_block_age_at_commit_seconds_bucket",
     ],
     "temporal": [
         "tindexer_task_queue_backlog",
