@@ -32,33 +32,49 @@ FOLLOW_SECONDS = 10.0
 
 
 def edge_gap(
-    gaps: Sequence[tuple[int, int]], head: int, live_edge_blocks: int
+    gaps: Sequence[tuple[int, int]], head: int, live_edge_blocks: int, handed: int = -1
 ) -> tuple[int, int] | None:
-    """The gap the live edge indexes: the one ending at the head, if it is that small."""
+    """The blocks the live edge indexes: those of the gap ending at the head above `handed`
+    (the newest block already handed to IndexRange), if they are that few."""
     if not gaps:
         return None
     start, end = gaps[-1]
-    if end != head or end - start + 1 > live_edge_blocks:
+    start = max(start, handed + 1)
+    if end != head or start > end or end - start + 1 > live_edge_blocks:
         return None
     return start, end
 
 
 class LiveEdge:
-    """Indexes a chain's edge gap through IndexRange's code, and counts it."""
+    """Indexes a chain's newest blocks through IndexRange's code, and counts them.
+
+    It remembers, per chain, the newest block it left to IndexRange workflows, and leaves the
+    blocks up to it to them: a range started for a large gap at the head is not raced by the
+    live edge for the blocks it was started for. The memory is this worker's: a scan on
+    another worker, or after a restart, may index a block a range is indexing too, which costs
+    the work twice and changes nothing stored (store_batch upserts under the range lock).
+    """
 
     def __init__(self, ranges: IndexRangeActivities) -> None:
         self.ranges = ranges
         self.metrics = ranges.metrics
+        self._handed: dict[str, int] = {}
 
     async def index(
-        self, chain: str, gaps: Sequence[tuple[int, int]], head: int, live_edge_blocks: int
-    ) -> tuple[int, int] | None:
-        """Index the edge gap of `gaps`, if there is one; that gap, now indexed."""
-        edge = edge_gap(gaps, head, live_edge_blocks)
+        self, chain: str, gaps: list[tuple[int, int]], head: int, live_edge_blocks: int
+    ) -> tuple[list[tuple[int, int]], int]:
+        """Index the newest blocks of `gaps` if they are few; the gaps left for IndexRange
+        workflows, and how many blocks the edge took."""
+        edge = edge_gap(gaps, head, live_edge_blocks, self._handed.get(chain, -1))
+        left = gaps
         if edge is not None:
             result = await self.ranges.index_blocks(IndexRangeInput(chain, *edge))
             self.metrics.live_edge_blocks.labels(chain).inc(result.blocks)
-        return edge
+            start = gaps[-1][0]
+            left = gaps[:-1] + ([(start, edge[0] - 1)] if start < edge[0] else [])
+        if left:
+            self._handed[chain] = max(self._handed.get(chain, -1), left[-1][1])
+        return left, 0 if edge is None else edge[1] - edge[0] + 1
 
 
 async def follow(scan: Callable[[], Awaitable[ScanResult]]) -> ScanResult:

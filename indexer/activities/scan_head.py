@@ -90,9 +90,10 @@ class ScanHeadActivities:
                 covered = await coverage(self.pool, chain.id, config.start_block, served)
         gaps, missing = covered.gaps, covered.missing_blocks
         if live_edge:
-            edge = await self._edge.index(config.name, gaps, served, config.live_edge_blocks)
-            if edge is not None:
-                gaps, missing = gaps[:-1], missing - (edge[1] - edge[0] + 1)
+            gaps, indexed = await self._edge.index(
+                config.name, gaps, served, config.live_edge_blocks
+            )
+            missing -= indexed
         return ScanResult(
             head=served,
             missing_blocks=missing,
