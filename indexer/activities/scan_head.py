@@ -47,6 +47,7 @@ class ScanHeadActivities:
         """
         # A HeadScan run started before ScanHeadInput existed passes the bare chain name.
         chain_name = request if isinstance(request, str) else request.chain
+        await self.chains.chain(chain_name)  # an unknown chain fails here, uncounted
         self.metrics.head_scan_activities.labels(chain_name).inc()
         if isinstance(request, str) or not request.live_edge:
             return await self._scan(chain_name, live_edge=False)
