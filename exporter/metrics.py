@@ -86,6 +86,8 @@ class Metrics(
         self.forks_below_finality.labels(chain)
         self.head_regressions.labels(chain)
         self.blocks_indexed.labels(chain)
+        self.live_edge_blocks.labels(chain)
+        self.head_scan_activities.labels(chain)
         for dataset in DATASETS:
             self.rows_indexed.labels(chain, dataset)
         self.scheduler_continue_as_new.labels(chain)

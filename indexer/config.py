@@ -198,6 +198,15 @@ class ChainConfig(BaseModel):
     head_poll_interval_seconds: float = Field(
         1.0, gt=0, le=3600, description="How often HeadScan asks for the head."
     )
+    live_edge_blocks: int = Field(
+        32,
+        ge=0,
+        le=10_000,
+        description="A gap at the head of at most this many blocks is indexed by the head scan"
+        " itself, without an IndexRange workflow (0: every gap goes to IndexRange). 32 covers"
+        " the blocks of a few polls at sub-second block times and a short provider stall,"
+        " and stays a few batches of mainnet-sized blocks inside one scan.",
+    )
     live_sync_lag: int = Field(
         2, ge=0, le=BIGINT_MAX, description="A chain within this many blocks of its head is live."
     )

@@ -89,7 +89,7 @@ async def running_worker(
     chains = ChainCache(pool, metrics)
     budget = budget or ByteBudget(tuning.memory_budget_bytes, metrics)
     ranges = IndexRangeActivities(chains, budget)
-    scans = ScanHeadActivities(chains)
+    scans = ScanHeadActivities(chains, ranges)
     scheduling = SchedulingActivities(
         client,
         chains,

@@ -11,7 +11,8 @@ def stalled(chain: str, missing: str) -> Fires:
     return Fires(
         {"chain": chain, "severity": "critical"},
         "Blocks are missing but the indexer has stopped scheduling them.",
-        f"Chain {chain} has {missing} blocks missing and no block was scheduled in the last 15m.",
+        f"Chain {chain} has {missing} blocks missing and no block was scheduled or indexed at the"
+        " live edge in the last 15m.",
         "tindexerschedulingstalled",
     )
 
@@ -91,6 +92,18 @@ SUITE = Suite(
                     f'tindexer_blocks_scheduled_total{{{J},chain="main",mode="direct"}}',
                     "500x40",
                 ),
+            ),
+            (Check("35m", "TindexerSchedulingStalled"),),
+        ),
+        Scenario(
+            "a live chain followed by its live edge schedules nothing, a new block always missing",
+            (
+                (f'tindexer_chain_missing_blocks{{{J},chain="main"}}', "1x40"),
+                (
+                    f'tindexer_blocks_scheduled_total{{{J},chain="main",mode="direct"}}',
+                    "500x40",
+                ),
+                (f'tindexer_live_edge_blocks_total{{{J},chain="main"}}', "0+60x40"),
             ),
             (Check("35m", "TindexerSchedulingStalled"),),
         ),

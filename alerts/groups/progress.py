@@ -15,10 +15,13 @@ def group(config: AlertConfig) -> Group:
         f"max by (chain) (tindexer_chain_missing_blocks{s}"
         f" - (tindexer_chain_head{s} - tindexer_chain_last_indexed{s}))"
     )
-    scheduled = (
-        f"sum by (chain) (increase(tindexer_blocks_scheduled_total{s}"
-        f"[{config.scheduling_stalled_window}]))"
+    # Blocks handed to IndexRange workflows, or indexed by the head scan's live edge (which
+    # schedules nothing): either keeps a chain moving.
+    moving = selector(
+        config.job_selector,
+        '__name__=~"tindexer_blocks_scheduled_total|tindexer_live_edge_blocks_total"',
     )
+    scheduled = f"sum by (chain) (increase({moving}[{config.scheduling_stalled_window}]))"
     not_blocks = selector(config.job_selector, 'dataset!="blocks"')
     only_blocks = selector(config.job_selector, 'dataset="blocks"')
     dataset_missing = f"tindexer_dataset_missing_blocks{not_blocks}"
@@ -42,7 +45,8 @@ def group(config: AlertConfig) -> Group:
                 summary="Blocks are missing but the indexer has stopped scheduling them.",
                 description=(
                     "Chain {{ $labels.chain }} has {{ $value | humanize }} blocks missing and "
-                    f"no block was scheduled in the last {config.scheduling_stalled_window}."
+                    "no block was scheduled or indexed at the live edge in the last "
+                    f"{config.scheduling_stalled_window}."
                 ),
                 depends_on=needs("postgres", "temporal"),
             ),

@@ -43,7 +43,14 @@ class ProgressFamilies(Families):
         )
         self.blocks_indexed = self._counter(
             "tindexer_blocks_indexed_total",
-            "Blocks written to PostgreSQL by IndexRange activities.",
+            "Blocks written to PostgreSQL by IndexRange activities and by the head scan's live"
+            " edge.",
+            ["chain"],
+        )
+        self.live_edge_blocks = self._counter(
+            "tindexer_live_edge_blocks_total",
+            "Blocks the head scan indexed itself at the live edge, without an IndexRange"
+            " workflow (also in tindexer_blocks_indexed_total).",
             ["chain"],
         )
         self.rows_indexed = self._counter(

@@ -19,6 +19,13 @@ class SchedulingFamilies(Families):
             "Workflows the indexer started (new runs only, not reused running ones), by type.",
             ["chain", "workflow"],
         )
+        self.head_scan_activities = self._counter(
+            "tindexer_head_scan_activities_total",
+            "Head scans HeadScan ran, each one scan_head activity and one timer in its history"
+            " (a scan may look at the head many times): with the workflows started, what"
+            " following the chain costs Temporal.",
+            ["chain"],
+        )
         self.workflow_start_failures = self._counter(
             "tindexer_workflow_start_failures_total",
             "Workflow start attempts refused for a reason other than rate limiting (then retried).",

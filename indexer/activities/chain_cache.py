@@ -88,6 +88,7 @@ def knobs(config: ChainConfig) -> Knobs:
         max_inflight_ranges=config.max_inflight_ranges,
         head_poll_interval_seconds=config.head_poll_interval_seconds,
         index_max_attempts=config.index_max_attempts,
+        live_edge_blocks=config.live_edge_blocks,
     )
 
 

@@ -30,3 +30,12 @@ async def heartbeating(interval: float = HEARTBEAT_SECONDS) -> AsyncIterator[Non
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def worker_stops_within(seconds: float) -> bool:
+    """Sleep up to `seconds`; True, at once, if this worker begins shutting down meanwhile."""
+    try:
+        await asyncio.wait_for(activity.wait_for_worker_shutdown(), seconds)
+    except TimeoutError:
+        return False
+    return True

@@ -90,6 +90,11 @@ class IndexRangeActivities:
         is ~100k rows, so ~40 s at worst, well under a second normally). On a retry the blocks
         already in indexed_ranges are skipped.
         """
+        return await self.index_blocks(request)
+
+    async def index_blocks(self, request: IndexRangeInput) -> IndexRangeResult:
+        """index_range's work, inside whichever activity calls it: also the live edge of the
+        head scan (live_edge.py), so both paths store and record blocks the same way."""
         chain = await self.chains.chain(request.chain)
         with self.metrics.pg_query_duration.labels("coverage").time():
             covered = await coverage(self.pool, chain.id, request.start, request.end)

@@ -8,6 +8,8 @@ from temporalio.exceptions import ApplicationError
 
 from indexer.activities.chain_cache import ChainCache, chain_failure, knobs
 from indexer.activities.heartbeat import heartbeating
+from indexer.activities.index_range import IndexRangeActivities
+from indexer.activities.live_edge import LiveEdge, follow
 from indexer.activities.reorg import ForkBelowFinality, ForkDeeperThanWindow
 from indexer.activities.reorg_watch import ReorgWatch
 from indexer.chain.errors import RpcError, RpcUnavailable
@@ -24,13 +26,14 @@ MAX_GAPS_PER_SCAN = 10_000  # bounds the scan result's size; later gaps come in 
 
 
 class ScanHeadActivities:
-    def __init__(self, chains: ChainCache) -> None:
+    def __init__(self, chains: ChainCache, ranges: IndexRangeActivities | None = None) -> None:
         self.chains = chains
         self.pool = chains.pool
         self.metrics = chains.metrics
         self._behind: set[str] = set()  # chains whose provider answered below their head
         self._watch = ReorgWatch(self.pool, self.metrics)
         self.freshness = Freshness(self.pool, self.metrics)
+        self._edge = LiveEdge(ranges or IndexRangeActivities(chains))
 
     @activity.defn(name=SCAN_HEAD)
     async def scan_head(self, request: ScanHeadInput | str) -> ScanResult:
@@ -40,10 +43,20 @@ class ScanHeadActivities:
         below it is lagging or resyncing, not reorganising: nothing is checked or deleted, and
         only the blocks it can serve are scheduled (its lag is a metric, not a fork). Reorgs
         are repaired only above the chain's final block (its finality knob); the headers
-        fetched for it are few when nothing changed (reorg_watch).
+        fetched for it are few when nothing changed (reorg_watch). Asked by a HeadScan that
+        knows the live edge, a small gap at the head is indexed here, after the repair, and
+        the scan follows the head for a while (live_edge.py).
         """
         # A HeadScan run started before ScanHeadInput existed passes the bare chain name.
         chain_name = request if isinstance(request, str) else request.chain
+        await self.chains.chain(chain_name)  # an unknown chain fails here, uncounted
+        self.metrics.head_scan_activities.labels(chain_name).inc()
+        if isinstance(request, str) or not request.live_edge:
+            return await self._scan(chain_name, live_edge=False)
+        return await follow(lambda: self._scan(chain_name, live_edge=True))
+
+    async def _scan(self, chain_name: str, live_edge: bool) -> ScanResult:
+        """One look at the head: repair, the live edge when asked, the gaps left."""
         chain = await self.chains.chain(chain_name)
         config = chain.config
         async with heartbeating(), self.chains.fetcher(config, chain.evm_chain_id) as rpc:
@@ -79,10 +92,16 @@ class ScanHeadActivities:
                 ) from exc
             with self.metrics.pg_query_duration.labels("coverage").time():
                 covered = await coverage(self.pool, chain.id, config.start_block, served)
+        gaps, missing = covered.gaps, covered.missing_blocks
+        if live_edge:
+            gaps, indexed = await self._edge.index(
+                config.name, gaps, served, config.live_edge_blocks
+            )
+            missing -= indexed
         return ScanResult(
             head=served,
-            missing_blocks=covered.missing_blocks,
-            gaps=[Range(start, end) for start, end in covered.gaps[:MAX_GAPS_PER_SCAN]],
+            missing_blocks=missing,
+            gaps=[Range(start, end) for start, end in gaps[:MAX_GAPS_PER_SCAN]],
             knobs=knobs(config),
             reorg_depth=depth,
         )

@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from exporter.metrics import Metrics
 from exporter.tracing import tracer
 from indexer.activities.chain_cache import ChainCache, knobs
-from indexer.activities.heartbeat import heartbeating
+from indexer.activities.heartbeat import heartbeating, worker_stops_within
 from indexer.store.ranges import uncovered
 from indexer.temporal_client import (
     INDEX_RANGE,
@@ -40,15 +40,6 @@ from indexer.workflows.inputs import (
 # How often a tick that waits for room counts the unfinished ranges again: how late, at most,
 # the Scheduler notices a range that ended.
 ROOM_POLL_SECONDS = 1.0
-
-
-async def _worker_stops_within(seconds: float) -> bool:
-    """Sleep up to `seconds`; True, at once, if this worker begins shutting down meanwhile."""
-    try:
-        await asyncio.wait_for(activity.wait_for_worker_shutdown(), seconds)
-    except TimeoutError:
-        return False
-    return True
 
 
 class SchedulingActivities:
@@ -159,7 +150,7 @@ class SchedulingActivities:
             inflight = await self._count_inflight(request.chain)
             while inflight >= chain_knobs.max_inflight_ranges:
                 left = deadline - time.monotonic()
-                if left <= 0 or await _worker_stops_within(min(ROOM_POLL_SECONDS, left)):
+                if left <= 0 or await worker_stops_within(min(ROOM_POLL_SECONDS, left)):
                     break
                 inflight = await self._count_inflight(request.chain)
         return SchedulerTick(inflight=inflight, knobs=chain_knobs)

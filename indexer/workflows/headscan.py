@@ -29,6 +29,9 @@ with workflow.unsafe.imports_passed_through():
 # ContinueAsNew after this many scans, or sooner when the run's history is full (history.py):
 # a scan that hands 10,000 gaps on carries them twice (its result, the Scheduler's input).
 SCANS_PER_RUN = 500
+# The patch from which scans index a small gap at the head themselves and follow the head for a
+# while (activities/live_edge.py): runs started before it replay asking for plain scans.
+HEADSCAN_LIVE_EDGE = "headscan-live-edge"
 
 
 @workflow.defn(name="HeadScan")
@@ -36,11 +39,12 @@ class HeadScan:
     @workflow.run
     async def run(self, request: HeadScanInput) -> None:
         bounded = workflow.patched(HEADSCAN_BOUNDED_HISTORY)
+        live_edge = workflow.patched(HEADSCAN_LIVE_EDGE)
         scans = 0
         while scans < SCANS_PER_RUN:
             scan = await workflow.execute_activity(
                 SCAN_HEAD,
-                ScanHeadInput(request.chain),
+                ScanHeadInput(request.chain, live_edge),
                 result_type=ScanResult,
                 start_to_close_timeout=SCAN_TIMEOUT,
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,

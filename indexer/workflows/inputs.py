@@ -29,6 +29,7 @@ class Knobs:
     max_inflight_ranges: int
     head_poll_interval_seconds: float
     index_max_attempts: int
+    live_edge_blocks: int = 0  # 0 in scan results recorded before the live edge existed
 
 
 @dataclass
@@ -70,6 +71,9 @@ class HeadScanInput:
 @dataclass
 class ScanHeadInput:
     chain: str
+    # Set by HeadScan runs from the headscan-live-edge patch on: the scan indexes a small gap at
+    # the head itself and follows the head for a while (activities/live_edge.py).
+    live_edge: bool = False
 
 
 @dataclass
