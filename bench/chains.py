@@ -14,7 +14,8 @@ Live lag is the simulated chain's head minus a chain's newest stored block, samp
 indexer's own `tindexer_block_freshness_seconds` histogram over the settled window (null where
 the indexer has none). Workflow starts per new block divide the increase of
 `tindexer_workflows_started_total{workflow="IndexRange"}` by the blocks that appeared, times
-the chains. `/metrics` is scraped `SCRAPES` times in the settled window (p50/max, series).
+the chains (and head-scan activities, `tindexer_head_scan_activities_total`, likewise: the other
+Temporal action per block). `/metrics` is scraped `SCRAPES` times in the settled window (p50/max, series).
 CPU is each process's CPU seconds over the settled window, as cores: the indexer (`tindexer
 up`), Temporal, PostgreSQL, the chain.
 
@@ -327,6 +328,12 @@ async def phases(
     starts = counter_sum(
         scrape_after, "tindexer_workflows_started_total", workflow="IndexRange"
     ) - counter_sum(scrape_before, "tindexer_workflows_started_total", workflow="IndexRange")
+    scans = counter_sum(scrape_after, "tindexer_head_scan_activities_total") - counter_sum(
+        scrape_before, "tindexer_head_scan_activities_total"
+    )
+    edge_blocks = counter_sum(scrape_after, "tindexer_live_edge_blocks_total") - counter_sum(
+        scrape_before, "tindexer_live_edge_blocks_total"
+    )
     series = sum(1 for line in scrape_after.splitlines() if line and not line.startswith("#"))
     result = {
         "scenario": scenario.name,
@@ -347,6 +354,8 @@ async def phases(
         "new_blocks_settled": new_blocks,
         "index_range_starts_settled": int(starts),
         "workflow_starts_per_new_block": round(starts / new_blocks, 3) if new_blocks else None,
+        "head_scan_activities_per_new_block": round(scans / new_blocks, 3) if new_blocks else None,
+        "blocks_indexed_by_live_edge_settled": int(edge_blocks),
         "cpu_cores_settled": {
             role: round((cpu_after.get(role, 0.0) - cpu_before.get(role, 0.0)) / seconds, 3)
             for role in sorted(cpu_after)
