@@ -15,7 +15,8 @@ indexer's own `tindexer_block_freshness_seconds` histogram over the settled wind
 the indexer has none). Workflow starts per new block divide the increase of
 `tindexer_workflows_started_total{workflow="IndexRange"}` by the blocks that appeared, times
 the chains (and head-scan activities, `tindexer_head_scan_activities_total`, likewise: the other
-Temporal action per block). `/metrics` is scraped `SCRAPES` times in the settled window (p50/max, series).
+Temporal action per block). `/metrics` is scraped `SCRAPES` times in the settled window
+(p50/max, series).
 CPU is each process's CPU seconds over the settled window, as cores: the indexer (`tindexer
 up`), Temporal, PostgreSQL, the chain.
 
