@@ -47,6 +47,7 @@ REQUIRED = {
 
 UP_DOWN = {
     "TindexerExporterDown",
+    "TindexerWorkerHostDown",
     "TindexerTemporalUnreachable",
     "TindexerPostgresDown",
     "TindexerProviderDown",
