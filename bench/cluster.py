@@ -156,6 +156,8 @@ async def one_run(workers: int, blocks: int, work: Path) -> dict[str, Any]:
         "usage": usage,
         "busiest": max(usage, key=lambda part: usage[part]["cpu_seconds"]),
         "cpu_seconds_total": round(sum(u["cpu_seconds"] for u in usage.values()), 1),
+        # The machine is shared: other work's load beside this run's, at its end.
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
     }
 
 

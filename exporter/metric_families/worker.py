@@ -14,8 +14,8 @@ class WorkerFamilies(Families):
         # break workers down by it, and the worker-host-down alert tells workers from the rest.
         self.worker_info = self._gauge(
             "tindexer_worker_info",
-            "Always 1 on a `tindexer worker` process: its hostname and its Temporal worker"
-            " identity (`pid@hostname` unless set), as labels.",
+            "Always 1 in a process that runs a worker (`tindexer worker`, `tindexer up`): its"
+            " hostname and its Temporal worker identity (`pid@hostname` unless set), as labels.",
             ["host", "worker"],
         )
         self.activity_duration = self._histogram(
