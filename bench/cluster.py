@@ -161,6 +161,37 @@ async def one_run(workers: int, blocks: int, work: Path) -> dict[str, Any]:
     }
 
 
+def shape(runs: list[dict[str, Any]], cores: int) -> dict[str, Any]:
+    """CPU milliseconds per block of each part (workers summed), and what bounds the run: the
+    machine when our parts plus everything else running outnumber its cores."""
+    per_block = {}
+    for run in runs:
+        blocks = run["blocks_stored"]
+        workers = sum(u["cpu_seconds"] for p, u in run["usage"].items() if p.startswith("worker"))
+        parts = {p: u["cpu_seconds"] for p, u in run["usage"].items() if not p.startswith("worker")}
+        per_block[str(run["worker_hosts"])] = {
+            part: round(seconds * 1000 / blocks, 2)
+            for part, seconds in {"workers": workers, **parts}.items()
+        }
+    ours = [run["cpu_seconds_total"] / run["seconds"] for run in runs]
+    loads = [run["load_average_at_end"][0] for run in runs]
+    order = sorted(per_block[str(runs[-1]["worker_hosts"])].items(), key=lambda kv: -kv[1])
+    bound = (
+        f"the machine's {cores} cores (1-minute load {min(loads)}-{max(loads)} with other work"
+        f" beside ours; our parts used {min(ours):.2f}-{max(ours):.2f} cores)"
+        if min(loads) >= cores
+        else f"our parts ({min(ours):.2f}-{max(ours):.2f} of {cores} cores)"
+    )
+    return {
+        "cpu_ms_per_block": per_block,
+        "our_cores_used": [round(x, 2) for x in ours],
+        "saturates": (
+            f"{bound}; CPU per block, most first: "
+            + ", ".join(f"{part} {ms} ms" for part, ms in order)
+        ),
+    }
+
+
 @contextlib.contextmanager
 def _timed(label: str) -> Iterator[None]:
     began = time.monotonic()
@@ -196,10 +227,12 @@ def main() -> None:
         "slots_per_worker": SLOTS_PER_WORKER,
         "runs": runs,
         "cores": os.cpu_count(),
+        "shape": shape(runs, os.cpu_count() or 1),
         "note": (
             "Hosts are network namespaces on one machine: every host shares the same cores, so"
             " more worker hosts add no CPU. `cores` is a part's CPU seconds over the backfill's"
-            " wall time; `busiest` the part with the most CPU seconds."
+            " wall time; `busiest` the part with the most CPU seconds. PostgreSQL's peak RSS sums"
+            " its processes, so shared buffers count once per backend."
         ),
     }
     print(f"wrote {write_result('cluster', result)}")
