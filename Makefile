@@ -139,6 +139,13 @@ bench-partitioning: $(STAMP)
 bench-anvil-datasets: $(STAMP) $(ANVIL)
 	$(PYTHON) bench/anvil_datasets.py
 
+# The same 20,000-block mainnet-profile backlog on 1, 2 and 3 worker hosts (network namespaces,
+# as `make cluster`): throughput, per-host CPU and peak RSS, Temporal and PostgreSQL CPU. Needs
+# root. Writes bench/results/cluster.json.
+.PHONY: bench-cluster
+bench-cluster: $(STAMP)
+	$(PYTHON) bench/cluster.py
+
 # Every benchmark, then bench/results/REPORT.md.
 .PHONY: bench
 bench: bench-schedule bench-backlog bench-overhead bench-status bench-tuning bench-anvil \

@@ -36,6 +36,15 @@ class AlertConfig:
     collector_stale_seconds: int = 120
     collector_failing_for: str = "5m"
 
+    # A target that served tindexer_worker_info within this window is a worker (its own
+    # series go stale the moment it stops answering, so the alert looks back). An hour covers
+    # any outage worth paging on; a worker removed for good stops counting an hour later.
+    worker_seen_window: str = "1h"
+    # A worker host that stopped answering while ranges wait: its running ranges move to the
+    # other hosts by themselves after the heartbeat timeout (10 s), but its share of the
+    # capacity is gone until it is back. A restart takes seconds; 2 minutes is a host down.
+    worker_host_down_for: str = "2m"
+
     # --- Progress -------------------------------------------------------------------------
     # HeadScan polls every few seconds and schedules whatever is missing; a backlog with no
     # block scheduled for 15 minutes is a stuck scheduler, not a slow one (a full

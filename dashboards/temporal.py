@@ -113,6 +113,42 @@ ROWS: Rows = [
         ],
     ),
     (
+        "Workers by host",
+        [
+            stat(
+                "Workers reporting",
+                "Worker processes whose /metrics Prometheus scraped last (tindexer_worker_info);"
+                " fewer than you run is a host down or unreachable.",
+                COUNT,
+                Query(q.WORKERS_REPORTING),
+            ),
+            timeseries(
+                "Blocks indexed per second by worker",
+                "Blocks each worker stored, by scrape target, and all workers together.",
+                PER_SECOND,
+                Query(q.BLOCKS_INDEXED_ALL_WORKERS, "all workers"),
+                Query(q.BLOCKS_INDEXED_BY_WORKER, "{{instance}}"),
+                width=20,
+            ),
+            timeseries(
+                "Activities in flight by worker",
+                "Activity slots in use on each worker: ranges, scans and scheduling running now.",
+                COUNT,
+                Query(q.ACTIVITIES_IN_FLIGHT_BY_WORKER, "{{instance}}"),
+                width=12,
+            ),
+            timeseries(
+                "Memory budget use by worker",
+                "JSON-RPC answer bytes each worker holds, as a share of its memory budget; at 1 "
+                "its ranges wait for room (tindexer_worker_budget_wait_seconds_total).",
+                PERCENT,
+                Query(q.MEMORY_BUDGET_USE_BY_WORKER, "{{instance}}"),
+                thresholds=steps((GREEN, None), (YELLOW, 0.9)),
+                width=12,
+            ),
+        ],
+    ),
+    (
         "Rate limits and errors",
         [
             timeseries(

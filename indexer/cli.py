@@ -201,6 +201,10 @@ def api(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8088; 0 picks one).")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Also serve /metrics on metrics_host and this port (default: none)."),
+    ] = None,
 ) -> None:
     """Serve the admin API (chains, status, gaps, backfill) against the configured services."""
     from indexer.api.app import serve
@@ -236,6 +240,9 @@ def api(
                 hosts=settings.api_allowed_hosts,
                 allow_link_local_rpc=settings.allow_link_local_rpc,
                 doctor=DoctorSampler(default_metrics_urls(settings), settings.temporal_metrics_url),
+                metrics_address=(
+                    None if metrics_port is None else (settings.metrics_host, metrics_port)
+                ),
             )
         )
     _finish(0)

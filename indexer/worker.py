@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -105,6 +106,8 @@ async def running_worker(
         scheduling.scheduler_tick,
         scheduling.start_scheduler,
     ]
+    # /metrics says which worker this is, for the per-worker dashboards and alerts.
+    metrics.worker_info.labels(socket.gethostname(), client.identity).set(1)
     for name in ACTIVITY_NAMES:  # their counters start at zero
         metrics.activities_handed_back.labels(name)
     common: dict[str, Any] = dict(

@@ -5,12 +5,22 @@ from __future__ import annotations
 from alerts.cases import INSTANCE, Check, Fires, Scenario, Suite, labels
 
 W1 = 'job="tindexer",instance="w1:9464"'
+W2 = 'job="tindexer",instance="w2:9464"'
+API = 'job="tindexer",instance="api:9464"'
+RANGES = 'task_queue="tindexer-ranges",type="activity"'
 
 EXPORTER_DOWN = Fires(
     labels(INSTANCE, severity="critical"),
     "Prometheus cannot scrape a tindexer /metrics endpoint.",
     "w1:9464 has not answered a scrape for 5m: its chains, queues and database are unwatched.",
     "tindexerexporterdown",
+)
+WORKER_HOST_DOWN = Fires(
+    labels(INSTANCE, severity="warning"),
+    "A worker host stopped reporting while ranges wait in the queue.",
+    "Worker w1:9464 has not answered a scrape for 2m while ranges are queued: its running"
+    " ranges move to the other workers, but its share of the capacity is gone.",
+    "tindexerworkerhostdown",
 )
 TEMPORAL_UNREACHABLE = Fires(
     labels(INSTANCE, severity="critical"),
@@ -44,6 +54,34 @@ SUITE = Suite(
                 Check("5m", "TindexerExporterDown"),  # down 3m: still pending
                 Check("8m", "TindexerExporterDown", (EXPORTER_DOWN,)),
             ),
+        ),
+        Scenario(
+            "worker w1 and a process that runs no worker stop answering at 2m; ranges wait",
+            (
+                (f"up{{{W1}}}", "1 1 0x10"),
+                (f'tindexer_worker_info{{{W1},host="h1",worker="7@h1"}}', "1 1 _x10"),
+                (f"up{{{API}}}", "1 1 0x10"),
+                (f"up{{{W2}}}", "1x12"),
+                (f'tindexer_worker_info{{{W2},host="h2",worker="7@h2"}}', "1x12"),
+                (f"tindexer_task_queue_backlog{{{W2},{RANGES}}}", "3x12"),
+            ),
+            (
+                Check("3m", "TindexerWorkerHostDown"),  # down 1m: still pending
+                Check("5m", "TindexerWorkerHostDown", (WORKER_HOST_DOWN,)),
+            ),
+        ),
+        Scenario(
+            "worker w1 stops answering at 2m with no range waiting (only scans and scheduling)",
+            (
+                (f"up{{{W1}}}", "1 1 0x10"),
+                (f'tindexer_worker_info{{{W1},host="h1",worker="7@h1"}}', "1 1 _x10"),
+                (f"tindexer_task_queue_backlog{{{W2},{RANGES}}}", "0x12"),
+                (
+                    f'tindexer_task_queue_backlog{{{W2},task_queue="tindexer",type="activity"}}',
+                    "4x12",
+                ),
+            ),
+            (Check("6m", "TindexerWorkerHostDown"),),
         ),
         Scenario(
             "Temporal fails its health check from 1m to 6m, then recovers",

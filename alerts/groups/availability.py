@@ -9,6 +9,8 @@ from alerts.rules import Alert, Group, selector
 # it already, so the Alertmanager config inhibits these collectors' alerts meanwhile.
 POSTGRES_COLLECTORS = "postgres|pg_pool|progress"
 TEMPORAL_COLLECTORS = "temporal_.*"
+# The ranges queue (indexer/workflows/task_queues.py, RANGES_SUFFIX): IndexRange activities.
+RANGES_BACKLOG = 'task_queue=~".+-ranges",type="activity"'
 
 
 def group(config: AlertConfig) -> Group:
@@ -25,6 +27,26 @@ def group(config: AlertConfig) -> Group:
                 description=(
                     "{{ $labels.instance }} has not answered a scrape for "
                     f"{config.exporter_down_for}: its chains, queues and database are unwatched."
+                ),
+            ),
+            Alert(
+                name="TindexerWorkerHostDown",
+                # A target that was a worker lately and is down now, while any live process
+                # (every worker describes the queues) sees ranges waiting for a worker.
+                expr=(
+                    f"up{selector(job)} == 0\n"
+                    "and on (instance) max_over_time("
+                    f"tindexer_worker_info{selector(job)}[{config.worker_seen_window}])\n"
+                    "and on () max(tindexer_task_queue_backlog"
+                    f"{selector(job, RANGES_BACKLOG)}) > 0"
+                ),
+                for_=config.worker_host_down_for,
+                severity="warning",
+                summary="A worker host stopped reporting while ranges wait in the queue.",
+                description=(
+                    "Worker {{ $labels.instance }} has not answered a scrape for "
+                    f"{config.worker_host_down_for} while ranges are queued: its running ranges"
+                    " move to the other workers, but its share of the capacity is gone."
                 ),
             ),
             Alert(

@@ -55,3 +55,20 @@ ACTIVITY_TIMEOUT_RATIO = (
 SDK_ACTIVITY_FAILURES = (
     f"sum by (activity_type) (rate(temporal_activity_execution_failed_total{Q}[$__rate_interval]))"
 )
+
+# --- Workers by host (each worker's own /metrics; `instance` is the scrape target) -------------
+# Only worker processes: the API and `tindexer workers` export the worker gauges too (at 0).
+WORKERS = "\nand on (instance) tindexer_worker_info"
+WORKERS_REPORTING = "count(tindexer_worker_info)"
+BLOCKS_INDEXED_ALL_WORKERS = "sum(rate(tindexer_blocks_indexed_total[$__rate_interval]))"
+BLOCKS_INDEXED_BY_WORKER = (
+    "sum by (instance) (rate(tindexer_blocks_indexed_total[$__rate_interval]))" + WORKERS
+)
+ACTIVITIES_IN_FLIGHT_BY_WORKER = (
+    "sum by (instance) (temporal_worker_task_slots_used"
+    '{task_queue=~"$task_queue",worker_type="ActivityWorker"})' + WORKERS
+)
+MEMORY_BUDGET_USE_BY_WORKER = (
+    "sum by (instance) (tindexer_worker_in_flight_bytes)\n/\n"
+    "sum by (instance) (tindexer_worker_memory_budget_bytes)" + WORKERS
+)

@@ -10,6 +10,14 @@ class WorkerFamilies(Families):
     """The worker families."""
 
     def declare(self) -> None:
+        # Which worker a scrape came from, beyond the `instance` Prometheus adds: dashboards
+        # break workers down by it, and the worker-host-down alert tells workers from the rest.
+        self.worker_info = self._gauge(
+            "tindexer_worker_info",
+            "Always 1 in a process that runs a worker (`tindexer worker`, `tindexer up`): its"
+            " hostname and its Temporal worker identity (`pid@hostname` unless set), as labels.",
+            ["host", "worker"],
+        )
         self.activity_duration = self._histogram(
             "tindexer_activity_duration_seconds",
             "Time an activity attempt took on this worker, by activity and outcome.",

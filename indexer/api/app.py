@@ -22,6 +22,7 @@ from indexer.api.openapi import build_document
 from indexer.api.state import STATE, ApiState, log
 from indexer.api.validation import MAX_BODY_BYTES
 from indexer.doctor.sampler import DoctorSampler
+from indexer.observability import serving_metrics
 
 RATE_SAMPLE_SECONDS = 5.0  # throughput samples even when nobody polls the status
 STATUS_POOL_SIZE = 10  # READ_CONNECTIONS for reads, the rest for writes, deletes and probes
@@ -134,10 +135,13 @@ async def serve(
     hosts: list[str] | None = None,
     allow_link_local_rpc: bool = False,
     doctor: DoctorSampler | None = None,
+    metrics_address: tuple[str, int] | None = None,
 ) -> None:
     """Run the API until SIGTERM or SIGINT; `ready(port)` is called once it listens.
 
     `hosts` are the Host names it answers to (api_allowed_hosts; default: localhost and `host`).
+    With `metrics_address` (host, port) it serves its own /metrics there, apart from the API:
+    on a host of its own, Prometheus sees it up and reaching PostgreSQL and Temporal.
     """
     from indexer.store.db import create_pool
 
@@ -155,7 +159,18 @@ async def serve(
         )
         if doctor is not None:
             state.doctor = doctor
-        async with serving_api(state, host, port) as bound:
+        async with contextlib.AsyncExitStack() as serving:
+            if metrics_address is not None:
+                await serving.enter_async_context(
+                    serving_metrics(
+                        state.metrics,
+                        *metrics_address,
+                        pool=pool,
+                        database_url=database_url,
+                        client=temporal,
+                    )
+                )
+            bound = await serving.enter_async_context(serving_api(state, host, port))
             if ready:
                 ready(bound)
             stop = asyncio.Event()

@@ -137,14 +137,21 @@ def start_worker(
 
 
 async def start_api(
-    cluster: Cluster, database_url: str, temporal_address: str, token: str, task_queue: str
+    cluster: Cluster,
+    database_url: str,
+    temporal_address: str,
+    token: str,
+    task_queue: str,
+    serve_metrics: bool = False,
 ) -> tuple[Host, str]:
-    """The api host running `tindexer api`; its base URL once it listens."""
+    """The api host running `tindexer api`; its base URL once it listens. With
+    `serve_metrics`, its own /metrics too, on its address and METRICS_PORT."""
     host = cluster.add_host("api")
     config = cluster.log_dir / "api.toml"
-    config.write_text(f'task_queue = "{task_queue}"\n')
+    config.write_text(f'task_queue = "{task_queue}"\nmetrics_host = "{host.address}"\n')
     args = [sys.executable, "-m", "indexer.cli", "api", "--config", str(config)]
     args += ["--host", host.address, "--port", str(API_PORT)]
+    args += ["--metrics-port", str(METRICS_PORT)] if serve_metrics else []
     env = {
         **os.environ,
         "DATABASE_URL": database_url,

@@ -48,6 +48,7 @@ REQUIRED = {
 
 UP_DOWN = {
     "TindexerExporterDown",
+    "TindexerWorkerHostDown",
     "TindexerTemporalUnreachable",
     "TindexerPostgresDown",
     "TindexerProviderDown",
