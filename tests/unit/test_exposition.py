@@ -5,12 +5,18 @@ from __future__ import annotations
 import math
 
 import pytest
-from prometheus_client import CollectorRegistry, disable_created_metrics, enable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Gauge,
+    disable_created_metrics,
+    enable_created_metrics,
+)
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-from exporter.exposition import Renderer, go_float, wants_openmetrics
+from exporter.exposition import Renderer, wants_openmetrics
 from exporter.metrics import Metrics
+from exporter.series import go_float
 
 
 def busy_registry() -> CollectorRegistry:
@@ -31,6 +37,9 @@ def busy_registry() -> CollectorRegistry:
     metrics.pg_lock_wait_oldest.set(-math.inf)
     metrics.pg_statement_calls.set(7, "1", 'SELECT "x"\nFROM y')
     metrics.pg_deadlocks.set(3)
+    metrics.pg_probe_latency.observe(0.002)  # a histogram without labels
+    Gauge("callback", "A gauge read when scraped.", registry=registry).set_function(lambda: 4.0)
+    registry.set_target_info({"service": "tindexer"})
     return registry
 
 
