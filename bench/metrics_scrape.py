@@ -187,11 +187,12 @@ async def run(chains: int, providers: int, scrapes: int, with_profile: bool) -> 
             page = f"http://127.0.0.1:{port}/metrics"
             seconds, text = await asyncio.to_thread(scrape, page, scrapes)
             om_seconds, _ = await asyncio.to_thread(scrape, page, scrapes, PROMETHEUS_ACCEPT)
-            renderer, render = page_renderer(registry), []
+            renderer, render, render_cpu = page_renderer(registry), [], []
             for _ in range(10):
-                began = time.perf_counter()
+                began, began_cpu = time.perf_counter(), time.thread_time()
                 renderer()
                 render.append(time.perf_counter() - began)
+                render_cpu.append(time.thread_time() - began_cpu)
             collectors = {
                 name: registry.get_sample_value(
                     "tindexer_collector_duration_seconds", {"collector": name}
@@ -210,6 +211,8 @@ async def run(chains: int, providers: int, scrapes: int, with_profile: bool) -> 
             "openmetrics_scrape_p50_ms": round(statistics.median(om_seconds) * 1000, 2),
             "openmetrics_scrape_max_ms": round(max(om_seconds) * 1000, 2),
             "render_p50_ms": round(statistics.median(render) * 1000, 2),
+            # CPU time of one render: what a scrape costs the process, whatever else runs.
+            "render_cpu_p50_ms": round(statistics.median(render_cpu) * 1000, 2),
             "populate_seconds": round(populate_seconds, 1),
             "collector_last_refresh_seconds": collectors,
             "families": families,
@@ -235,17 +238,24 @@ async def main() -> None:
     command = "make bench-metrics-scrape " + " ".join(sys.argv[1:])
     runs = []
     for n in counts:
+        load = [round(x, 2) for x in os.getloadavg()]
         result = await run(n, args.providers, args.scrapes, args.profile and n == max(counts))
+        result = {"load_average_at_start": load, **result}
         print(
             f"{args.variant}: {n} chains: {result['series']:,} series"
             f" ({result['series_per_chain']}/chain), scrape p50 {result['scrape_p50_ms']} ms,"
             f" max {result['scrape_max_ms']} ms (OpenMetrics p50"
-            f" {result['openmetrics_scrape_p50_ms']} ms), render p50 {result['render_p50_ms']} ms",
+            f" {result['openmetrics_scrape_p50_ms']} ms), render p50 {result['render_p50_ms']} ms"
+            f" ({result['render_cpu_p50_ms']} ms CPU)",
             flush=True,
         )
         runs.append(result)
     path = RESULTS / "metrics_scrape.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
+    # Runs of other chain counts stay: `--chains 100` alternated between two commits compares
+    # them under the same load.
+    kept = [r for r in previous.get(args.variant, {}).get("runs", []) if r["chains"] not in counts]
+    runs = sorted(kept + runs, key=lambda r: r["chains"])
     previous[args.variant] = {**provenance(command), "runs": runs}
     print(write_result("metrics_scrape", previous))
 
