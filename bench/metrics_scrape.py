@@ -119,11 +119,13 @@ async def populate(metrics: Metrics, pool: asyncpg.Pool, url: str, chains: list[
 def page_renderer(registry: CollectorRegistry) -> Callable[[], bytes]:
     """What the server renders a text page with: exporter/exposition.py where it exists (after
     issue 24), else prometheus_client's generate_latest (before)."""
-    try:
-        from exporter.exposition import Renderer
-    except ImportError:
+    import exporter.server
+
+    renderer = getattr(exporter.server, "Renderer", None)  # the editable install may still
+    if renderer is None:  # import exporter.exposition from another checkout: ask the server
         return lambda: exposition.generate_latest(registry)
-    return Renderer(registry).text
+    page: Callable[[], bytes] = renderer(registry).text
+    return page
 
 
 def scrape(url: str, count: int, accept: str = "") -> tuple[list[float], str]:
