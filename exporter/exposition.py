@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from prometheus_client.core import Metric, Sample
 from prometheus_client.openmetrics.exposition import _compose_exemplar_string
 from prometheus_client.registry import CollectorRegistry
-from prometheus_client.samples import Exemplar
 
 from exporter.series import Prefixes, Series, direct_series, go_float, label_text
 
@@ -88,8 +87,7 @@ class Renderer:
             out.append(f"# HELP {name} {help_text}\n# TYPE {name} ")
             out.append(f"{TEXT_TYPES.get(family.type, family.type)}\n")
             if isinstance(family, Series):
-                for prefix, value, _ in family.rows:
-                    out.append(f"{prefix}{go_float(value)}\n")
+                out.extend(family.lines)
                 continue
             apart: dict[str, list[str]] = {}
             for sample in family.samples:
@@ -120,10 +118,7 @@ class Renderer:
             if family.unit:
                 out.append(f"# UNIT {family.name} {family.unit}\n")
             if isinstance(family, Series):
-                for prefix, value, exemplar in family.rows:
-                    out.append(
-                        f"{prefix}{go_float(value)}{exemplar_text(family, prefix, exemplar)}\n"
-                    )
+                out.extend(family.lines)
                 continue
             for sample in family.samples:
                 if sample.name == family.name + "_created" or sample.native_histogram:
@@ -146,12 +141,3 @@ class Renderer:
 
 def escape(text: str) -> str:
     return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-
-
-def exemplar_text(family: Series, prefix: str, exemplar: Exemplar | None) -> str:
-    """An exemplar's ` # {labels} value timestamp`, as the library writes it."""
-    if exemplar is None:
-        return ""
-    name = prefix.split("{", 1)[0].rstrip()
-    sample = Sample(name, {}, 0.0, None, exemplar)
-    return _compose_exemplar_string(family, sample, exemplar)
