@@ -120,15 +120,13 @@ def direct_series(collector: object, prefixes: Prefixes, exemplars: bool) -> Ser
             total = 0.0
             for prefix, bucket in zip(lines, child._buckets, strict=False):
                 total += bucket._value
-                example = exemplar_text(series, prefix, bucket.get_exemplar()) if exemplars else ""
+                example = exemplar_text(series, prefix, bucket._exemplar) if exemplars else ""
                 out.append(f"{prefix}{go_float(total)}{example}\n")
             out.append(f"{lines[-2]}{go_float(total)}\n")
             if child._upper_bounds[0] >= 0:
                 out.append(f"{lines[-1]}{go_float(child._sum._value)}\n")
         elif kind == "counter":
-            example = (
-                exemplar_text(series, lines[0], child._value.get_exemplar()) if exemplars else ""
-            )
+            example = exemplar_text(series, lines[0], child._value._exemplar) if exemplars else ""
             out.append(f"{lines[0]}{go_float(child._value._value)}{example}\n")
         else:
             out.append(f"{lines[0]}{go_float(child._value._value)}\n")
