@@ -91,6 +91,13 @@ bench-pg-health: $(STAMP)
 bench-status: $(STAMP)
 	$(PYTHON) bench/status.py
 
+# /metrics scrape time (p50/max) and series per family with 1, 10, 50, 100 chains, as
+# `tindexer up` serves it; PostgreSQL from DATABASE_URL or 127.0.0.1:5432. Pass ARGS, e.g.
+# ARGS="--variant before". Writes bench/results/metrics_scrape.json.
+.PHONY: bench-metrics-scrape
+bench-metrics-scrape: $(STAMP)
+	$(PYTHON) bench/metrics_scrape.py $(ARGS)
+
 # Indexing throughput with observability on vs off, in one run. Writes bench/results/overhead.json.
 .PHONY: bench-overhead
 bench-overhead: $(STAMP)

@@ -1,17 +1,24 @@
-"""The `/metrics` endpoint: the registry as it is cached now, in text or OpenMetrics format."""
+"""The `/metrics` endpoint: the registry as it is cached now, in text or OpenMetrics format.
+
+Collectors refresh in the background (exporter/collectors/): a scrape only renders what they
+cached, through exporter/exposition.py, whose cost per series stays small at 100 chains.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, exposition
+from prometheus_client import CollectorRegistry
+
+from exporter.exposition import Renderer
 
 
 def metrics_app(registry: CollectorRegistry) -> web.Application:
     """An aiohttp app with GET /metrics; OpenMetrics (with exemplars) when the scraper asks."""
 
+    renderer = Renderer(registry)
+
     async def metrics(request: web.Request) -> web.Response:
-        encoder, content_type = exposition.choose_encoder(request.headers.get("Accept", ""))
-        body = encoder(registry)
+        body, content_type = renderer.render(request.headers.get("Accept", ""))
         response = web.Response(body=body)
         response.headers["Content-Type"] = content_type
         return response

@@ -24,8 +24,9 @@ class RpcFamilies(Families):
         )
         self.rpc_request_duration = self._histogram(
             "tindexer_rpc_request_duration_seconds",
-            "Time from sending a JSON-RPC HTTP request to reading its whole answer.",
-            ["chain", "provider", "method"],
+            "Time from sending a JSON-RPC HTTP request to reading its whole answer, whatever the"
+            " method.",
+            ["chain", "provider"],
             buckets=LATENCY_BUCKETS,
         )
         self.rpc_retry_after_clamped = self._counter(

@@ -287,7 +287,7 @@ class Transport:
         if outcome == "ok":
             self.latency += LATENCY_SMOOTHING * (seconds - self.latency)
         self.metrics.rpc_requests.labels(self.chain, self.provider, method, outcome).inc()
-        self.metrics.rpc_request_duration.labels(self.chain, self.provider, method).observe(seconds)
+        self.metrics.rpc_request_duration.labels(self.chain, self.provider).observe(seconds)
         self.metrics.rpc_concurrency_limit.labels(self.chain, self.provider).set(self.limiter.limit)
 
     async def latest_available_head(self) -> tuple[int, bytes | None]:
