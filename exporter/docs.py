@@ -31,7 +31,7 @@ re-exposed on the same endpoint and documented by Temporal.
 BUDGET_ROWS = (
     (
         "chain (counters at zero, progress and head gauges, IndexRange phase, scheduling and"
-        " reorg histograms, autoscaler gauges)",
+        " reorg histograms, freshness histograms, live-edge counters, autoscaler gauges)",
         SERIES_PER_CHAIN,
     ),
     (
