@@ -7,8 +7,8 @@ its own between the workers and PostgreSQL/Temporal. It runs as a process on tha
     python -m tests.support.lossy_link --route ADDR:PORT=ADDR:PORT ... --delay 0.1 ...
 
 Cuts begin when the proxy receives SIGUSR1 (`LossyLink.arm`). A cut connection is closed on
-both sides at once (a reset, not a silent hang: the silent kind
-is the blackhole route's). It prints a line per connection and per cut, for the test to count.
+both sides at once (a reset, not a silent hang: the silent kind is the blackhole route's). It
+prints a line per connection and per cut, for the test to count.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Impairment:
     delay: float  # seconds, each direction
     jitter: float  # ± seconds, uniform
     cut_share: float  # share of connections cut mid-stream
-    cut_within: float  # a cut connection lives a uniform 0..cut_within seconds
+    cut_within: float  # a cut connection lives a uniform 0..cut_within s (from arming, if later)
     rng: random.Random
 
     def latency(self) -> float:
@@ -104,9 +104,11 @@ async def _cut_later(
     return False
 
 
-async def _serve(
+async def serve_route(
     listen: tuple[str, int], target: tuple[str, int], link: Impairment, armed: asyncio.Event
 ) -> asyncio.Server:
+    """Listen on `listen` and forward each connection to `target` through `link`."""
+
     async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         print(CONNECTED, target[1], flush=True)
         try:
@@ -142,7 +144,7 @@ async def _main(args: argparse.Namespace) -> None:
     servers = []
     for route in args.route:
         listen, target = route.split("=")
-        servers.append(await _serve(_address(listen), _address(target), link, armed))
+        servers.append(await serve_route(_address(listen), _address(target), link, armed))
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(ARM_SIGNAL, armed.set)
     for signum in (signal.SIGTERM, signal.SIGINT):
