@@ -23,13 +23,16 @@ async def _prepare_connection(conn: asyncpg.Connection) -> None:
 # A client that falls silent (its host cut off, a cable pulled) must not keep its session, and
 # the chain's range lock its transaction holds, until the network returns: PostgreSQL would
 # wait on such a socket for the kernel's defaults (2 h of keepalive idle, ~15 min of
-# retransmits) while every other worker queues behind that lock. These are set per session,
-# so they bound only the indexer's own connections. Both are answered by the client's kernel,
-# not by the worker's code or PostgreSQL's speed: a busy worker, a slow server or a long COPY
-# on a healthy network never trips them.
+# retransmits) while every other worker queues behind that lock. These are set per session
+# (PostgreSQL 14+; the TCP ones are ignored on a Unix socket), so they bound only the indexer's
+# own connections. Each waits on the client's kernel (ACKs, keepalive answers, the socket's
+# state), never on the worker's code or PostgreSQL's speed: a busy worker, a slow server or a
+# long COPY on a healthy network never trips them.
 SILENT_CLIENT_SETTINGS = {
     # Probe a connection after 5 s with no traffic either way, every 2 s, and drop it after 3
-    # unanswered probes: an idle-in-transaction session of a vanished host ends within ~11 s.
+    # unanswered probes (Linux: once tcp_user_timeout passes unanswered, with it set): an
+    # idle-in-transaction session of a vanished host ends within ~11 s (the cluster test
+    # test_worker_host_cut_off_from_postgres_for_30s prints when they were all gone).
     "tcp_keepalives_idle": "5",
     "tcp_keepalives_interval": "2",
     "tcp_keepalives_count": "3",

@@ -157,7 +157,10 @@ async def test_worker_host_cut_off_from_postgres_for_30s(site: Site) -> None:
     with network.cluster.cut_off(victim_host, network.core.postgres_address):
         cut_began = time.monotonic()
         sessions_at_cut = len(await pool.fetch(SESSIONS_FROM, victim_host.address))
+        gone_after: float | None = None  # seconds into the cut when the server had ended them
         while time.monotonic() - cut_began < CUT_SECONDS:  # the fault's length, a fixed time
+            if gone_after is None and not await pool.fetch(SESSIONS_FROM, victim_host.address):
+                gone_after = time.monotonic() - cut_began
             lock = await pool.fetchrow(RANGE_LOCK)
             if lock["waiting"]:
                 waiting = max(waiting, lock["waiting"])
@@ -179,7 +182,8 @@ async def test_worker_host_cut_off_from_postgres_for_30s(site: Site) -> None:
         f" while holding {len(held)} ranges: {during - at_cut} blocks indexed during the cut"
         f" (up to {waiting} sessions waiting for the chain's range lock, held from"
         f" {sorted(holders)}); its {sessions_at_cut} sessions on the server at the cut,"
-        f" {len(left)} at its end ({len(in_transaction)} in a transaction); all {BACKLOG}"
+        f" {len(left)} at its end ({len(in_transaction)} in a transaction), all gone"
+        f" {'never' if gone_after is None else f'{gone_after:.0f} s into it'}; all {BACKLOG}"
         f" {done - cut_ended:.1f} s after it; of its ranges {resumed} finished on it,"
         f" {len(held) - resumed} elsewhere, in {sorted(a for a, _ in outcomes)} attempts;"
         f" exact: {compared}"
