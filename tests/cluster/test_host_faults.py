@@ -18,31 +18,25 @@ from indexer.api.chains import TEMPORAL_TIMEOUT_SECONDS
 from indexer.api.health import READY_TIMEOUT_SECONDS
 from indexer.store.ranges import RANGE_LOCK_CLASS
 from indexer.workflows.policies import HEARTBEAT_TIMEOUT, index_range_retry
-from tests.support.cluster import Host
+from tests.support.cluster_backfill import HEAD, assert_exact, backfill_on, wait_holding
 from tests.support.cluster_hosts import start_api
-from tests.support.cluster_ranges import finished_by, identity_of, ranges_held_by, wait_moved
+from tests.support.cluster_ranges import finished_by, identity_of, wait_moved
 from tests.support.cluster_site import BACKLOG, FIGURES, Site
-from tests.support.db_compare import assert_matches_node
-from tests.support.faults import (
-    assert_exactly_indexed,
-    indexed_blocks,
-    wait_covered,
-    wait_indexed,
-)
+from tests.support.faults import indexed_blocks, wait_covered, wait_indexed
 from tests.support.waiting import wait_until
-from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.cluster
 
-Worker = tuple[Host, WorkerProcess]
 Answer = tuple[int, Any, float]  # HTTP status, JSON body, seconds to answer
 
-HEAD = BACKLOG - 1
-BLOCKS_PER_WORKFLOW = 500  # 40 ranges: more than the hosts run at once
 # A dead host's range is retried once its heartbeat lapses, after the first retry interval.
 FIRST_RETRY = index_range_retry(1).initial_interval.total_seconds()
 MOVE_ALLOWANCE = HEARTBEAT_TIMEOUT.total_seconds() + FIRST_RETRY + 5  # + dispatch on 2 cores
 CUT_SECONDS = 30.0
+# The server ends a silent client's sessions within ~11 s (indexer/store/db.py
+# SILENT_CLIENT_SETTINGS); the other hosts then index on for the rest of the cut. Stalled
+# behind the cut-off host's range lock they stored 0-398 blocks in the 30 s.
+INDEXED_DURING_CUT = 1_000
 TOKEN = "cluster-test-token"
 # Sessions waiting for a chain's range lock (an advisory lock), and the hosts holding it.
 RANGE_LOCK = f"""
@@ -51,50 +45,28 @@ SELECT count(*) FILTER (WHERE NOT l.granted)                        AS waiting,
   FROM pg_locks l JOIN pg_stat_activity a USING (pid)
  WHERE l.locktype = 'advisory' AND l.classid = {RANGE_LOCK_CLASS}
 """
-
-
-async def _backfill_on(site: Site, workers: int) -> tuple[int, str, list[Worker]]:
-    """Start `workers` worker hosts and the chain's HeadScan: (chain row id, name, workers)."""
-    started = await asyncio.gather(*(site.worker(f"worker-{n}") for n in range(1, workers + 1)))
-    row = await site.add_chain(blocks_per_workflow=BLOCKS_PER_WORKFLOW)
-    await site.harness.start(row.config.name)
-    return row.id, row.config.name, list(started)
-
-
-async def _wait_holding(site: Site, chain: str, chain_id: int, pid: int) -> list[str]:
-    """Wait until a fifth of the chain is indexed and the worker `pid` holds ranges."""
-    held: list[str] = []
-
-    async def holding() -> bool:
-        if await indexed_blocks(site.harness.pool, chain_id) < BACKLOG // 5:
-            return False
-        held[:] = await ranges_held_by(site.harness.client, chain, pid)
-        return bool(held)
-
-    await wait_until(holding, 60, "a fifth of the chain indexed, ranges on the victim", 0.05)
-    return held
-
-
-async def _assert_exact(site: Site, chain_id: int) -> str:
-    """0 lost and 0 duplicated blocks, transactions and logs; the counts compared."""
-    await wait_covered(site.harness, chain_id, HEAD, 120)
-    url = site.network.chain_url
-    await assert_exactly_indexed(site.harness, chain_id, url, HEAD)
-    compared = await assert_matches_node(site.harness.pool, chain_id, url, HEAD, get_logs=False)
-    return ", ".join(f"{table} {rows}" for table, rows in compared.rows.items())
+# The sessions a host's pools still have on the server, and what each is doing. Those in a
+# transaction may hold locks (the chain's range lock) that other hosts wait for. (The /metrics
+# health collector's own connection holds none, and is left to the kernel's defaults.)
+SESSIONS_FROM = """
+SELECT state, wait_event_type, wait_event, now() - state_change AS for, left(query, 60) AS query,
+       xact_start IS NOT NULL AS in_transaction
+  FROM pg_stat_activity
+ WHERE host(client_addr) = $1 AND application_name <> 'tindexer-health'
+"""
 
 
 async def test_worker_host_killed_whole_its_ranges_move(site: Site) -> None:
-    chain_id, chain, started = await _backfill_on(site, workers=3)
+    chain_id, chain, started = await backfill_on(site, workers=3)
     victim_host, victim = started[0]
-    held = await _wait_holding(site, chain, chain_id, victim.pid)
+    held = await wait_holding(site, chain, chain_id, victim.pid)
     at_kill = await indexed_blocks(site.harness.pool, chain_id)
     killed = site.network.cluster.kill_host(victim_host)
     killed_at = time.monotonic()
     assert victim.pid in killed
     moved_at = await wait_moved(site.harness.client, chain, held, victim.pid, MOVE_ALLOWANCE + 30)
     move_seconds = moved_at - killed_at
-    compared = await _assert_exact(site, chain_id)
+    compared = await assert_exact(site, chain_id)
     FIGURES.append(
         f"worker host killed (SIGKILL, {len(killed)} processes) at {at_kill} of {BACKLOG} blocks:"
         f" its {len(held)} ranges moved to the other hosts in {move_seconds:.1f} s"
@@ -131,7 +103,7 @@ async def test_api_host_cut_off_from_temporal_answers_503(site: Site) -> None:
         site.harness.task_queue,
     )
     api_host = network.cluster.hosts["api"]
-    chain_id, chain, _ = await _backfill_on(site, workers=2)
+    chain_id, chain, _ = await backfill_on(site, workers=2)
     await wait_indexed(site.harness, chain_id, BACKLOG // 5, 60, "a fifth of the chain")
     headers = {"Authorization": f"Bearer {TOKEN}"}
     timeout = aiohttp.ClientTimeout(total=TEMPORAL_TIMEOUT_SECONDS * 3 + 30)
@@ -165,7 +137,7 @@ async def test_api_host_cut_off_from_temporal_answers_503(site: Site) -> None:
             return status == 200
 
         back_at = await wait_until(ready_again, 120, "the API to reach Temporal again", 0.5)
-    compared = await _assert_exact(site, chain_id)
+    compared = await assert_exact(site, chain_id)
     FIGURES.append(
         f"API host cut off from Temporal at {at_cut} of {BACKLOG} blocks: GET /readyz 503 in"
         f" {ready[2]:.2f} s, POST backfill 503 in {backfill[2]:.2f} s; PostgreSQL reads 200:"
@@ -176,23 +148,30 @@ async def test_api_host_cut_off_from_temporal_answers_503(site: Site) -> None:
 
 async def test_worker_host_cut_off_from_postgres_for_30s(site: Site) -> None:
     network = site.network
-    chain_id, chain, started = await _backfill_on(site, workers=3)
+    chain_id, chain, started = await backfill_on(site, workers=3)
     victim_host, victim = started[0]
-    held = await _wait_holding(site, chain, chain_id, victim.pid)
+    held = await wait_holding(site, chain, chain_id, victim.pid)
     at_cut = await indexed_blocks(site.harness.pool, chain_id)
     waiting, holders = 0, set[str]()  # during the cut: most sessions waiting at once, who held it
+    pool = site.harness.pool
     with network.cluster.cut_off(victim_host, network.core.postgres_address):
         cut_began = time.monotonic()
+        sessions_at_cut = len(await pool.fetch(SESSIONS_FROM, victim_host.address))
+        gone_after: float | None = None  # seconds into the cut when the server had ended them
         while time.monotonic() - cut_began < CUT_SECONDS:  # the fault's length, a fixed time
-            lock = await site.harness.pool.fetchrow(RANGE_LOCK)
+            if gone_after is None and not await pool.fetch(SESSIONS_FROM, victim_host.address):
+                gone_after = time.monotonic() - cut_began
+            lock = await pool.fetchrow(RANGE_LOCK)
             if lock["waiting"]:
                 waiting = max(waiting, lock["waiting"])
                 holders.update(lock["holders"] or ())
             await asyncio.sleep(1)
-        during = await indexed_blocks(site.harness.pool, chain_id)
+        during = await indexed_blocks(pool, chain_id)
+        left = [dict(r) for r in await pool.fetch(SESSIONS_FROM, victim_host.address)]
+        in_transaction = [session for session in left if session["in_transaction"]]
     cut_ended = time.monotonic()
     done = await wait_covered(site.harness, chain_id, HEAD, 120)
-    compared = await _assert_exact(site, chain_id)
+    compared = await assert_exact(site, chain_id)
     samples = await victim.scrape()  # the cut-off host is alive and answering again
     outcomes = [await finished_by(site.harness.client, wid) for wid in held]
     resumed = sum(who.startswith(identity_of(victim.pid)) for _, who in outcomes)
@@ -202,9 +181,14 @@ async def test_worker_host_cut_off_from_postgres_for_30s(site: Site) -> None:
         f" Temporal still reachable) for {CUT_SECONDS:.0f} s at {at_cut} of {BACKLOG} blocks"
         f" while holding {len(held)} ranges: {during - at_cut} blocks indexed during the cut"
         f" (up to {waiting} sessions waiting for the chain's range lock, held from"
-        f" {sorted(holders)}), all {BACKLOG}"
+        f" {sorted(holders)}); its {sessions_at_cut} sessions on the server at the cut,"
+        f" {len(left)} at its end ({len(in_transaction)} in a transaction), all gone"
+        f" {'never' if gone_after is None else f'{gone_after:.0f} s into it'}; all {BACKLOG}"
         f" {done - cut_ended:.1f} s after it; of its ranges {resumed} finished on it,"
         f" {len(held) - resumed} elsewhere, in {sorted(a for a, _ in outcomes)} attempts;"
         f" exact: {compared}"
     )
     assert samples, "the cut-off worker no longer serves /metrics"
+    # The server ended the silent host's sessions, so its locks did not stall the others.
+    assert not left, f"sessions of the cut-off host outlived the cut: {left}"
+    assert during - at_cut >= INDEXED_DURING_CUT, f"{during - at_cut} blocks during the cut"

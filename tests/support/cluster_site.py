@@ -35,14 +35,21 @@ class Site:
     database_url: str
     hosts: list[Host] = field(default_factory=list)
 
-    async def worker(self, role: str, slots: int = 4) -> tuple[Host, WorkerProcess]:
-        """A worker host on the test's task queue, once its /metrics answers."""
+    async def worker(
+        self,
+        role: str,
+        slots: int = 4,
+        database_url: str | None = None,
+        temporal_address: str | None = None,
+    ) -> tuple[Host, WorkerProcess]:
+        """A worker host on the test's task queue, once its /metrics answers; it reaches
+        PostgreSQL and Temporal on core unless given other addresses (a proxy's)."""
         host, worker = start_worker(
             self.network.cluster,
             role,
             self.harness.task_queue,
-            self.database_url,
-            self.network.core.temporal_address,
+            database_url or self.database_url,
+            temporal_address or self.network.core.temporal_address,
             max_concurrent_activities=slots,
         )
         self.hosts.append(host)
