@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -18,15 +19,19 @@ from tests.support.cluster_hosts import METRICS_PORT, start_api
 from tests.support.cluster_prometheus import firing, instant_query, prometheus_config, prometheus_on
 from tests.support.cluster_site import BACKLOG, FIGURES, Site
 from tests.support.faults import indexed_blocks
+from tests.support.provider_proxy import ProviderProxy
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.cluster
 
 WORKERS = 3
-# 80 ranges, 6 at once (2 slots a worker): most wait in the ranges queue for the whole run, so
-# the alert's "ranges queued" holds whenever the host is killed.
+# 80 ranges, 6 at once (2 slots a worker), each request answered PROVIDER_DELAY_SECONDS late: most
+# ranges wait in the ranges queue for the whole run, so the alert's "ranges queued" holds
+# whenever the host is killed. (Straight from the simulated chain, 20,000 small blocks take a
+# few seconds: the backfill could end before Prometheus has seen every host.)
 BLOCKS_PER_WORKFLOW = 250
 SLOTS = 2
+PROVIDER_DELAY_SECONDS = 0.5
 # The production rule, but firing after 1 s down instead of 2 minutes.
 RULES = dataclasses.replace(CONFIG, worker_host_down_for="1s")
 ALERT = "TindexerWorkerHostDown"
@@ -47,6 +52,13 @@ async def _instances(base: str, promql: str) -> set[str]:
 async def test_prometheus_on_core_sees_every_worker_and_the_worker_host_down_alert(
     site: Site, tmp_path: Path
 ) -> None:
+    async with AsyncExitStack() as stack:
+        await _see_every_worker_and_the_alert(site, tmp_path, stack)
+
+
+async def _see_every_worker_and_the_alert(
+    site: Site, tmp_path: Path, stack: AsyncExitStack
+) -> None:
     network = site.network
     api_host, _ = await start_api(
         network.cluster,
@@ -63,7 +75,12 @@ async def test_prometheus_on_core_sees_every_worker_and_the_worker_host_down_ale
     rules = tmp_path / "rules.yml"
     rules.write_text(render_rules(RULES))
     config = prometheus_config(rules, {"tindexer": [*instances, api_instance]})
-    row = await site.add_chain(blocks_per_workflow=BLOCKS_PER_WORKFLOW)
+    slow = ProviderProxy(network.chain_url, name="slow")
+    slow.delay_seconds = PROVIDER_DELAY_SECONDS
+    provider_url = await stack.enter_async_context(slow.running(host=network.cluster.gateway))
+    row = await site.harness.add_chain(
+        provider_url, head_poll_interval_seconds=0.5, blocks_per_workflow=BLOCKS_PER_WORKFLOW
+    )
     task_queue = site.harness.task_queue
     per_worker = {
         "blocks indexed/s": _panel(q.BLOCKS_INDEXED_BY_WORKER, task_queue),
@@ -115,6 +132,7 @@ async def test_prometheus_on_core_sees_every_worker_and_the_worker_host_down_ale
 
         victim_instance, victim = next(iter(instances.items()))
         at_kill = await indexed_blocks(site.harness.pool, row.id)
+        assert at_kill < BACKLOG  # ranges were still to do when the host died
         network.cluster.kill_host(victim)
         killed_at = time.monotonic()
 
