@@ -63,6 +63,11 @@ class WorkerTuning:
     # and, apart, scans and scheduling at once (the main worker's activity slots): each kind has
     # this many, so a backlog of ranges never takes the slots head-following needs.
     max_concurrent_activities: int = 32
+    # On top of those, the main worker's slots for chains followed at once: a followed chain's
+    # scan_head holds a slot for seconds (activities/live_edge.py FOLLOW_SECONDS), so with more
+    # chains than slots the others' scans would wait that long behind them, blocks piling up.
+    # Their live-edge batches reserve the same memory budget as ranges.
+    followed_chains: int = 256
     max_concurrent_workflow_tasks: int = SDK_DEFAULT_SLOTS
     pollers: int = 5  # per task type and queue (the ranges queue has only activity tasks)
     start_clients: int = 1  # connections the scheduling activities start workflows through
@@ -124,7 +129,10 @@ async def running_worker(
         task_queue=task_queue,
         workflows=[HeadScan, Scheduler, IndexRange],
         activities=activities,
-        tuner=_tuner(FixedSizeSlotSupplier(tuning.max_concurrent_activities), tuning),
+        tuner=_tuner(
+            FixedSizeSlotSupplier(tuning.max_concurrent_activities + tuning.followed_chains),
+            tuning,
+        ),
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(tuning.pollers),
         **common,
     )

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from indexer.datasets import DATASETS
 from indexer.temporal_client import INDEX_RANGE, head_scan_id
+from indexer.worker import WorkerTuning
 from tests.support.chaindata import expected_blocks, rpc
 from tests.support.faults import assert_exactly_indexed, caught_up, wait_covered
 from tests.support.harness import Harness
@@ -97,6 +98,35 @@ async def test_a_live_chain_is_followed_without_index_range_workflows(
     # One scan follows the head for seconds: HeadScan's history grows by far less than the
     # ~10 events (activity, timer, workflow tasks) a scan per poll would add per block.
     assert events < LIVE_BLOCKS, f"{events} history events for {LIVE_BLOCKS} blocks"
+
+
+async def test_more_chains_than_activity_slots_are_each_followed_by_the_live_edge(
+    harness: Harness, sim_chain: Callable[..., str]
+) -> None:
+    """A followed chain's scan holds an activity slot for seconds: a worker with fewer slots
+    than chains still follows every chain (head-following has slots of its own), so none falls
+    a live_edge_blocks window behind and needs an IndexRange."""
+    url = sim_chain(backlog=BACKLOG, txs_per_block=3)
+    rows = [
+        await harness.add_chain(
+            url, blocks_per_workflow=100, head_poll_interval_seconds=BLOCK_SECONDS
+        )
+        for _ in range(3)
+    ]
+    async with harness.worker(tuning=WorkerTuning(max_concurrent_activities=2)):
+        for row in rows:
+            await harness.start(row.config.name)
+        backfill_starts = {
+            row.config.name: await backfilled(harness, row.config.name, row.id) for row in rows
+        }
+        await mine_live(url, LIVE_BLOCKS)
+        heads = [await caught_up(harness, row.id, url) for row in rows]
+    assert heads == [HEAD + LIVE_BLOCKS] * len(rows)
+    for row in rows:
+        assert starts(harness, row.config.name) == backfill_starts[row.config.name]
+        assert harness.sample("tindexer_live_edge_blocks_total", chain=row.config.name) >= (
+            LIVE_BLOCKS
+        )
 
 
 async def test_a_gap_wider_than_the_live_edge_goes_to_index_range(
