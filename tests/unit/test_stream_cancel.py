@@ -37,10 +37,10 @@ def block(number: int) -> Block:
     )
 
 
-async def fetch(first: int, last: int, previous: Block | None) -> FetchedBlocks:
+async def fetch(first: int, last: int, linked: bool) -> FetchedBlocks:
     for _ in range(YIELDS):
         await asyncio.sleep(0)
-    asked = last - first + 1 + (1 if previous is None and first > 0 else 0)
+    asked = last - first + 1 + (0 if linked or first == 0 else 1)
     return FetchedBlocks([block(n) for n in range(first, last + 1)], asked * BYTES_PER_BLOCK)
 
 
