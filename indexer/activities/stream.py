@@ -34,8 +34,11 @@ BUDGET_SHARE = 8
 # time left the node idle between a batch's requests (0.56x cryo on anvil); past the first, a
 # batch starts only if the budget has its bytes now, so the budget decides, and this only bounds
 # how far fetches may run ahead of the store. Each batch sends its own requests, which the
-# provider's transport bounds (RpcSettings.max_concurrency): batches past that just wait there.
-MAX_BATCHES_IN_FLIGHT = 8
+# provider's transport bounds (RpcSettings.max_concurrency). On anvil (2,000 blocks of ~20
+# transactions, a loaded 2-core machine) 8 took 6-7.5 s in most rounds but 16-19 s in a third
+# of them, with the node no busier (requests queued in the node past their timeout?); 4 took 5 s
+# in most (bench/results/i22-anvil-datasets-after-*.json).
+MAX_BATCHES_IN_FLIGHT = 4
 # A chain's first batch in a worker measures its blocks (the others wait for it): a few blocks.
 PROBE_BLOCKS = 4
 
