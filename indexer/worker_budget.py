@@ -174,6 +174,21 @@ class ByteBudget:
                 self.metrics.worker_budget_wait.inc(waited)
         return Reservation(self, size)
 
+    def try_reserve(self, size: int) -> Reservation | None:
+        """Hold `size` bytes if they fit now and no one waits for room; else None, holding
+        nothing. For what is worth doing only with room to spare (a range's batches past its
+        first): it never waits, and never goes ahead of a waiter."""
+        size = max(size, 1)
+        if self._waiters or self.in_flight + size > self.budget_bytes:
+            return None
+        self._resize(0, size)
+        return Reservation(self, size)
+
+    async def freed(self) -> None:
+        """Return once bytes are next given back (or the overdraft ends): room may be there."""
+        room = self._room
+        await room.wait()
+
     @contextlib.asynccontextmanager
     async def reserved(self, size: int) -> AsyncIterator[Reservation]:
         """A reservation released however the block exits (error, cancellation)."""

@@ -121,7 +121,7 @@ class IndexRangeActivities:
             )
             store_span = tracer().start_span("postgres.store_range", attributes=attributes)
 
-            async def fetch(first: int, last: int, previous: Block | None) -> FetchedBlocks:
+            async def fetch(first: int, last: int, linked: bool) -> FetchedBlocks:
                 with tracer().start_as_current_span(
                     "rpc.fetch_batch",
                     context=trace.set_span_in_context(fetch_span),
@@ -130,7 +130,7 @@ class IndexRangeActivities:
                     started = time.perf_counter()
                     try:
                         fetched = await rpc.get_blocks_batch(
-                            first, last, receipts=receipts, previous=previous
+                            first, last, receipts=receipts, linked=linked
                         )
                     except (BadChainData, RpcUnavailable, RpcError) as exc:
                         raise chain_failure(exc) from exc
@@ -172,6 +172,8 @@ class IndexRangeActivities:
                         await stream_range(
                             self.budget, request.chain, low, high, fetch=fetch, store=store
                         )
+            except BadChainData as exc:  # a batch not linking to the one before
+                raise chain_failure(exc) from exc
             finally:
                 store_span.set_attributes(
                     {

@@ -148,18 +148,26 @@ class Fetcher:
         return (await self.get_blocks_batch(start, end, receipts=receipts)).blocks
 
     async def get_blocks_batch(
-        self, start: int, end: int, *, receipts: bool = False, previous: Block | None = None
+        self,
+        start: int,
+        end: int,
+        *,
+        receipts: bool = False,
+        previous: Block | None = None,
+        linked: bool = False,
     ) -> FetchedBlocks:
         """Blocks start..end as get_blocks fetches them, with the answer bytes they took.
 
-        `previous` is block start-1 as the batch before this one fetched it (one batch of a
-        range streamed in parts): the first block's parentHash is checked against it instead of
-        against a fresh fetch of start-1, so the parent links of a range hold across its
-        batches without asking for any block twice.
+        One batch of a range streamed in parts need not fetch block start-1 again: with
+        `previous` (block start-1 as the batch before fetched it), the first block's parentHash
+        is checked against it; `linked` leaves that check to the caller, who makes it once the
+        batch before is in (batches fetched at once). Either way the parent links of a range
+        hold across its batches without asking for any block twice.
         """
         if previous is not None and previous.number != start - 1:
             raise ValueError(f"previous is block {previous.number}, not {start - 1}")
-        first = start if previous is not None else max(start - 1, 0)
+        linked = linked or previous is not None
+        first = start if linked else max(start - 1, 0)
         numbers = list(range(first, end + 1))
         size = self.settings.batch_size
 
@@ -176,11 +184,9 @@ class Fetcher:
         )
         blocks = [block for part in fetched for block in part.blocks]
         read = sum(part.answer_bytes for part in fetched)
-        if previous is not None:
-            check_links([previous, *blocks])
-        else:
-            check_links(blocks)
-            blocks = blocks[1:] if start > 0 else blocks
+        check_links([previous, *blocks] if previous is not None else blocks)
+        if not linked and start > 0:
+            blocks = blocks[1:]
         return FetchedBlocks(blocks, read)
 
     async def _fetch_receipts(self, blocks: list[Block]) -> int:

@@ -204,3 +204,24 @@ async def test_a_read_cancelled_while_it_waits_for_room_gives_back_what_it_took(
     holder.give_back()
     reservation.release()
     assert budget.in_flight == 0
+
+
+async def test_try_reserve_holds_bytes_only_if_they_fit_now_and_no_one_waits() -> None:
+    budget = ByteBudget(100)
+    held = budget.try_reserve(60)
+    assert held is not None and budget.in_flight == 60
+    assert budget.try_reserve(50) is None and budget.in_flight == 60  # does not fit: nothing held
+    waiting = asyncio.create_task(budget.reserve(50))
+    await settle()
+    assert budget.try_reserve(10) is None  # it would fit, but a waiter is first
+    freed = asyncio.create_task(budget.freed())
+    await settle()
+    assert not freed.done()
+    held.release()
+    await settle()
+    assert freed.done() and waiting.done() and budget.in_flight == 50
+    small = budget.try_reserve(50)
+    assert small is not None and budget.in_flight == 100
+    small.release()
+    waiting.result().release()
+    assert budget.in_flight == 0
