@@ -177,10 +177,10 @@ def worker(
         signal.signal(signal.SIGTERM, _stop_before_start)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         tuning = WorkerTuning(
-            max_concurrent_activities,
-            max_concurrent_workflow_tasks,
-            pollers,
-            start_clients,
+            max_concurrent_activities=max_concurrent_activities,
+            max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+            pollers=pollers,
+            start_clients=start_clients,
             memory_budget_bytes=memory_budget or settings.worker_memory_budget_bytes,
         )
         asyncio.run(run_worker_process(settings, tuning))

@@ -52,7 +52,7 @@ log = logging.getLogger("indexer.worker")
 SDK_DEFAULT_SLOTS = 100  # the SDK's own default for workflow tasks (WorkerTuner.create_fixed)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WorkerTuning:
     """Worker concurrency. bench/results/tuning.json (2 cores, 2 workers, 150,000 blocks): 8 or
     64 activities were 4-6 % slower than 32; pollers 2 and workflow tasks 4 were 3-6 % faster,
