@@ -162,3 +162,12 @@ async def start_api(
     process = cluster.spawn(host, args, "api.log", env)
     await asyncio.to_thread(wait_for_port, host.address, API_PORT, START_TIMEOUT, process)
     return host, f"http://{host.address}:{API_PORT}"
+
+
+def start_anvil(cluster: Cluster, anvil: Path) -> str:
+    """An `anvil` host serving a real EVM node on its own address; its URL."""
+    host = cluster.add_host("anvil")
+    args = [str(anvil), "--host", host.address, "--port", str(CHAIN_PORT), "--silent"]
+    process = cluster.spawn(host, args, "anvil.log")
+    wait_for_port(host.address, CHAIN_PORT, START_TIMEOUT, process)
+    return f"http://{host.address}:{CHAIN_PORT}"
