@@ -46,6 +46,7 @@ from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKLOG = 3_000
+WIDE_GAP = 100  # blocks mined at once: more than live_edge_blocks, so IndexRange indexes them
 HOST = "127.0.0.1"
 
 # Production rules except what must happen within seconds here; the committed durations are
@@ -301,6 +302,9 @@ async def test_every_dashboard_query_returns_data_after_a_real_run(stack: Stack)
         return (metrics.get_sample_value("tindexer_reorgs_total", {"chain": chain}) or 0) >= 1
 
     await wait_until(reorg_repaired, 60, "the reorg to be repaired")
+    # A gap wider than the live edge: IndexRange workflows scheduled while Prometheus watches
+    # (a live chain followed by its head scan schedules none after the backfill).
+    await post(f"{stack.sim_url}/_sim/mine", {"blocks": WIDE_GAP})
 
     async def scraped_and_recorded() -> bool:
         ready = (
@@ -317,6 +321,9 @@ async def test_every_dashboard_query_returns_data_after_a_real_run(stack: Stack)
             # new blocks seen at the head were stored, at least twice as rate() needs, and
             # the freshness SLO recorded over them
             f'count_over_time(tindexer_block_freshness_seconds_count{{chain="{chain}"}}[1m]) >= 2',
+            # the wide gap's ranges were scheduled and indexed in Prometheus's sight
+            f'increase(tindexer_schedule_batch_duration_seconds_count{{chain="{chain}"}}[1m]) > 0',
+            'increase(tindexer_activity_duration_seconds_count{activity="index_range"}[1m]) > 0',
             "chain:tindexer_block_freshness_slow:ratio_rate30d",
         )
         return all([await query(stack, promql) for promql in ready])
