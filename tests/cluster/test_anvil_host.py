@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from tests.conftest import ANVIL
-from tests.support.cluster_hosts import start_anvil
+from tests.support.cluster_hosts import ANVIL, start_anvil
 from tests.support.cluster_site import FIGURES, Site
 from tests.support.db_compare import assert_matches_node
 from tests.support.evm.jsonrpc import JsonRpc
@@ -28,7 +27,7 @@ async def test_anvil_on_its_own_host_indexed_exactly_across_a_killed_worker_host
 ) -> None:
     if not ANVIL.exists():
         pytest.fail(f"anvil is not installed at {ANVIL}: run `make install`")
-    url = start_anvil(site.network.cluster, ANVIL)
+    url = start_anvil(site.network.cluster)
     site.hosts.append(site.network.cluster.hosts["anvil"])
     async with JsonRpc(url) as node:
         workload = Workload(node)

@@ -164,10 +164,13 @@ async def start_api(
     return host, f"http://{host.address}:{API_PORT}"
 
 
-def start_anvil(cluster: Cluster, anvil: Path) -> str:
+ANVIL = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "anvil"  # make install
+
+
+def start_anvil(cluster: Cluster) -> str:
     """An `anvil` host serving a real EVM node on its own address; its URL."""
     host = cluster.add_host("anvil")
-    args = [str(anvil), "--host", host.address, "--port", str(CHAIN_PORT), "--silent"]
+    args = [str(ANVIL), "--host", host.address, "--port", str(CHAIN_PORT), "--silent"]
     process = cluster.spawn(host, args, "anvil.log")
     wait_for_port(host.address, CHAIN_PORT, START_TIMEOUT, process)
     return f"http://{host.address}:{CHAIN_PORT}"
