@@ -21,17 +21,16 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from indexer.embedded import wait_for_port
 from tests.support.cluster import Cluster, Host
 from tests.support.cluster_hosts import POSTGRES_PORT, START_TIMEOUT, TEMPORAL_PORT, Core
+from tests.support.slow_link import delayed_pipe
 
 ROOT = Path(__file__).resolve().parents[2]
 
-CHUNK_BYTES = 64 * 1024
 CONNECTED, CUT = "connected", "cut"  # the log's lines, each followed by the target port
 # Cuts begin on this signal, so the processes behind the link can start up unharmed first;
 # connections open by then are as likely to be cut as later ones.
@@ -56,37 +55,6 @@ class Impairment:
         if self.rng.random() < self.cut_share:
             return self.rng.uniform(0.0, self.cut_within)
         return None
-
-
-async def _pipe(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: Impairment
-) -> None:
-    """Copy reader to writer, each chunk its latency after it was read, order kept."""
-    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-
-    async def read() -> None:
-        last = 0.0
-        while True:
-            chunk = await reader.read(CHUNK_BYTES)
-            last = max(last, time.monotonic() + link.latency())  # jitter never reorders
-            queue.put_nowait((last, chunk))
-            if not chunk:
-                return
-
-    reading = asyncio.create_task(read())
-    try:
-        while True:
-            due, chunk = await queue.get()
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            if not chunk:
-                break
-            writer.write(chunk)
-            await writer.drain()
-    finally:
-        reading.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await reading
-        writer.close()
 
 
 async def _cut_later(
@@ -117,8 +85,8 @@ async def serve_route(
             writer.close()
             return
         pipes = asyncio.gather(
-            _pipe(reader, upstream_writer, link),
-            _pipe(upstream_reader, writer, link),
+            delayed_pipe(reader, upstream_writer, link.latency),
+            delayed_pipe(upstream_reader, writer, link.latency),
             return_exceptions=True,
         )
         with contextlib.suppress(asyncio.CancelledError):

@@ -11,21 +11,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from indexer.embedded import free_port
 
 CHUNK_BYTES = 64 * 1024
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
-    """Copy reader to writer, each chunk `delay` seconds after it was read, order kept."""
+async def delayed_pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, latency: Callable[[], float]
+) -> None:
+    """Copy reader to writer, each chunk `latency()` seconds after it was read; a jittered
+    latency never reorders chunks (each is due no earlier than the one before)."""
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
     async def read() -> None:
-        while chunk := await reader.read(CHUNK_BYTES):
-            queue.put_nowait((time.monotonic() + delay, chunk))
-        queue.put_nowait((time.monotonic() + delay, b""))
+        last = 0.0
+        while True:
+            chunk = await reader.read(CHUNK_BYTES)
+            last = max(last, time.monotonic() + latency())
+            queue.put_nowait((last, chunk))
+            if not chunk:
+                return
 
     reading = asyncio.create_task(read())
     try:
@@ -57,8 +64,8 @@ async def slow_link(target_host: str, target_port: int, delay: float) -> AsyncIt
             client_writer.close()
             return
         pipes = asyncio.gather(
-            _pipe(client_reader, server_writer, 0.0),
-            _pipe(server_reader, client_writer, delay),
+            delayed_pipe(client_reader, server_writer, lambda: 0.0),
+            delayed_pipe(server_reader, client_writer, lambda: delay),
             return_exceptions=True,
         )
         connections.add(pipes)
