@@ -166,3 +166,19 @@ def full_blocks(
             )
         )
     return blocks
+
+
+def bare_block(number: int, parent: int | None = None) -> Block:
+    """A block with no transactions and only its links set, child of `parent` (default
+    number - 1): for tests of streaming and order, where the rows do not matter."""
+    return Block(
+        number=number,
+        hash=f"{number:064x}",
+        parent_hash=f"{number - 1 if parent is None else parent:064x}",
+        timestamp=0,
+        miner=None,
+        gas_used=None,
+        gas_limit=None,
+        base_fee_per_gas=None,
+        transactions=[],
+    )

@@ -16,25 +16,11 @@ import pytest
 
 from indexer.activities.stream import Batch, stream_range
 from indexer.chain.fetcher import FetchedBlocks
-from indexer.chain.model import Block
 from indexer.worker_budget import ByteBudget
+from tests.support.rows import bare_block
 
 BYTES_PER_BLOCK = 50  # what the stand-in provider answers per block
 YIELDS = 2  # event-loop yields inside each fetch and each store
-
-
-def block(number: int) -> Block:
-    return Block(
-        number=number,
-        hash=f"{number:064x}",
-        parent_hash=f"{number - 1:064x}",
-        timestamp=0,
-        miner=None,
-        gas_used=None,
-        gas_limit=None,
-        base_fee_per_gas=None,
-        transactions=[],
-    )
 
 
 class Fetching:
@@ -51,7 +37,7 @@ async def fetch(first: int, last: int, linked: bool) -> FetchedBlocks:
     finally:
         Fetching.now -= 1
     asked = last - first + 1 + (0 if linked or first == 0 else 1)
-    return FetchedBlocks([block(n) for n in range(first, last + 1)], asked * BYTES_PER_BLOCK)
+    return FetchedBlocks([bare_block(n) for n in range(first, last + 1)], asked * BYTES_PER_BLOCK)
 
 
 def storing(stored: list[int]) -> Callable[[Batch], Awaitable[None]]:

@@ -15,24 +15,11 @@ import pytest
 
 from indexer.activities.stream import MAX_BATCHES_IN_FLIGHT, Batch, stream_range
 from indexer.chain.fetcher import FetchedBlocks
-from indexer.chain.model import BadChainData, Block
+from indexer.chain.model import BadChainData
 from indexer.worker_budget import ByteBudget
+from tests.support.rows import bare_block
 
 BYTES_PER_BLOCK = 100  # what the stand-in provider answers per block
-
-
-def block(number: int, parent: int | None = None) -> Block:
-    return Block(
-        number=number,
-        hash=f"{number:064x}",
-        parent_hash=f"{number - 1 if parent is None else parent:064x}",
-        timestamp=0,
-        miner=None,
-        gas_used=None,
-        gas_limit=None,
-        base_fee_per_gas=None,
-        transactions=[],
-    )
 
 
 @dataclass
@@ -56,7 +43,7 @@ class Provider:
             self.fetching -= 1
         asked = last - first + 1 + (0 if linked or first == 0 else 1)
         blocks = [
-            block(n, parent=0xDEAD if n == self.broken_parent else None)
+            bare_block(n, parent=0xDEAD if n == self.broken_parent else None)
             for n in range(first, last + 1)
         ]
         return FetchedBlocks(blocks, asked * BYTES_PER_BLOCK)
