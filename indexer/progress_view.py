@@ -13,7 +13,7 @@ from rich.table import Table
 
 from indexer.config import Settings
 from indexer.embedded import embedded_postgres
-from indexer.progress import ChainStatus, RateTracker, chain_status, eta_seconds
+from indexer.progress import ChainStatus, RateTracker, chain_statuses, eta_seconds
 from indexer.store.chains import list_chains
 
 REFRESH_SECONDS = 1.0
@@ -53,7 +53,7 @@ def dataset_bars(status: ChainStatus) -> list[tuple[str, int, int]]:
 
 
 async def _statuses(pool: asyncpg.Pool) -> list[ChainStatus]:
-    return [await chain_status(pool, row) for row in await list_chains(pool)]
+    return await chain_statuses(pool, await list_chains(pool))
 
 
 async def show_progress(pool: asyncpg.Pool, console: Console, exit_when_live: bool) -> None:
@@ -117,7 +117,7 @@ async def print_status(settings: Settings, console: Console) -> int:
         conn = await asyncpg.connect(database_url)
         try:
             rows = await list_chains(conn)
-            statuses = [await chain_status(conn, row) for row in rows]
+            statuses = await chain_statuses(conn, rows)
         finally:
             await conn.close()
     table = Table(

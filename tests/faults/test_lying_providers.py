@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from indexer.api.status import provider_documents
+from indexer.api.status import ProviderSightings, provider_documents
 from indexer.config import ProviderConfig
 from tests.support.chaindata import expected_blocks
 from tests.support.faults import caught_up, wait_covered
@@ -47,7 +47,8 @@ async def test_a_provider_on_another_longer_chain_is_kept_out_and_nothing_of_it_
             await harness.start(chain)
             await wait_until(lambda: fully_indexed(harness, chain, head), 120, "the backlog")
             await right.more_calls("eth_blockNumber", 3)  # scans go on; still only the right
-            documents = {d["name"]: d for d in provider_documents(row.config, harness.metrics)}
+            sightings = ProviderSightings(harness.metrics)
+            documents = {d["name"]: d for d in provider_documents(row.config, sightings)}
         stored_head = (await harness.chain(chain)).head
         pinned = await harness.pool.fetchval(
             "SELECT evm_chain_id FROM chains WHERE id = $1", row.id

@@ -16,11 +16,14 @@ import pytest_asyncio
 from indexer.chain.model import Block
 from indexer.config import ChainConfig
 from indexer.datasets import DATASETS, Dataset
+from indexer.progress import ChainStatus, DatasetStatus, chain_statuses, dataset_statuses
 from indexer.store.blocks import delete_from, store_batch
 from indexer.store.chains import (
+    ChainRow,
     get_chain,
     purge_batch,
     retire_chain,
+    set_head,
     update_chain,
     upsert_chain,
 )
@@ -419,3 +422,69 @@ async def test_migration_2_keeps_existing_chains_at_blocks_and_transactions(
         assert (await old.rows())["logs"] == expected(blocks, row.id)["logs"]
     finally:
         await pool.close()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_every_chains_status_from_two_queries_equals_each_chains_own(store: Store) -> None:
+    """chain_statuses reads all chains at once; each status equals one read from that chain's
+    own interval sets (coverage and dataset_coverage), whatever its start, head and datasets."""
+    narrow = ["blocks", "transactions"]
+    layouts = [  # name, start_block, datasets, writes (blocks, datasets written), head
+        ("many-a", 0, list(DATASETS), [((0, 49), DATASETS), ((80, 99), DATASETS)], 109),
+        ("many-b", 30, narrow, [((10, 59), narrow), ((60, 69), ("blocks",))], 69),
+        ("many-c", 0, list(DATASETS), [((0, 19), ("blocks", "transactions"))], 40),
+        ("many-d", 0, list(DATASETS), [], 10),  # a head, nothing stored
+        ("many-e", 0, list(DATASETS), [((0, 9), DATASETS)], None),  # never scanned
+    ]
+    rows = []
+    for name, start_block, datasets, writes, head in layouts:
+        config = ChainConfig(
+            name=name, rpc_url="http://127.0.0.1:9", start_block=start_block, datasets=datasets
+        )
+        chain = await upsert_chain(store.pool, config)
+        for (first, last), written in writes:
+            await Store(store.pool, chain.id).write(full_blocks(first, last), tuple(written))
+        if head is not None:
+            await set_head(store.pool, chain.id, head)
+        row = await get_chain(store.pool, name)
+        assert row is not None
+        rows.append(row)
+
+    statuses = await chain_statuses(store.pool, rows)
+
+    assert [s.chain for s in statuses] == [name for name, *_ in layouts]
+    for row, status in zip(rows, statuses, strict=True):
+        assert status == await status_chain_by_chain(store.pool, row), row.config.name
+    by_name = {s.chain: s for s in statuses}
+    assert by_name["many-a"].missing_blocks == 40 and by_name["many-a"].gap_ranges == 2
+    assert by_name["many-b"].indexed_blocks == 30  # from start_block 30; 60..69 lack transactions
+    assert [d.behind_blocks for d in by_name["many-c"].datasets] == [0, 0, 20, 20]
+    assert by_name["many-e"].head is None and by_name["many-e"].indexed_blocks == 0
+
+
+async def status_chain_by_chain(pool: asyncpg.Pool, row: ChainRow) -> ChainStatus:
+    """A chain's status read the plain way: a query per interval set."""
+    config = row.config
+    if row.head is None:
+        nothing = tuple(DatasetStatus(d, 0, 0, 0, None, 0) for d in config.datasets)
+        return ChainStatus(config.name, None, None, 0, 0, 0, None, False, nothing)
+    covered = await coverage(pool, row.id, config.start_block, row.head)
+    datasets = dataset_statuses(
+        {
+            dataset: await dataset_coverage(pool, row.id, dataset, config.start_block, row.head)
+            for dataset in config.datasets
+        }
+    )
+    return ChainStatus(
+        chain=config.name,
+        head=row.head,
+        last_indexed=covered.last_indexed,
+        indexed_blocks=covered.indexed_blocks,
+        missing_blocks=covered.missing_blocks,
+        gap_ranges=len(covered.gaps),
+        largest_gap=covered.largest_gap,
+        is_live_sync=covered.last_indexed is not None
+        and row.head - covered.last_indexed <= config.live_sync_lag,
+        datasets=datasets,
+        finalized=row.finalized,
+    )
