@@ -50,7 +50,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import ROOT, provenance, scratch_directory, write_result
 from indexer import services
-from indexer.embedded import free_port
+from indexer.embedded import free_port, free_ports_from
 
 SCENARIOS = ["1x1.0", "10x1.0", "50x1.0", "100x1.0", "10x0.25"]
 SAMPLE_SECONDS = 0.5
@@ -77,14 +77,24 @@ class Scenario:
         return f"{self.chains} chains x {self.block_time:g} s"
 
 
-def config_toml(scenario: Scenario, rpc_url: str, database_url: str, ports: dict[str, int]) -> str:
-    """`tindexer up`'s config: N chains on one RPC, polling the head once a block time."""
-    poll = min(1.0, scenario.block_time)
+def config_toml(
+    scenario: Scenario,
+    rpc_url: str,
+    database_url: str,
+    ports: dict[str, int],
+    worker_ports: list[int],
+    polls_per_block: int = 1,
+) -> str:
+    """`tindexer up`'s config: N chains on one RPC, polling the head once a block time, and
+    its worker processes on `worker_ports` (consecutive)."""
+    poll = min(1.0, scenario.block_time) / polls_per_block
     lines = [
         f'database_url = "{database_url}"',
         f"metrics_port = {ports['metrics']}",
         f"api_port = {ports['api']}",
         f"temporal_metrics_port = {ports['temporal_metrics']}",
+        f"worker_processes = {len(worker_ports)}",
+        *([f"worker_metrics_port_base = {worker_ports[0]}"] if worker_ports else []),
         "",
     ]
     for index in range(scenario.chains):
@@ -122,11 +132,12 @@ def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     ]
 
 
-def freshness(before: str, after: str, name: str) -> dict[str, float | None]:
-    """p50/p99 (Prometheus' interpolation) and count of `name` between two scrapes, all chains."""
+def freshness(before: list[str], after: list[str], name: str) -> dict[str, float | None]:
+    """p50/p99 (Prometheus' interpolation) and count of `name` between two scrapes of every
+    page, all chains."""
     buckets: dict[float, float] = {}
-    for scrape, sign in ((after, 1.0), (before, -1.0)):
-        for labels, value in samples(scrape, f"{name}_bucket"):
+    for scrapes, sign in ((after, 1.0), (before, -1.0)):
+        for labels, value in (pair for text in scrapes for pair in samples(text, f"{name}_bucket")):
             bound = float(labels["le"])
             buckets[bound] = buckets.get(bound, 0.0) + sign * value
     total = buckets.get(float("inf"), 0.0)
@@ -147,12 +158,22 @@ def freshness(before: str, after: str, name: str) -> dict[str, float | None]:
     return {"p50": round(quantile(0.5), 3), "p99": round(quantile(0.99), 3), "count": int(total)}
 
 
-def counter_sum(text: str, name: str, **match: str) -> float:
+def counter_sum(texts: list[str], name: str, **match: str) -> float:
+    """A counter summed over every page (up's and its worker processes')."""
     return sum(
         value
+        for text in texts
         for labels, value in samples(text, name)
         if all(labels.get(k) == v for k, v in match.items())
     )
+
+
+async def scrape_all(http: aiohttp.ClientSession, urls: list[str]) -> list[str]:
+    texts = []
+    for url in urls:
+        async with http.get(url) as response:
+            texts.append(await response.text())
+    return texts
 
 
 def lag_figures(lags: list[int]) -> dict[str, float | None]:
@@ -190,6 +211,8 @@ def processes(
                 if "postgres" in process.name()
                 else "chain"
                 if "sim-chain" in command
+                else "indexer worker processes"
+                if " worker " in command
                 else "indexer"
             )
             roles.setdefault(role, []).append(process)
@@ -247,7 +270,11 @@ async def measure(scenario: Scenario, args: argparse.Namespace, work: Path) -> d
         for name in ("metrics", "api", "temporal", "temporal_ui", "temporal_metrics")
     }
     rpc_url = f"http://{services.HOST}:{sim_port}"
-    metrics_url = f"http://{services.HOST}:{ports['metrics']}/metrics"
+    base = free_ports_from(args.worker_processes) if args.worker_processes else 0
+    worker_ports = [base + n for n in range(args.worker_processes)]
+    metrics_urls = [
+        f"http://{services.HOST}:{port}/metrics" for port in [ports["metrics"], *worker_ports]
+    ]
     with (
         services.sim_chain(
             sim_port, work / "sim-chain.log", backlog=args.backlog, block_time=scenario.block_time
@@ -255,13 +282,15 @@ async def measure(scenario: Scenario, args: argparse.Namespace, work: Path) -> d
         services.database(None, work / "postgres") as database_url,
     ):
         config = work / "config.toml"
-        config.write_text(config_toml(scenario, rpc_url, database_url, ports))
+        config.write_text(
+            config_toml(scenario, rpc_url, database_url, ports, worker_ports, args.polls_per_block)
+        )
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
         async with aiohttp.ClientSession() as http:
             try:
                 with tindexer_up(config, work, ports) as up:
                     return await phases(
-                        scenario, args, up, chain.pid, pool, http, rpc_url, metrics_url, work
+                        scenario, args, up, chain.pid, pool, http, rpc_url, metrics_urls, work
                     )
             finally:
                 await pool.close()
@@ -275,7 +304,7 @@ async def phases(
     pool: asyncpg.Pool,
     http: aiohttp.ClientSession,
     rpc_url: str,
-    metrics_url: str,
+    metrics_urls: list[str],
     work: Path,
 ) -> dict[str, Any]:
     began = time.monotonic()
@@ -305,23 +334,22 @@ async def phases(
     roles = processes(psutil.Process(up.pid), psutil.Process(chain_pid), str(work))
     cpu_before = cpu_seconds(roles)
     head_before = await head_of(http, rpc_url)
-    async with http.get(metrics_url) as response:
-        scrape_before = await response.text()
+    scrape_before = await scrape_all(http, metrics_urls)
     settled_began = time.monotonic()
 
     async def scrape_times() -> list[float]:
         times = []
         for _ in range(SCRAPES):
-            started = time.perf_counter()
-            async with http.get(metrics_url) as response:
-                await response.read()
-            times.append(time.perf_counter() - started)
+            for url in metrics_urls:
+                started = time.perf_counter()
+                async with http.get(url) as response:
+                    await response.read()
+                times.append(time.perf_counter() - started)
             await asyncio.sleep(args.window / SCRAPES)
         return times
 
     settled, scrapes = await asyncio.gather(lags_for(args.window), scrape_times())
-    async with http.get(metrics_url) as response:
-        scrape_after = await response.text()
+    scrape_after = await scrape_all(http, metrics_urls)
     seconds = time.monotonic() - settled_began
     head_after = await head_of(http, rpc_url)
     cpu_after = cpu_seconds(roles)
@@ -335,11 +363,16 @@ async def phases(
     edge_blocks = counter_sum(scrape_after, "tindexer_live_edge_blocks_total") - counter_sum(
         scrape_before, "tindexer_live_edge_blocks_total"
     )
-    series = sum(1 for line in scrape_after.splitlines() if line and not line.startswith("#"))
+    series = [
+        sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+        for text in scrape_after
+    ]
     result = {
         "scenario": scenario.name,
         "chains": scenario.chains,
         "block_time_seconds": scenario.block_time,
+        "worker_processes": args.worker_processes,
+        "head_poll_interval_seconds": min(1.0, scenario.block_time) / args.polls_per_block,
         "backlog_blocks": backlog_head + 1,
         "backfill_seconds": round(backfill_seconds, 1),
         "live_lag_blocks_after_backfill": lag_figures(after_backfill),
@@ -351,7 +384,8 @@ async def phases(
             "p50": round(statistics.median(scrapes), 4),
             "max": round(max(scrapes), 4),
         },
-        "metrics_series": series,
+        "metrics_series": max(series),  # of the largest page (up's, or one worker's)
+        "metrics_pages": len(series),
         "new_blocks_settled": new_blocks,
         "index_range_starts_settled": int(starts),
         "workflow_starts_per_new_block": round(starts / new_blocks, 3) if new_blocks else None,
@@ -376,6 +410,18 @@ async def main() -> None:
     parser.add_argument("--backlog", type=int, default=2_000, help="Blocks mined at start.")
     parser.add_argument("--window", type=float, default=60.0, help="Seconds per measured phase.")
     parser.add_argument("--backfill-timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--polls-per-block",
+        type=int,
+        default=1,
+        help="head_poll_interval_seconds = block time / this (at most 1 s / this).",
+    )
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=0,
+        help="`tindexer up`'s worker_processes (0: its worker runs in its own process).",
+    )
     args = parser.parse_args()
     chosen = args.scenario or SCENARIOS
     runs = []
@@ -387,6 +433,8 @@ async def main() -> None:
     flags = "" if args.scenario is None else "".join(f" --scenario {s}" for s in chosen)
     flags += "" if args.backlog == 2_000 else f" --backlog {args.backlog}"
     flags += "" if args.window == 60.0 else f" --window {args.window:g}"
+    flags += f" --worker-processes {args.worker_processes}" if args.worker_processes else ""
+    flags += f" --polls-per-block {args.polls_per_block}" if args.polls_per_block != 1 else ""
     result = {
         **provenance(f"make bench-chains (.venv/bin/python bench/chains.py{flags})"),
         "runs": runs,
@@ -396,4 +444,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    # SIGTERM unwinds like Ctrl-C, so every process started here is stopped on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     asyncio.run(main())

@@ -314,8 +314,14 @@ class Settings(BaseModel):
     allow_link_local_rpc: bool = False
     # JSON-RPC answer bytes one worker process holds at once, over all its ranges.
     worker_memory_budget_bytes: int = Field(DEFAULT_WORKER_MEMORY_BUDGET_BYTES, ge=1024 * 1024)
+    # `tindexer up` only: 0 runs its worker inside up's own process; N runs N `tindexer worker`
+    # processes instead, each with a core's worth of Python, serving /metrics on
+    # worker_metrics_port_base + n (unset: metrics_port + 1 + n). One process that follows 100
+    # chains saturates its core (bench/results/chains.json).
+    worker_processes: int = Field(0, ge=0, le=64)
+    worker_metrics_port_base: int | None = Field(None, ge=1, le=65535)
     # The indexer /metrics endpoints `tindexer doctor` and GET /doctor read (every worker's);
-    # unset: http://{metrics_host}:{metrics_port}/metrics.
+    # unset: http://{metrics_host}:{metrics_port}/metrics, and each of up's worker processes'.
     doctor_metrics_urls: list[str] | None = None
     chains: list[ChainConfig] = []
 
@@ -341,6 +347,11 @@ class Settings(BaseModel):
                         f"chain {chain.name!r}: provider {provider.name!r}: url {problem}"
                     )
         return self
+
+    def worker_metrics_ports(self) -> list[int]:
+        """The /metrics ports of `tindexer up`'s worker processes (none when it runs its own)."""
+        base = self.worker_metrics_port_base or self.metrics_port + 1
+        return [base + n for n in range(self.worker_processes)]
 
 
 ENVIRONMENT = {

@@ -33,6 +33,24 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports_from(count: int, host: str = "127.0.0.1") -> int:
+    """A port p such that p .. p+count-1 are all free now (for `tindexer up`'s worker
+    processes, which listen on consecutive ports)."""
+    while True:
+        base = free_port(host)
+        if base + count <= 65536 and all(_free(host, base + n) for n in range(1, count)):
+            return base
+
+
+def _free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
     """Wait until something accepts connections on host:port, or fail with the child's log."""
     deadline = time.monotonic() + timeout

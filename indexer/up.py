@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -65,16 +66,18 @@ async def index(
             metrics=metrics,
             doctor=DoctorSampler(default_metrics_urls(settings), settings.temporal_metrics_url),
         )
-        async with (
-            serving_api(api, settings.api_host, settings.api_port) as api_port,
+        own_worker = (
             running_worker(
                 client,
                 pool,
                 settings.task_queue,
                 metrics=metrics,
                 tuning=WorkerTuning(memory_budget_bytes=settings.worker_memory_budget_bytes),
-            ),
-        ):
+            )
+            if settings.worker_processes == 0
+            else contextlib.nullcontext()  # they run apart (worker_processes)
+        )
+        async with serving_api(api, settings.api_host, settings.api_port) as api_port, own_worker:
             console.print(f"admin API on http://{settings.api_host}:{api_port}")
             if not settings.api_token:
                 console.print(
@@ -85,6 +88,38 @@ async def index(
                 await start_head_scan(client, chain.name, settings.task_queue)
             await until_stopped(show_progress(pool, console, exit_when_live))
             console.print("stopping: draining the worker …")
+
+
+def worker_processes(
+    stack: contextlib.ExitStack,
+    settings: Settings,
+    database_url: str,
+    temporal_address: str,
+    console: Console,
+) -> None:
+    """Start `tindexer up`'s worker processes (worker_processes), stopped with `stack`: each
+    polls up's task queue as `tindexer worker` does, so the work spreads over the cores."""
+    if not settings.worker_processes:
+        return
+    data_dir = Path(settings.data_dir)
+    config = data_dir / "worker.toml"  # what the environment does not carry; no secret
+    config.write_text(
+        f"task_queue = {json.dumps(settings.task_queue)}\n"
+        f"temporal_namespace = {json.dumps(settings.temporal_namespace)}\n"
+        f"metrics_host = {json.dumps(settings.metrics_host)}\n"
+        f"worker_memory_budget_bytes = {settings.worker_memory_budget_bytes}\n"
+    )
+    env = {"DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_address}
+    for number, port in enumerate(settings.worker_metrics_ports()):
+        stack.enter_context(
+            services.worker(
+                ["--config", str(config), "--metrics-port", str(port)],
+                port,
+                data_dir / f"worker-{number}.log",
+                env,
+            )
+        )
+        console.print(f"worker process {number}: /metrics on {settings.metrics_host}:{port}")
 
 
 def run_up(options: UpOptions, console: Console) -> int:
@@ -138,6 +173,7 @@ def run_up(options: UpOptions, console: Console) -> int:
                 )
             )
             chains = [ChainConfig(name="sim", rpc_url=f"http://{services.HOST}:{options.sim_port}")]
+        worker_processes(stack, settings, database_url, temporal_address, console)
         asyncio.run(
             index(settings, chains, database_url, temporal_address, console, options.exit_when_live)
         )

@@ -58,12 +58,14 @@ class Report:
 
 
 def default_metrics_urls(settings: Settings) -> list[str]:
-    """`doctor_metrics_urls`, else this host's /metrics on the configured port."""
+    """`doctor_metrics_urls`, else this host's /metrics on the configured port (and those of
+    `tindexer up`'s worker processes)."""
     if settings.doctor_metrics_urls:
         return list(settings.doctor_metrics_urls)
     host = settings.metrics_host
     host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else f"[{host}]" if ":" in host else host
-    return [f"http://{host}:{settings.metrics_port}/metrics"]
+    ports = [settings.metrics_port, *settings.worker_metrics_ports()]
+    return [f"http://{host}:{port}/metrics" for port in ports]
 
 
 def _change(first: Scrape, second: Scrape) -> Change | None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from indexer.config import ChainConfig, ConfigError, load_settings
+from indexer.config import ChainConfig, ConfigError, Settings, load_settings
+from indexer.doctor.report import default_metrics_urls
 
 
 def test_a_valid_file_with_environment_overrides(tmp_path: Path, monkeypatch) -> None:
@@ -66,3 +68,18 @@ def test_parallelism_defaults_to_multiplier_times_cpus(monkeypatch) -> None:
     chain = ChainConfig(name="a", rpc_url="http://x", parallelism_multiplier=8)
     assert chain.effective_parallelism() == 16
     assert chain.model_copy(update={"parallelism": 3}).effective_parallelism() == 3
+
+
+def test_up_worker_processes_listen_after_up_and_the_doctor_reads_them_all() -> None:
+    settings = Settings(metrics_port=9500, worker_processes=2)
+    assert settings.worker_metrics_ports() == [9501, 9502]
+    assert default_metrics_urls(settings) == [
+        "http://127.0.0.1:9500/metrics",
+        "http://127.0.0.1:9501/metrics",
+        "http://127.0.0.1:9502/metrics",
+    ]
+    based = Settings(metrics_port=9500, worker_processes=2, worker_metrics_port_base=7000)
+    assert based.worker_metrics_ports() == [7000, 7001]
+    assert Settings(metrics_port=9500).worker_metrics_ports() == []  # up runs its own worker
+    with pytest.raises(ValidationError):
+        Settings(worker_processes=-1)

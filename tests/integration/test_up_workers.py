@@ -1,0 +1,93 @@
+"""`tindexer up` with worker_processes: its chains are indexed by `tindexer worker` processes it
+starts and stops, not by its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from indexer import services
+from indexer.embedded import free_port, free_ports_from
+from indexer.store.chains import get_chain
+from tests.support.harness import Harness, fully_indexed
+from tests.support.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+BACKLOG = 300
+
+
+def blocks_indexed(text: str, chain: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "tindexer_blocks_indexed_total" and sample.labels.get("chain") == chain
+    )
+
+
+async def stored(harness: Harness, name: str) -> bool:
+    """Whether up has added the chain and its backlog is indexed."""
+    return await get_chain(harness.pool, name) is not None and await fully_indexed(
+        harness, name, BACKLOG
+    )
+
+
+async def test_up_with_worker_processes_indexes_through_them_and_stops_them(
+    harness: Harness, tmp_path: Path, database_url: str, temporal_address: str
+) -> None:
+    sim_port = free_port()
+    metrics_port = free_port()
+    base = free_ports_from(2)
+    name = f"up-workers-{os.getpid()}"
+    harness.chains.append(name)  # its HeadScan outlives `up`: terminated after the test
+    config = tmp_path / "up.toml"
+    config.write_text(
+        f'task_queue = "{harness.task_queue}"\n'
+        f"api_port = {free_port()}\nmetrics_port = {metrics_port}\n"
+        f"worker_processes = 2\nworker_metrics_port_base = {base}\n\n"
+        f'[[chain]]\nname = "{name}"\nrpc_url = "http://{services.HOST}:{sim_port}"\n'
+    )
+    args = [sys.executable, "-m", "indexer.cli", "up", "--config", str(config)]
+    args += ["--data-dir", str(tmp_path / "data")]
+    env = {**os.environ, "DATABASE_URL": database_url, "TEMPORAL_ADDRESS": temporal_address}
+    with services.sim_chain(sim_port, tmp_path / "sim.log", backlog=BACKLOG, block_time=1):
+        process = await asyncio.create_subprocess_exec(
+            *args,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            await wait_until(lambda: stored(harness, name), 120, "the backlog")
+            workers = [
+                child
+                for child in psutil.Process(process.pid).children(recursive=True)
+                if "worker" in child.cmdline()
+            ]
+            assert len(workers) == 2, [w.cmdline() for w in workers]
+            async with aiohttp.ClientSession() as http:
+                texts = []
+                for port in (metrics_port, base, base + 1):
+                    async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                        texts.append(await response.text())
+            own, *theirs = texts
+            assert blocks_indexed(own, name) == 0  # up itself indexes nothing
+            assert sum(blocks_indexed(text, name) for text in theirs) >= BACKLOG
+            process.send_signal(signal.SIGTERM)
+            output, _ = await asyncio.wait_for(process.communicate(), 60)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    text = output.decode(errors="replace")
+    assert process.returncode == 0, text
+    assert f"worker process 1: /metrics on 127.0.0.1:{base + 1}" in text, text
+    assert not any(worker.is_running() for worker in workers)  # stopped with up
