@@ -113,7 +113,7 @@ bench-temporal-limits: $(STAMP)
 # Writes bench/results/chains.json (not part of `make bench`: about 25 minutes).
 .PHONY: bench-chains
 bench-chains: $(STAMP)
-	$(PYTHON) bench/chains.py
+	$(PYTHON) bench/chains.py --worker-processes 2
 
 .PHONY: bench-schedule
 bench-schedule: $(STAMP)

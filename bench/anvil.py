@@ -33,7 +33,6 @@ import contextlib
 import csv
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -50,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 
 from bench.common import ROOT, provenance, scratch_directory, write_result
+from bench.profiling import hot_frames, record
 
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
 ETL_VERSION = "2.4.2"
@@ -323,18 +323,7 @@ class Diagnosis:
             with contextlib.suppress(OSError), urllib.request.urlopen(metrics, timeout=1) as r:
                 self.metrics_text = r.read().decode()
             time.sleep(0.02)
-        # py-spy beside this Python, else $PY_SPY or one on PATH (e.g. in a tools venv).
-        pyspy = Path(sys.executable).parent / "py-spy"
-        if not pyspy.exists():
-            pyspy = Path(os.environ.get("PY_SPY") or shutil.which("py-spy") or pyspy)
-        self.pyspy = subprocess.Popen(
-            [
-                *(str(pyspy), "record", "--pid", str(worker.pid), "--rate", "250"),
-                *("--format", "raw", "--nonblocking", "--output", str(self.profile)),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.pyspy = record(worker.pid, self.profile)
         while not self._stop.is_set():
             with contextlib.suppress(OSError), urllib.request.urlopen(metrics, timeout=1) as r:
                 self.metrics_text = r.read().decode()
@@ -358,31 +347,8 @@ class Diagnosis:
         return {k: {m: round(v, 3) for m, v in d.items()} for k, d in out.items()}
 
     def hot_frames(self, top: int = 12) -> dict[str, Any]:
-        """py-spy's collapsed stacks: busiest leaf frames, and busiest frames of our own code."""
-        if not self.profile.exists():
-            return {}
-        inclusive: collections.Counter[str] = collections.Counter()
-        leaf: collections.Counter[str] = collections.Counter()
-        total = 0
-        for line in self.profile.read_text().splitlines():
-            stack, _, count = line.rpartition(" ")
-            if not stack or not count.isdigit():
-                continue
-            frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
-            total += int(count)
-            for frame in set(frames):
-                inclusive[frame] += int(count)
-            leaf[frames[-1]] += int(count)
-        ours = [
-            (frame, n)
-            for frame, n in inclusive.most_common()
-            if re.search(r"\((indexer|exporter)/", frame) and "cli.py" not in frame
-        ]
-        return {
-            "samples": total,
-            "self": {frame: round(n / total, 3) for frame, n in leaf.most_common(top)},
-            "inclusive_ours": {frame: round(n / total, 3) for frame, n in ours[:top]},
-        }
+        """py-spy's summary of the worker (profiling.hot_frames)."""
+        return hot_frames(self.profile, top=top)
 
 
 async def index_once(

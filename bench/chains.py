@@ -49,6 +49,7 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import ROOT, provenance, scratch_directory, write_result
+from bench.profiling import hot_frames, record
 from indexer import services
 from indexer.embedded import free_port, free_ports_from
 
@@ -336,6 +337,14 @@ async def phases(
     head_before = await head_of(http, rpc_url)
     scrape_before = await scrape_all(http, metrics_urls)
     settled_began = time.monotonic()
+    profiles = {  # py-spy on each indexer process over the settled window, if asked
+        (role, process.pid): (
+            work / f"pyspy-{process.pid}.txt",
+            record(process.pid, work / f"pyspy-{process.pid}.txt", 100, args.window),
+        )
+        for role in ("indexer", "indexer worker processes")
+        for process in (roles.get(role, []) if args.profile else [])
+    }
 
     async def scrape_times() -> list[float]:
         times = []
@@ -350,6 +359,8 @@ async def phases(
 
     settled, scrapes = await asyncio.gather(lags_for(args.window), scrape_times())
     scrape_after = await scrape_all(http, metrics_urls)
+    for _, spy in profiles.values():
+        spy.wait()
     seconds = time.monotonic() - settled_began
     head_after = await head_of(http, rpc_url)
     cpu_after = cpu_seconds(roles)
@@ -396,6 +407,11 @@ async def phases(
             for role in sorted(cpu_after)
         },
     }
+    if args.profile:
+        result["profile_settled"] = {
+            role: hot_frames(*(path for (r, _), (path, _) in profiles.items() if r == role))
+            for role in sorted({role for role, _ in profiles})
+        }
     print(f"  {json.dumps(result)}", flush=True)
     return result
 
@@ -410,6 +426,12 @@ async def main() -> None:
     parser.add_argument("--backlog", type=int, default=2_000, help="Blocks mined at start.")
     parser.add_argument("--window", type=float, default=60.0, help="Seconds per measured phase.")
     parser.add_argument("--backfill-timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy on the indexer's processes over the settled window (py-spy beside this"
+        " Python, $PY_SPY or on PATH): where their time goes",
+    )
     parser.add_argument(
         "--polls-per-block",
         type=int,
@@ -435,6 +457,7 @@ async def main() -> None:
     flags += "" if args.window == 60.0 else f" --window {args.window:g}"
     flags += f" --worker-processes {args.worker_processes}" if args.worker_processes else ""
     flags += f" --polls-per-block {args.polls_per_block}" if args.polls_per_block != 1 else ""
+    flags += " --profile" if args.profile else ""
     result = {
         **provenance(f"make bench-chains (.venv/bin/python bench/chains.py{flags})"),
         "runs": runs,
