@@ -426,6 +426,7 @@ async def main() -> None:
     parser.add_argument("--backlog", type=int, default=2_000, help="Blocks mined at start.")
     parser.add_argument("--window", type=float, default=60.0, help="Seconds per measured phase.")
     parser.add_argument("--backfill-timeout", type=float, default=900.0)
+    parser.add_argument("--name", default="chains", help="bench/results/NAME.json")
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -458,12 +459,13 @@ async def main() -> None:
     flags += f" --worker-processes {args.worker_processes}" if args.worker_processes else ""
     flags += f" --polls-per-block {args.polls_per_block}" if args.polls_per_block != 1 else ""
     flags += " --profile" if args.profile else ""
+    flags += f" --name {args.name}" if args.name != "chains" else ""
     result = {
         **provenance(f"make bench-chains (.venv/bin/python bench/chains.py{flags})"),
         "runs": runs,
         "note": os.environ.get("BENCH_NOTE", ""),
     }
-    print(f"wrote {write_result('chains', result)}")
+    print(f"wrote {write_result(args.name, result)}")
 
 
 if __name__ == "__main__":

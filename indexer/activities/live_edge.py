@@ -25,10 +25,13 @@ from indexer.activities.index_range import IndexRangeActivities
 from indexer.workflows.inputs import IndexRangeInput, ScanResult
 
 # How long one scan_head activity follows the head while nothing is left for IndexRange: a
-# tenth of an activity per block at a block a second, a fortieth at 0.25 s. Knob changes still
-# apply at the next poll (the chain cache reloads within 2 s); the bound stays far inside the
-# scan's start-to-close timeout (policies.SCAN_TIMEOUT, 2 min) with the edge's own indexing.
-FOLLOW_SECONDS = 10.0
+# sixtieth of an activity per block at a block a second. Between two activities the head goes
+# unwatched for a timer and a few Temporal round trips: at 10 s (10 chains at 0.25 s) live lag
+# p99 was 4 blocks, at 60 s 2, and Temporal's CPU at 100 chains fell from 0.28 to 0.11 core
+# (bench/chains.py). Knob changes still apply at the next poll (the chain cache reloads within
+# 2 s); a worker that stops ends the following at once; the last scan keeps a minute of the
+# scan's start-to-close timeout (policies.SCAN_TIMEOUT, 2 min) for the edge's own indexing.
+FOLLOW_SECONDS = 60.0
 
 
 def edge_gap(

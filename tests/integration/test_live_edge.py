@@ -28,16 +28,30 @@ def starts(harness: Harness, chain: str) -> float:
 
 
 async def backfilled(harness: Harness, chain: str, chain_id: int) -> float:
-    """Wait for the backfill and for a scan begun after it (so no start of the backfill is
-    still on its way); IndexRange starts so far."""
+    """Wait for the backfill and for a look at the head begun after it (so no start of the
+    backfill is still on its way: HeadScan schedules only between its scans); IndexRange
+    starts so far. A followed scan looks many times per activity, so looks are counted by their
+    eth_blockNumber requests: two more than at the end of the backfill, the second begun after."""
     await wait_covered(harness, chain_id, HEAD, 60)
-    scans = harness.sample("tindexer_head_scan_activities_total", chain=chain)
+    looks = head_requests(harness, chain)
 
-    async def scanned_again() -> bool:
-        return harness.sample("tindexer_head_scan_activities_total", chain=chain) > scans
+    async def looked_again() -> bool:
+        return head_requests(harness, chain) >= looks + 2
 
-    await wait_until(scanned_again, 30, "a head scan after the backfill")
+    await wait_until(looked_again, 30, "a look at the head after the backfill")
     return starts(harness, chain)
+
+
+def head_requests(harness: Harness, chain: str) -> float:
+    """eth_blockNumber requests of the chain's head scans, every provider and outcome."""
+    return sum(
+        sample.value
+        for family in harness.metrics.rpc_requests.collect()
+        for sample in family.samples
+        if sample.name == "tindexer_rpc_requests_total"
+        and sample.labels["chain"] == chain
+        and sample.labels["method"] == "eth_blockNumber"
+    )
 
 
 async def mine_live(url: str, blocks: int) -> None:
