@@ -17,8 +17,8 @@ sub-second head_poll_interval_seconds cost Temporal nothing more.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from time import monotonic
 
 from indexer.activities.heartbeat import heartbeating, worker_stops_within
 from indexer.activities.index_range import IndexRangeActivities
@@ -81,26 +81,18 @@ class LiveEdge:
 
 
 async def follow(scan: Callable[[], Awaitable[ScanResult]]) -> ScanResult:
-    """Scan, and scan again head_poll_interval_seconds after the last scan began, while no gap
-    is left for IndexRange, for up to FOLLOW_SECONDS; the last scan's result. HeadScan waits
-    the interval after it as after any scan. A worker beginning to stop ends the following at
-    once.
-
-    Scans begin an interval apart, not an interval after the last one ended: at one poll per
-    block time, a poll period of interval + scan time drifts against the blocks until two
-    arrive between polls (100 chains at 1 s: live lag 3 blocks at times).
-    """
-    deadline = monotonic() + FOLLOW_SECONDS
+    """Scan, and scan again every head_poll_interval_seconds while no gap is left for
+    IndexRange, for up to FOLLOW_SECONDS; the last scan's result. HeadScan waits the interval
+    after it as after any scan. A worker beginning to stop ends the following at once."""
+    deadline = time.monotonic() + FOLLOW_SECONDS
     async with heartbeating():  # the waits between scans too
         while True:
-            began = monotonic()
             result = await scan()
             interval = result.knobs.head_poll_interval_seconds
-            next_scan = began + interval
             if (
                 result.gaps
                 or result.knobs.live_edge_blocks == 0
-                or next_scan > deadline
-                or await worker_stops_within(max(0.0, next_scan - monotonic()))
+                or time.monotonic() + interval > deadline
+                or await worker_stops_within(interval)
             ):
                 return result
