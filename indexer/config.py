@@ -348,6 +348,15 @@ class Settings(BaseModel):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _worker_ports_known(self) -> Settings:
+        if self.worker_processes and not self.metrics_port and not self.worker_metrics_port_base:
+            raise ValueError(
+                "worker_processes with metrics_port 0 needs worker_metrics_port_base: the"
+                " workers' ports follow metrics_port"
+            )
+        return self
+
     def worker_metrics_ports(self) -> list[int]:
         """The /metrics ports of `tindexer up`'s worker processes (none when it runs its own)."""
         base = self.worker_metrics_port_base or self.metrics_port + 1

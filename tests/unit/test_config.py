@@ -83,3 +83,6 @@ def test_up_worker_processes_listen_after_up_and_the_doctor_reads_them_all() -> 
     assert Settings(metrics_port=9500).worker_metrics_ports() == []  # up runs its own worker
     with pytest.raises(ValidationError):
         Settings(worker_processes=-1)
+    with pytest.raises(ValidationError, match="needs worker_metrics_port_base"):
+        Settings(metrics_port=0, worker_processes=1)  # ports would follow port 0
+    assert Settings(metrics_port=0, worker_processes=1, worker_metrics_port_base=7000)
