@@ -52,6 +52,7 @@ from bench.common import ROOT, provenance, scratch_directory, write_result
 from bench.profiling import hot_frames, record
 from indexer import services
 from indexer.embedded import free_port, free_ports_from
+from indexer.loadtest import sum_samples
 
 SCENARIOS = ["1x1.0", "10x1.0", "50x1.0", "100x1.0", "10x0.25"]
 SAMPLE_SECONDS = 0.5
@@ -78,6 +79,11 @@ class Scenario:
         return f"{self.chains} chains x {self.block_time:g} s"
 
 
+def poll_interval(scenario: Scenario, polls_per_block: int) -> float:
+    """head_poll_interval_seconds: the block time (at most 1 s) over `polls_per_block`."""
+    return min(1.0, scenario.block_time) / polls_per_block
+
+
 def config_toml(
     scenario: Scenario,
     rpc_url: str,
@@ -88,7 +94,7 @@ def config_toml(
 ) -> str:
     """`tindexer up`'s config: N chains on one RPC, polling the head once a block time, and
     its worker processes on `worker_ports` (consecutive)."""
-    poll = min(1.0, scenario.block_time) / polls_per_block
+    poll = poll_interval(scenario, polls_per_block)
     lines = [
         f'database_url = "{database_url}"',
         f"metrics_port = {ports['metrics']}",
@@ -157,16 +163,6 @@ def freshness(before: list[str], after: list[str], name: str) -> dict[str, float
         return lower
 
     return {"p50": round(quantile(0.5), 3), "p99": round(quantile(0.99), 3), "count": int(total)}
-
-
-def counter_sum(texts: list[str], name: str, **match: str) -> float:
-    """A counter summed over every page (up's and its worker processes')."""
-    return sum(
-        value
-        for text in texts
-        for labels, value in samples(text, name)
-        if all(labels.get(k) == v for k, v in match.items())
-    )
 
 
 async def scrape_all(http: aiohttp.ClientSession, urls: list[str]) -> list[str]:
@@ -337,14 +333,14 @@ async def phases(
     head_before = await head_of(http, rpc_url)
     scrape_before = await scrape_all(http, metrics_urls)
     settled_began = time.monotonic()
-    profiles = {  # py-spy on each indexer process over the settled window, if asked
-        (role, process.pid): (
-            work / f"pyspy-{process.pid}.txt",
-            record(process.pid, work / f"pyspy-{process.pid}.txt", 100, args.window),
-        )
-        for role in ("indexer", "indexer worker processes")
-        for process in (roles.get(role, []) if args.profile else [])
-    }
+    # py-spy on each indexer process over the settled window, if asked: (file, recorder) by role
+    profiles: dict[str, list[tuple[Path, subprocess.Popen]]] = {}
+    for role in ("indexer", "indexer worker processes") if args.profile else ():
+        for process in roles.get(role, []):
+            path = work / f"pyspy-{process.pid}.txt"
+            profiles.setdefault(role, []).append(
+                (path, record(process.pid, path, 100, args.window))
+            )
 
     async def scrape_times() -> list[float]:
         times = []
@@ -359,19 +355,20 @@ async def phases(
 
     settled, scrapes = await asyncio.gather(lags_for(args.window), scrape_times())
     scrape_after = await scrape_all(http, metrics_urls)
-    for _, spy in profiles.values():
-        spy.wait()
+    for spies in profiles.values():
+        for _, spy in spies:
+            spy.wait()
     seconds = time.monotonic() - settled_began
     head_after = await head_of(http, rpc_url)
     cpu_after = cpu_seconds(roles)
     new_blocks = (head_after - head_before) * scenario.chains
-    starts = counter_sum(
+    starts = sum_samples(
         scrape_after, "tindexer_workflows_started_total", workflow="IndexRange"
-    ) - counter_sum(scrape_before, "tindexer_workflows_started_total", workflow="IndexRange")
-    scans = counter_sum(scrape_after, "tindexer_head_scan_activities_total") - counter_sum(
+    ) - sum_samples(scrape_before, "tindexer_workflows_started_total", workflow="IndexRange")
+    scans = sum_samples(scrape_after, "tindexer_head_scan_activities_total") - sum_samples(
         scrape_before, "tindexer_head_scan_activities_total"
     )
-    edge_blocks = counter_sum(scrape_after, "tindexer_live_edge_blocks_total") - counter_sum(
+    edge_blocks = sum_samples(scrape_after, "tindexer_live_edge_blocks_total") - sum_samples(
         scrape_before, "tindexer_live_edge_blocks_total"
     )
     series = [
@@ -383,7 +380,7 @@ async def phases(
         "chains": scenario.chains,
         "block_time_seconds": scenario.block_time,
         "worker_processes": args.worker_processes,
-        "head_poll_interval_seconds": min(1.0, scenario.block_time) / args.polls_per_block,
+        "head_poll_interval_seconds": poll_interval(scenario, args.polls_per_block),
         "backlog_blocks": backlog_head + 1,
         "backfill_seconds": round(backfill_seconds, 1),
         "live_lag_blocks_after_backfill": lag_figures(after_backfill),
@@ -409,8 +406,8 @@ async def phases(
     }
     if args.profile:
         result["profile_settled"] = {
-            role: hot_frames(*(path for (r, _), (path, _) in profiles.items() if r == role))
-            for role in sorted({role for role, _ in profiles})
+            role: hot_frames(*(path for path, _ in spies))
+            for role, spies in sorted(profiles.items())
         }
     print(f"  {json.dumps(result)}", flush=True)
     return result

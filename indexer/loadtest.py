@@ -80,8 +80,8 @@ class LoadtestResult:
         return self.activity_timeouts / self.activity_attempts if self.activity_attempts else 0.0
 
 
-def _sum_samples(texts: list[str], name: str, **labels: str) -> float:
-    """A sample summed over every worker's exposition."""
+def sum_samples(texts: list[str], name: str, **labels: str) -> float:
+    """A sample summed over every worker's exposition (its series with `labels`)."""
     total = 0.0
     for text in texts:
         for family in text_string_to_metric_families(text):
@@ -321,13 +321,13 @@ async def run_loadtest(
                     # each scrape costs the workers CPU (a quarter of it at 4 scrapes/s in a
                     # short run), which is not indexing.
                     texts = await scrape_workers()
-                    scheduled = _sum_samples(
+                    scheduled = sum_samples(
                         texts, "tindexer_blocks_scheduled_total", chain=chain.name
                     )
                     if schedule_seconds is None and scheduled >= blocks:
                         schedule_seconds = now
                     for metric in series_metrics:
-                        sample[metric] = _sum_samples(texts, metric)
+                        sample[metric] = sum_samples(texts, metric)
                 for name, (process, children) in processes.items():
                     rss = _rss(process, children)
                     peak[name] = max(peak[name], rss)
@@ -376,10 +376,10 @@ async def run_loadtest(
         schedule_seconds=round(schedule_seconds or index_seconds, 2),
         index_seconds=round(index_seconds, 2),
         blocks_per_second=round(blocks / index_seconds, 1),
-        failed_starts=_sum_samples(texts, "tindexer_workflow_start_failures_total"),
-        rate_limited=_sum_samples(texts, "tindexer_rate_limited_total"),
-        activity_timeouts=_sum_samples(texts, "tindexer_activity_timeouts_total"),
-        activity_attempts=_sum_samples(
+        failed_starts=sum_samples(texts, "tindexer_workflow_start_failures_total"),
+        rate_limited=sum_samples(texts, "tindexer_rate_limited_total"),
+        activity_timeouts=sum_samples(texts, "tindexer_activity_timeouts_total"),
+        activity_attempts=sum_samples(
             texts, "tindexer_activity_duration_seconds_count", activity="index_range"
         ),
         lost_blocks=blocks - census.distinct,

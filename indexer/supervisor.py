@@ -25,7 +25,7 @@ import asyncpg
 
 from exporter.metrics import Metrics
 from indexer.autoscale import Autoscaler, Recommendation
-from indexer.progress import chain_status
+from indexer.progress import chain_statuses
 from indexer.services import start_worker, worker_command
 from indexer.store.chains import list_chains
 
@@ -182,8 +182,8 @@ class Supervisor:
     async def recommendations(self) -> list[Recommendation]:
         now = time.monotonic()
         result = []
-        for row in await list_chains(self.db):
-            status = await chain_status(self.db, row)
+        rows = await list_chains(self.db)
+        for row, status in zip(rows, await chain_statuses(self.db, rows), strict=True):
             config = row.config
             result.append(
                 self.autoscaler.recommend(

@@ -11,25 +11,16 @@ from pathlib import Path
 
 import aiohttp
 import psutil
-from prometheus_client.parser import text_string_to_metric_families
 
 from indexer import services
 from indexer.embedded import free_port, free_ports_from
 from indexer.store.chains import get_chain
 from tests.support.harness import Harness, fully_indexed
 from tests.support.waiting import wait_until
+from tests.support.workers import parse_samples, sample_sum
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKLOG = 300
-
-
-def blocks_indexed(text: str, chain: str) -> float:
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "tindexer_blocks_indexed_total" and sample.labels.get("chain") == chain
-    )
 
 
 async def stored(harness: Harness, name: str) -> bool:
@@ -78,9 +69,12 @@ async def test_up_with_worker_processes_indexes_through_them_and_stops_them(
                 for port in (metrics_port, base, base + 1):
                     async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
                         texts.append(await response.text())
-            own, *theirs = texts
-            assert blocks_indexed(own, name) == 0  # up itself indexes nothing
-            assert sum(blocks_indexed(text, name) for text in theirs) >= BACKLOG
+            own, *theirs = [
+                sample_sum(parse_samples(text), "tindexer_blocks_indexed_total", chain=name)
+                for text in texts
+            ]
+            assert own == 0  # up itself indexes nothing
+            assert sum(theirs) >= BACKLOG
             process.send_signal(signal.SIGTERM)
             output, _ = await asyncio.wait_for(process.communicate(), 60)
         finally:
