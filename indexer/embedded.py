@@ -28,9 +28,24 @@ def die_with_parent() -> None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port free now and kept from every other `bind(port 0)` for a minute.
+
+    A port only picked and released goes back to the kernel's pool: the Temporal dev server,
+    which binds its internal services to ports it picks the same way while it starts, could
+    get it before our child binds it, and then dies (exit 2, a nil listener). So, as that
+    server does for its own picks, leave a connection to it in TIME_WAIT, closed from the
+    listening side: bind(0) skips the port until it expires, while our children, which bind
+    with SO_REUSEADDR (Go, Rust, asyncio, http.server and PostgreSQL all do), still can.
+    """
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # their waiting end too
+        listener.bind((host, 0))
+        listener.listen(1)
+        port = int(listener.getsockname()[1])
+        with socket.create_connection((host, port)):
+            accepted, _ = listener.accept()
+            accepted.close()  # the accepting side closes first: its end waits in TIME_WAIT
+    return port
 
 
 def free_ports_from(count: int, host: str = "127.0.0.1") -> int:
@@ -51,18 +66,34 @@ def _free(host: str, port: int) -> bool:
         return True
 
 
-def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
+def wait_for_port(
+    host: str,
+    port: int,
+    timeout: float,
+    process: subprocess.Popen[bytes],
+    log_path: Path | None = None,
+) -> None:
     """Wait until something accepts connections on host:port, or fail with the child's log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(
                 f"{process.args!r} exited with {process.returncode} before listening"
+                + _log_tail(log_path)
             )
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listened on {host}:{port} within {timeout}s: {process.args!r}")
+
+
+def _log_tail(log_path: Path | None, size: int = 2000) -> str:
+    """The end of a child's log, for an error that says why it died."""
+    if log_path is None or not log_path.exists():
+        return ""
+    with log_path.open("rb") as log:
+        log.seek(max(0, log_path.stat().st_size - size))
+        return "; the end of its log:\n" + log.read().decode(errors="replace")
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -98,7 +129,7 @@ def child_process(
         env={**os.environ, **(env or {})},
     )
     try:
-        wait_for_port(host, port, start_timeout, process)
+        wait_for_port(host, port, start_timeout, process, log_path)
         yield process
     finally:
         stop_process(process)

@@ -14,11 +14,9 @@ import asyncio
 import dataclasses
 import json
 import os
-import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -261,29 +259,12 @@ async def test_a_throttling_frontend_is_named_by_its_own_metrics_and_nothing_is_
     assert await rps_refused_starts(limited_temporal) > 0
 
 
-def port_below_ephemeral_range() -> int:
-    """A free port the kernel never hands out for port 0: `up`'s dev server binds its internal
-    services to such ephemeral ports while `up` starts, and could take one free_port() picked
-    for something `up` binds later (the sim chain, the API, /metrics)."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for port in random.sample(range(20_000, low), 500):
-        with socket.socket() as sock:
-            try:
-                sock.bind((HOST, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in 20000..{low}")
-
-
 async def test_up_starts_the_embedded_server_with_its_metrics_and_says_where(
     tmp_path: Path, database_url: str
 ) -> None:
     """`tindexer up` without TEMPORAL_ADDRESS: its dev server serves /metrics where it says."""
     names = ("temporal", "ui", "server_metrics", "sim", "api", "metrics")
-    ports: dict[str, int] = {}
-    while len(set(ports.values())) < len(names):  # six distinct ones
-        ports = {name: port_below_ephemeral_range() for name in names}
+    ports = {name: free_port() for name in names}  # kept from the dev server's own picks
     config = tmp_path / "up.toml"
     config.write_text(f"api_port = {ports['api']}\nmetrics_port = {ports['metrics']}\n")
     args = [sys.executable, "-m", "indexer.cli", "up", "--config", str(config)]

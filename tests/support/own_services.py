@@ -74,7 +74,7 @@ class OwnTemporal:
 
     async def start(self) -> None:
         self.process = process = self._spawn()
-        await asyncio.to_thread(wait_for_port, "127.0.0.1", self.port, 60, process)
+        await asyncio.to_thread(wait_for_port, "127.0.0.1", self.port, 60, process, self.log_path)
 
     async def stop(self) -> None:
         if self.process is not None:
