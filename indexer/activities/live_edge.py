@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 
 from indexer.activities.heartbeat import heartbeating, worker_stops_within
 from indexer.activities.index_range import IndexRangeActivities
@@ -33,6 +34,13 @@ from indexer.workflows.inputs import IndexRangeInput, ScanResult
 # scan's start-to-close timeout (policies.SCAN_TIMEOUT, 2 min) for the edge's own indexing.
 FOLLOW_SECONDS = 60.0
 
+# A followed chain whose head (number and hash) has not moved since a look that left nothing to
+# do is not looked at again for this long: its head is asked for, but the reorg check, the
+# head's store, coverage and the edge (several PostgreSQL and RPC round trips) are skipped.
+# Polls between blocks then cost one head request each, so polling twice per block time is
+# cheap. A change made behind the scan's back (rows deleted by hand) is seen within this time.
+QUIET_LOOK_SECONDS = 5.0
+
 
 def edge_gap(
     gaps: Sequence[tuple[int, int]], head: int, live_edge_blocks: int, handed: int = -1
@@ -46,6 +54,42 @@ def edge_gap(
     if end != head or start > end or end - start + 1 > live_edge_blocks:
         return None
     return start, end
+
+
+@dataclass(frozen=True)
+class _Look:
+    served: int
+    tip_hash: bytes
+    result: ScanResult
+    at: float
+
+
+class QuietHeads:
+    """Per chain, the last look that found the head followed and nothing left to do: a look
+    at the same head (same hash) within QUIET_LOOK_SECONDS has the same result."""
+
+    def __init__(self) -> None:
+        self._looks: dict[str, _Look] = {}
+
+    def unchanged(self, chain: str, served: int, tip_hash: bytes | None) -> ScanResult | None:
+        """The last look's result if the head is the one it saw, recently; else forget it.
+        Without a hash (the head-1 rule applied) a same-height reorg could hide: never."""
+        look = self._looks.pop(chain, None)
+        if (
+            look is None
+            or tip_hash is None
+            or (served, tip_hash) != (look.served, look.tip_hash)
+            or time.monotonic() - look.at > QUIET_LOOK_SECONDS
+        ):
+            return None
+        self._looks[chain] = look
+        return look.result
+
+    def looked(self, chain: str, served: int, tip_hash: bytes | None, result: ScanResult) -> None:
+        """Remember a full look that left no gap."""
+        if tip_hash is not None and not result.gaps:
+            quiet = replace(result, reorg_depth=0)  # a repair is reported once
+            self._looks[chain] = _Look(served, tip_hash, quiet, time.monotonic())
 
 
 class LiveEdge:

@@ -3,13 +3,15 @@ gaps still to index."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from indexer.activities.chain_cache import ChainCache, chain_failure, knobs
 from indexer.activities.heartbeat import heartbeating
 from indexer.activities.index_range import IndexRangeActivities
-from indexer.activities.live_edge import LiveEdge, follow
+from indexer.activities.live_edge import LiveEdge, QuietHeads, follow
 from indexer.activities.reorg import ForkBelowFinality, ForkDeeperThanWindow
 from indexer.activities.reorg_watch import ReorgWatch
 from indexer.chain.errors import RpcError, RpcUnavailable
@@ -34,6 +36,7 @@ class ScanHeadActivities:
         self._watch = ReorgWatch(self.pool, self.metrics)
         self.freshness = Freshness(self.pool, self.metrics)
         self._edge = LiveEdge(ranges or IndexRangeActivities(chains))
+        self._quiet = QuietHeads()
 
     @activity.defn(name=SCAN_HEAD)
     async def scan_head(self, request: ScanHeadInput | str) -> ScanResult:
@@ -45,7 +48,8 @@ class ScanHeadActivities:
         are repaired only above the chain's final block (its finality knob); the headers
         fetched for it are few when nothing changed (reorg_watch). Asked by a HeadScan that
         knows the live edge, a small gap at the head is indexed here, after the repair, and
-        the scan follows the head for a while (live_edge.py).
+        the scan follows the head for a while, skipping looks at a head that has not moved
+        (live_edge.py).
         """
         # A HeadScan run started before ScanHeadInput existed passes the bare chain name.
         chain_name = request if isinstance(request, str) else request.chain
@@ -62,6 +66,8 @@ class ScanHeadActivities:
         async with heartbeating(), self.chains.fetcher(config, chain.evm_chain_id) as rpc:
             try:
                 served, tip_hash = await rpc.latest_available_head()
+                if live_edge and (same := self._quiet.unchanged(chain_name, served, tip_hash)):
+                    return replace(same, knobs=knobs(config))
                 await self._pin_chain_id(chain, rpc)
                 await self.freshness.saw_head(chain.id, served)  # before the head moves
                 head = await self._verified_head(chain.id, rpc, served)
@@ -98,13 +104,16 @@ class ScanHeadActivities:
                 config.name, gaps, served, config.live_edge_blocks
             )
             missing -= indexed
-        return ScanResult(
+        result = ScanResult(
             head=served,
             missing_blocks=missing,
             gaps=[Range(start, end) for start, end in gaps[:MAX_GAPS_PER_SCAN]],
             knobs=knobs(config),
             reorg_depth=depth,
         )
+        if live_edge:
+            self._quiet.looked(chain_name, served, tip_hash, result)
+        return result
 
     async def _pin_chain_id(self, chain: ChainRow, rpc: Fetcher) -> None:
         """Store the chain id its providers proved, once (the chain_id knob, else learned)."""

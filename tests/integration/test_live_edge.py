@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
+
+from indexer.activities import live_edge
 from indexer.datasets import DATASETS
 from indexer.temporal_client import INDEX_RANGE, head_scan_id
 from indexer.worker import WorkerTuning
@@ -141,6 +144,45 @@ async def test_more_chains_than_activity_slots_are_each_followed_by_the_live_edg
         assert harness.sample("tindexer_live_edge_blocks_total", chain=row.config.name) >= (
             LIVE_BLOCKS
         )
+
+
+def coverage_reads(harness: Harness) -> float:
+    return harness.sample("tindexer_pg_query_duration_seconds_count", query="coverage")
+
+
+async def test_a_head_that_has_not_moved_costs_a_head_request_not_a_look(
+    harness: Harness, sim_chain: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between blocks a followed chain's polls only ask for the head: no reorg check, coverage
+    or edge until the head moves or QUIET_LOOK_SECONDS have passed."""
+    monkeypatch.setattr(live_edge, "QUIET_LOOK_SECONDS", 3600.0)
+    url = sim_chain(backlog=BACKLOG, txs_per_block=3)
+    row = await harness.add_chain(
+        url, blocks_per_workflow=100, head_poll_interval_seconds=BLOCK_SECONDS
+    )
+    chain = row.config.name
+    async with harness.worker():
+        await harness.start(chain)
+        await backfilled(harness, chain, row.id)  # the second look after it saw no gap
+        looks, reads = head_requests(harness, chain), coverage_reads(harness)
+
+        async def polled(more: int) -> bool:
+            return head_requests(harness, chain) >= looks + more
+
+        await wait_until(lambda: polled(8), 30, "eight more polls of a head that stays")
+        quiet_reads = coverage_reads(harness) - reads
+        monkeypatch.setattr(live_edge, "QUIET_LOOK_SECONDS", 0.0)
+
+        async def looked_fully() -> bool:
+            return coverage_reads(harness) > reads
+
+        await wait_until(looked_fully, 30, "a full look once the quiet time is over")
+        await sim_post(url, "/_sim/mine", {"blocks": 1})
+        head = await caught_up(harness, row.id, url)
+    assert quiet_reads == 0
+    assert head == HEAD + 1
+    assert harness.sample("tindexer_live_edge_blocks_total", chain=chain) == 1
+    await assert_exactly_indexed(harness, row.id, url, head)
 
 
 async def test_a_gap_wider_than_the_live_edge_goes_to_index_range(
