@@ -49,6 +49,7 @@ import aiohttp
 
 from bench.anvil import ANVIL, CpuMeter, Diagnosis, batch, call, count_rows
 from bench.common import provenance, scratch_directory, write_result
+from bench.profiling import pyspy_binary
 
 CACHE = Path(os.environ.get("TINDEXER_BENCH_CACHE", "/work/.cache"))
 ETL_VENV = Path(os.environ.get("TINDEXER_ETL_VENV") or CACHE / "etl-2.4.2-py3.9")
@@ -496,7 +497,9 @@ async def main() -> None:
                     f"{tool} {one[tool]['transactions_per_second']:,.0f} tx/s"
                     for tool in ("raw", "tindexer", "ethereum_etl", "cryo") if tool in one
                 ) + (f"; errors {list(errors)}" if errors else ""), flush=True)  # fmt: skip
-            if not args.no_profile:
+            if not args.no_profile and not pyspy_binary().exists():
+                print(f"no py-spy at {pyspy_binary()} (set $PY_SPY): no diagnostic run")
+            elif not args.no_profile:
                 print("diagnostic run (py-spy on the worker) …", flush=True)
                 with Diagnosis(work) as spy:
                     profiled = await index_once(url, node, anvil.pid)
