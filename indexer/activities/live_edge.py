@@ -35,11 +35,12 @@ from indexer.workflows.inputs import IndexRangeInput, ScanResult
 FOLLOW_SECONDS = 60.0
 
 # A followed chain whose head (number and hash) has not moved since a look that left nothing to
-# do is not looked at again for this long: its head is asked for (eth_blockNumber and that
-# block's header), but the reorg check, the head's store, coverage and the edge (several
-# PostgreSQL round trips) are skipped. A poll that finds no new block then costs the provider
-# what it costs, and PostgreSQL nothing. (Even so, two polls per block at 100 chains x 1 s cost
-# the workers 0.96 core against 0.78 for one: bench/results/chains-polls-*.json.) A change
+# do (no gap, and the provider not behind the chain's head: a lagging provider's every look is
+# counted, tindexer_rpc_head_regressions_total) is not looked at again for this long: its head
+# is asked for (eth_blockNumber and that block's header), but the reorg check, the head's
+# store, coverage and the edge (several PostgreSQL round trips) are skipped. A poll that finds
+# no new block then costs PostgreSQL nothing. (Even so, two polls per block at 100 chains x 1 s
+# cost the workers 0.96 core against 0.78 for one: bench/results/chains-polls-*.json.) A change
 # made behind the scan's back (rows deleted by hand) is seen within this time.
 QUIET_LOOK_SECONDS = 5.0
 

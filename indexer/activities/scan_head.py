@@ -72,7 +72,8 @@ class ScanHeadActivities:
                 await self.freshness.saw_head(chain.id, served)  # before the head moves
                 head = await self._verified_head(chain.id, rpc, served)
                 depth = 0
-                if not self._observe_lag(config.name, head, served):
+                behind = self._observe_lag(config.name, head, served)
+                if not behind:
                     depth = await self._watch.repair(chain.id, config, rpc, served, tip_hash)
             except (BadChainData, RpcUnavailable, RpcError) as exc:
                 raise chain_failure(exc) from exc
@@ -111,7 +112,7 @@ class ScanHeadActivities:
             knobs=knobs(config),
             reorg_depth=depth,
         )
-        if live_edge:
+        if live_edge and not behind:  # a lagging provider's every look is counted
             self._quiet.looked(chain_name, served, tip_hash, result)
         return result
 
