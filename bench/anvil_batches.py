@@ -23,8 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.anvil import ANVIL, CpuMeter
-from bench.anvil_datasets import checker, cryo_once, cryo_venv, node_contents, seed_workload
+from bench.anvil import CpuMeter
+from bench.anvil_datasets import checker, cryo_once, cryo_venv, node_contents, seeded_anvil
 from bench.common import provenance, scratch_directory, write_result
 
 BATCH_SIZES = (100, 25, 10)
@@ -52,7 +52,6 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--name", default="anvil-batches")
     args = parser.parse_args()
-    from indexer.embedded import child_process, free_port
     from indexer.loadtest import run_loadtest
 
     result: dict[str, Any] = provenance(
@@ -60,12 +59,8 @@ async def main() -> None:
     )
     cryo = cryo_venv()
     work = scratch_directory("tindexer-anvil-batches-")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    anvil_args = [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"]
     runs: dict[str, list[dict[str, Any]]] = {}
-    with child_process(anvil_args, "127.0.0.1", port, log_path=work / "anvil.log") as anvil:
-        await seed_workload(url, args.blocks, args.txs_per_block)
+    async with seeded_anvil(work, args.blocks, args.txs_per_block) as (anvil, url):
         node = await node_contents(url, args.blocks)
         transactions = sum(len(t) for _, t in node["contents"])
         for number in range(args.rounds):

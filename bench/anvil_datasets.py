@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -40,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +82,22 @@ def init_code(runtime: bytes) -> bytes:
     prefix = bytes([0x60, size, 0x80, 0x60, 0x0B, 0x60, 0x00, 0x39, 0x60, 0x00, 0xF3])
     assert len(prefix) == 0x0B
     return prefix + runtime
+
+
+@contextlib.asynccontextmanager
+async def seeded_anvil(
+    work: Path, blocks: int, txs_per_block: int
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
+    """anvil on a free port seeded with the evm workload (seed_workload): its process and URL;
+    stopped afterwards."""
+    from indexer.embedded import child_process, free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"]
+    with child_process(args, "127.0.0.1", port, log_path=work / "anvil.log") as anvil:
+        await seed_workload(url, blocks, txs_per_block)
+        yield anvil, url
 
 
 async def seed_workload(url: str, blocks: int, txs_per_block: int) -> list[str]:

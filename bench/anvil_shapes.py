@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.anvil import ANVIL, CpuMeter
-from bench.anvil_datasets import cryo_once, cryo_venv, raw_ceiling, seed_workload
+from bench.anvil import CpuMeter
+from bench.anvil_datasets import cryo_once, cryo_venv, raw_ceiling, seeded_anvil
 from bench.common import provenance, scratch_directory, write_result
 
 SHAPES = [(100, 2), (50, 4), (20, 8), (10, 16), (5, 32), (1, 32), (1, 64)]
@@ -34,18 +34,12 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--name", default="anvil-shapes")
     args = parser.parse_args()
-    from indexer.embedded import child_process, free_port
-
     command = " ".join([".venv/bin/python bench/anvil_shapes.py", *sys.argv[1:]])
     result: dict[str, Any] = provenance(command)
     cryo = cryo_venv()
     work = scratch_directory("tindexer-anvil-shapes-")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    anvil_args = [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"]
     runs: dict[str, list[dict[str, float]]] = {}
-    with child_process(anvil_args, "127.0.0.1", port, log_path=work / "anvil.log") as anvil:
-        await seed_workload(url, args.blocks, args.txs_per_block)
+    async with seeded_anvil(work, args.blocks, args.txs_per_block) as (anvil, url):
         for number in range(args.rounds):
             for batch_size, in_flight in SHAPES:
                 with CpuMeter(anvil.pid) as meter:
