@@ -20,6 +20,7 @@ from indexer.api.state import ApiState
 from indexer.config import ChainConfig, Settings
 from indexer.doctor.report import default_metrics_urls
 from indexer.doctor.sampler import DoctorSampler
+from indexer.garbage import collected_on_a_clock
 from indexer.lifecycle import observed_services, until_stopped
 from indexer.progress_view import show_progress
 from indexer.store.chains import upsert_chain
@@ -77,7 +78,11 @@ async def index(
             if settings.worker_processes == 0
             else contextlib.nullcontext()  # they run apart (worker_processes)
         )
-        async with serving_api(api, settings.api_host, settings.api_port) as api_port, own_worker:
+        async with (
+            collected_on_a_clock(),
+            serving_api(api, settings.api_host, settings.api_port) as api_port,
+            own_worker,
+        ):
             console.print(f"admin API on http://{settings.api_host}:{api_port}")
             if not settings.api_token:
                 console.print(

@@ -35,6 +35,7 @@ from indexer.activities.index_range import IndexRangeActivities
 from indexer.activities.scan_head import ScanHeadActivities
 from indexer.activities.scheduling import SchedulingActivities
 from indexer.config import DEFAULT_WORKER_MEMORY_BUDGET_BYTES, Settings
+from indexer.garbage import collected_on_a_clock
 from indexer.lifecycle import observed_services, until_stopped
 from indexer.temporal_client import fail_fast_client
 from indexer.worker_budget import ByteBudget
@@ -225,6 +226,7 @@ async def run_worker_process(settings: Settings, tuning: WorkerTuning) -> None:
         tuning.memory_budget_bytes // (1024 * 1024),
     )
     async with (
+        collected_on_a_clock(),
         observed_services(
             settings, settings.database_url, settings.temporal_address, progress=False
         ) as (pool, client, metrics),
