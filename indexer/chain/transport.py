@@ -16,6 +16,7 @@ import time
 from typing import cast
 
 import aiohttp
+import msgspec
 
 from exporter.metrics import Metrics, default_metrics
 from indexer.chain.answer_room import ReadRoom, answer_room
@@ -48,6 +49,7 @@ METRIC_METHODS = frozenset(
 LATENCY_SMOOTHING = 0.2  # weight of the newest answer in `latency`
 READ_CHUNK_BYTES = 256 * 1024  # decoded bytes read at a time, so the cap is checked as they come
 ERROR_BODY_BYTES = 64 * 1024  # enough of an error page to quote its start
+JSON_BODY = {"Content-Type": "application/json"}
 
 
 class Transport:
@@ -113,7 +115,9 @@ class Transport:
         replacing it is raised after the handler.
         """
         try:
-            async with self._http().post(self.url, json=body) as response:
+            # msgspec, not aiohttp's json.dumps: a batch of 1,000 calls is 3 % of a worker's CPU.
+            data = msgspec.json.encode(body)
+            async with self._http().post(self.url, data=data, headers=JSON_BODY) as response:
                 return await self._read(response, read)
         except TimeoutError:
             failure: RpcError = RpcTimeout(

@@ -7,9 +7,10 @@ backslash doubled for COPY's own escaping.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
+
+import msgspec
 
 from indexer.chain.model import Block, Transaction
 
@@ -104,13 +105,13 @@ def _bytea_array(hashes: list[str] | None) -> str:
 
 
 def _json(value: Any) -> str:
-    """jsonb in COPY text: json.dumps escapes every control character, so only its own
-    backslashes need doubling for COPY."""
+    """jsonb in COPY text: JSON escapes every control character, so only its own backslashes
+    need doubling for COPY. (msgspec: json.dumps was 2 % of a worker's CPU.)"""
     if value is None:
         return NULL
     if value == []:
-        return "[]"  # most EIP-1559 transactions: 20 times cheaper than json.dumps
-    return json.dumps(value, separators=(",", ":")).replace("\\", "\\\\")
+        return "[]"  # most EIP-1559 transactions
+    return msgspec.json.encode(value).decode().replace("\\", "\\\\")
 
 
 _TOPIC_SEPARATOR = "\t" + HEX
