@@ -68,7 +68,7 @@ async def main() -> None:
                 run = await run_loadtest(
                     0,
                     rpc_url=url,
-                    poll_seconds=0.1,
+                    poll_seconds=0.05,
                     log=lambda *_: None,
                     watch={"anvil": anvil.pid},
                     check=checker(node),

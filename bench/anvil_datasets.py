@@ -265,7 +265,7 @@ async def index_once(url: str, node: dict[str, Any], anvil_pid: int) -> dict[str
     run = await run_loadtest(
         0,
         rpc_url=url,
-        poll_seconds=0.25,
+        poll_seconds=0.05,  # the end seen within 50 ms: ~1 % of a run
         log=lambda *_: None,
         watch={"anvil": anvil_pid},
         check=checker(node),
