@@ -122,17 +122,19 @@ def _receipt(raw: WireReceipt, block: Block, position: int, checks: _Checks) -> 
     checks.hexes += (raw.cumulativeGasUsed, raw.effectiveGasPrice, raw.contractAddress)
     checks.int64s += (raw.gasUsed, raw.cumulativeGasUsed)
     logs = []
+    # A log repeats its receipt's transaction index and block number: the very strings, checked
+    # with the receipt's, or the reference decides (a "0x01" for "0x1" is not wrong, only rare).
+    tx_index, number = raw.transactionIndex, raw.blockNumber
     for log in raw.logs:
-        number = log.blockNumber
         if (
             log.transactionHash != tx_hash
             or log.blockHash != block_hash
-            or int(log.transactionIndex, 16) != position
-            or (number is not None and int(number, 16) != block.number)
+            or log.transactionIndex != tx_index
+            or (log.blockNumber is not None and log.blockNumber != number)
             or log.removed
         ):
             return None
-        checks.hexes += (log.logIndex, log.transactionIndex, number, log.address, log.data)
+        checks.hexes += (log.logIndex, log.address, log.data)
         checks.hexes += log.topics
         checks.int32s.append(log.logIndex)
         checks.data.append(log.data)
