@@ -228,7 +228,9 @@ class ChainConfig(BaseModel):
     freshness_target: float = Field(
         0.99, gt=0, lt=1, description="Share of blocks that must be fresh (the freshness SLO)."
     )
-    rpc_batch_size: int = Field(100, ge=1, le=1_000, description="Calls per JSON-RPC batch.")
+    rpc_batch_size: int = Field(
+        100, ge=1, le=1_000, description="Most calls per JSON-RPC batch (request)."
+    )
     rpc_max_concurrency: int = Field(
         16, ge=1, le=256, description="Most JSON-RPC requests in flight per chain."
     )
