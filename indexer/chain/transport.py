@@ -115,7 +115,7 @@ class Transport:
         replacing it is raised after the handler.
         """
         try:
-            # msgspec, not aiohttp's json.dumps: a batch of 1,000 calls is 3 % of a worker's CPU.
+            # msgspec, not aiohttp's json.dumps (1.3 % of a worker's CPU on a 3-tx backlog).
             data = msgspec.json.encode(body)
             async with self._http().post(self.url, data=data, headers=JSON_BODY) as response:
                 return await self._read(response, read)

@@ -106,7 +106,7 @@ def _bytea_array(hashes: list[str] | None) -> str:
 
 def _json(value: Any) -> str:
     """jsonb in COPY text: JSON escapes every control character, so only its own backslashes
-    need doubling for COPY. (msgspec: json.dumps was 2 % of a worker's CPU.)"""
+    need doubling for COPY. (msgspec: json.dumps was 1.6 % of a worker's CPU on a 3-tx backlog.)"""
     if value is None:
         return NULL
     if value == []:
