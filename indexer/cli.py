@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -171,6 +172,7 @@ def worker(
         console.print("[red]error:[/red] `tindexer worker` needs DATABASE_URL and TEMPORAL_ADDRESS")
         raise typer.Exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    faulthandler.enable()  # a crash in native code (the SDK's core, a C extension) leaves a trace
     with contextlib.suppress(KeyboardInterrupt):
         # A SIGTERM before the loop's drain handler exists stops cleanly too; `tindexer
         # workers` starts workers with SIGTERM blocked, so one sent while importing waits here.

@@ -30,6 +30,20 @@ async def stored(harness: Harness, name: str) -> bool:
     )
 
 
+async def scrape(port: int, tmp_path: Path) -> str:
+    """/metrics on `port`; if it does not answer, an error with the worker processes' logs."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+            http.get(f"http://127.0.0.1:{port}/metrics") as response,
+        ):
+            return await response.text()
+    except (aiohttp.ClientError, OSError) as exc:
+        logs = sorted((tmp_path / "data").glob("worker-*.log"))
+        tails = "\n".join(f"{log.name}:\n{log.read_text(errors='replace')[-3000:]}" for log in logs)
+        raise AssertionError(f"/metrics on {port}: {exc!r}\n{tails}") from exc
+
+
 async def test_up_with_worker_processes_indexes_through_them_and_stops_them(
     harness: Harness, tmp_path: Path, database_url: str, temporal_address: str
 ) -> None:
@@ -64,11 +78,7 @@ async def test_up_with_worker_processes_indexes_through_them_and_stops_them(
                 if "worker" in child.cmdline()
             ]
             assert len(workers) == 2, [w.cmdline() for w in workers]
-            async with aiohttp.ClientSession() as http:
-                texts = []
-                for port in (metrics_port, base, base + 1):
-                    async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
-                        texts.append(await response.text())
+            texts = [await scrape(port, tmp_path) for port in (metrics_port, base, base + 1)]
             own, *theirs = [
                 sample_sum(parse_samples(text), "tindexer_blocks_indexed_total", chain=name)
                 for text in texts

@@ -70,12 +70,21 @@ class WorkerProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"worker exited with {self.process.returncode}: {self.tail()}")
             with contextlib.suppress(aiohttp.ClientError, OSError):
-                await self.scrape()
+                await self.scrape_once()
                 return
             await asyncio.sleep(0.1)
         raise AssertionError(f"worker not ready within {timeout}s: {self.tail()}")
 
     async def scrape(self) -> Samples:
+        """Its /metrics; if they do not answer, an error with its exit status and its log."""
+        try:
+            return await self.scrape_once()
+        except (aiohttp.ClientError, OSError) as exc:
+            status = self.process.poll()
+            state = "running" if status is None else f"exited with {status}"
+            raise AssertionError(f"worker /metrics: {exc!r}; {state}:\n{self.tail()}") from exc
+
+    async def scrape_once(self) -> Samples:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
             session.get(f"http://{self.metrics_host}:{self.metrics_port}/metrics") as response,
