@@ -81,30 +81,24 @@ async def connect_temporal(
     tracing: bool = True,
 ) -> Client:
     """A client whose calls carry trace context; waits out a server that is still starting."""
-    deadline = time.monotonic() + CONNECT_PATIENCE_SECONDS
-    while True:
-        try:
-            return await Client.connect(
-                address,
-                namespace=namespace,
-                runtime=runtime,
-                interceptors=[temporal_interceptor()] if tracing else [],
-                data_converter=DATA_CONVERTER,
-            )
-        except RuntimeError as exc:  # the SDK reports connect failures as RuntimeError
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"Temporal at {address} is not reachable: {exc}") from exc
-            await asyncio.sleep(0.5)
+    return await _connect_patiently(
+        address,
+        namespace=namespace,
+        runtime=runtime,
+        interceptors=[temporal_interceptor()] if tracing else [],
+        data_converter=DATA_CONVERTER,
+    )
 
 
 async def fail_fast_client(client: Client) -> Client:
     """A second connection without the SDK's silent retries, used to start workflows.
 
     The SDK retries RESOURCE_EXHAUSTED inside its core and reports nothing; starting through
-    this client, the scheduler sees each refusal, counts it and backs off itself.
+    this client, the scheduler sees each refusal, counts it and backs off itself. Connecting
+    is as patient as the first client's: a worker must not exit on one refused connect.
     """
     config = client.service_client.config
-    return await Client.connect(
+    return await _connect_patiently(
         config.target_host,
         namespace=client.namespace,
         runtime=config.runtime,
@@ -112,6 +106,18 @@ async def fail_fast_client(client: Client) -> Client:
         data_converter=client.data_converter,
         retry_config=RetryConfig(max_retries=0),
     )
+
+
+async def _connect_patiently(address: str, **options: Any) -> Client:
+    """`Client.connect`, tried again for CONNECT_PATIENCE_SECONDS while it fails."""
+    deadline = time.monotonic() + CONNECT_PATIENCE_SECONDS
+    while True:
+        try:
+            return await Client.connect(address, **options)
+        except RuntimeError as exc:  # the SDK reports connect failures as RuntimeError
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Temporal at {address} is not reachable: {exc}") from exc
+            await asyncio.sleep(0.5)
 
 
 def was_started(handle: WorkflowHandle[Any, Any]) -> bool:

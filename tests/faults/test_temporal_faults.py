@@ -6,6 +6,9 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+
+from indexer.temporal_client import CONNECT_PATIENCE_SECONDS, fail_fast_client
 from tests.support.faults import (
     FaultReport,
     assert_exactly_indexed,
@@ -89,3 +92,17 @@ async def test_temporal_restarted_on_its_database_mid_backfill(
             },
         )
     )
+
+
+async def test_a_workers_start_client_waits_for_temporal_like_its_first(
+    own_temporal: OwnTemporal, own_temporal_harness: Harness
+) -> None:
+    """A worker connects a second, retry-less client to start workflows; a Temporal that is
+    briefly away as it does must not make `tindexer worker` exit."""
+    await own_temporal.stop()
+    connecting = asyncio.create_task(fail_fast_client(own_temporal_harness.client))
+    await asyncio.sleep(1.0)
+    assert not connecting.done(), connecting  # refused connects are tried again, not raised
+    await own_temporal.start()
+    starter = await asyncio.wait_for(connecting, CONNECT_PATIENCE_SECONDS)
+    assert (await starter.workflow_service.get_system_info(GetSystemInfoRequest())).server_version
