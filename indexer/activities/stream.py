@@ -30,14 +30,15 @@ from indexer.worker_budget import ByteBudget, Reservation
 # updates, so smaller batches cost PostgreSQL more (bench/mainnet.py, results/mainnet.json).
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 BUDGET_SHARE = 8
-# Batches of one range not yet stored (being fetched, fetched, or being stored). One batch at a
-# time left the node idle between a batch's requests (0.56x cryo on anvil); past the first, a
-# batch starts only if the budget has its bytes now, so the budget decides, and this only bounds
-# how far fetches may run ahead of the store. Each batch sends its own requests, which the
-# provider's transport bounds (RpcSettings.max_concurrency). On anvil (2,000 blocks of ~20
-# transactions, a loaded 2-core machine) 8 took 6-7.5 s in most rounds but 16-19 s in a third
-# of them, with the node no busier (requests queued in the node past their timeout?); 4 took 5 s
-# in most (bench/results/i22-anvil-datasets-after-*.json).
+# Batches of one range being fetched at once: what one range asks of the node at once. One
+# batch at a time left the node idle between a batch's requests (0.56x cryo on anvil); past the
+# first, a batch starts only if the budget has its bytes now, so the budget (not this) decides
+# how far fetches run ahead of the store. Batches fetched and waiting for the store do not
+# count: counted, four of them left the node idle until the first was stored. Each batch sends
+# its own requests, which the provider's transport bounds (RpcSettings.max_concurrency). On
+# anvil (2,000 blocks of ~20 transactions, a loaded 2-core machine) 8 took 6-7.5 s in most
+# rounds but 16-19 s in a third of them, with the node no busier (requests queued in the node
+# past their timeout?); 4 took 5 s in most (bench/results/i22-anvil-datasets-after-*.json).
 MAX_BATCHES_IN_FLIGHT = 4
 # A chain's first batch in a worker measures its blocks (the others wait for it): a few blocks.
 PROBE_BLOCKS = 4
@@ -79,7 +80,8 @@ async def stream_range(
     answer bytes it returns correct the batch's reservation, which is released once `store`
     has written it. The range always has one batch going; more start while the budget has
     their bytes at once (ByteBudget.try_reserve: no waiting, and never ahead of a range that
-    waits), up to `most` not yet stored. A batch is stored only after every batch before it,
+    waits), up to `most` being fetched at once (fetched ones wait for the store within the
+    budget). A batch is stored only after every batch before it,
     once its first block is checked to link to the last of the batch before (the first of all
     is checked against block start-1 by `fetch`). A failure anywhere stops the range after the
     batches before it are stored, and every reservation is released, on every path.
@@ -90,6 +92,8 @@ async def stream_range(
     fetches: set[asyncio.Task[Batch]] = set()
     reservations: set[Reservation] = set()
     unstored = 0  # batches holding bytes: being fetched, fetched, or being stored
+    being_fetched = 0  # batches whose answers are being read
+    fetch_ended = asyncio.Event()  # set as each fetch ends: another may start
     measuring = False  # this range claimed the chain's probe and has not measured it yet
 
     def unmeasured() -> None:
@@ -100,7 +104,7 @@ async def stream_range(
             budget.probe_failed(chain)
 
     async def fetch_batch(first: int, last: int, asked: int, reservation: Reservation) -> Batch:
-        nonlocal measuring
+        nonlocal measuring, being_fetched
         # Answers are read under the reservation: a padded one waits for room, not passes.
         reading = answer_room.set(budget.answers(reservation))
         try:
@@ -108,6 +112,8 @@ async def stream_range(
                 fetched = await fetch(first, last, first > start)
             finally:
                 answer_room.reset(reading)
+                being_fetched -= 1
+                fetch_ended.set()
         except BaseException:
             unmeasured()
             raise
@@ -117,7 +123,7 @@ async def stream_range(
         return Batch(fetched.blocks, reservation, fetched.answer_bytes)
 
     async def produce() -> None:
-        nonlocal unstored, measuring
+        nonlocal unstored, measuring, being_fetched
         number = start
         while number <= end:
             probing = await budget.claim_probe(chain)
@@ -132,13 +138,14 @@ async def stream_range(
                 except BaseException:
                     unmeasured()
                     raise
-            elif unstored >= most or (admitted := budget.try_reserve(size)) is None:
-                await budget.freed()  # bytes given back: by this range's store or another's
+            elif being_fetched >= most or (admitted := budget.try_reserve(size)) is None:
+                await _room_or_fetch_ended(budget, fetch_ended)
                 continue
             else:
                 reservation = admitted
             reservations.add(reservation)
             unstored += 1
+            being_fetched += 1
             fetching = asyncio.create_task(fetch_batch(number, last, asked, reservation))
             fetches.add(fetching)
             queue.put_nowait(fetching)
@@ -171,6 +178,18 @@ async def stream_range(
         for reservation in reservations:
             reservation.release()
         unmeasured()  # a probe cancelled before it ran
+
+
+async def _room_or_fetch_ended(budget: ByteBudget, fetch_ended: asyncio.Event) -> None:
+    """Until bytes are given back (by this range's store or another's) or one of the range's
+    fetches ends: either may let its next batch start."""
+    fetch_ended.clear()
+    waits = {asyncio.ensure_future(budget.freed()), asyncio.ensure_future(fetch_ended.wait())}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 async def _next(

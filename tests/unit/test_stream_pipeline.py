@@ -170,9 +170,39 @@ async def test_a_range_cancelled_with_several_batches_in_flight_releases_them_al
     await settle()
     provider.answer(provider.asked[1][0])  # one fetched, waiting for the first to be stored
     await settle()
-    assert provider.fetching == MAX_BATCHES_IN_FLIGHT - 1 and budget.in_flight > 0
+    # Its fetch ended, so another batch started in its place.
+    assert provider.fetching == MAX_BATCHES_IN_FLIGHT and len(provider.asked) > 4
+    assert budget.in_flight > 0
     work.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await work
     await settle()
     assert budget.in_flight == 0 and provider.fetching == 0 and provider.stored == []
+
+
+async def test_batches_fetched_ahead_of_a_slow_store_leave_the_provider_busy() -> None:
+    """Fetched batches waiting for the store are not fetches: the range goes on asking, up to
+    MAX_BATCHES_IN_FLIGHT at once, until the budget (not a count of unstored batches) is full."""
+    budget = ByteBudget(100_000)  # batches of 12,500 bytes: room for 8
+    provider = Provider()
+    await measured(budget, provider)
+    stores = asyncio.Event()
+
+    async def slow_store(batch: Batch) -> None:
+        await stores.wait()
+        await provider.store(batch)
+
+    work = asyncio.create_task(
+        stream_range(budget, "c", 4, 2_003, fetch=provider.fetch, store=slow_store)
+    )
+    for _ in range(10):  # every fetch answered while the first batch's store waits
+        provider.answer_all()
+        await settle()
+        assert provider.fetching <= MAX_BATCHES_IN_FLIGHT
+    assert provider.stored == [] and provider.fetching == 0
+    assert len(provider.asked) > MAX_BATCHES_IN_FLIGHT, provider.asked
+    assert budget.budget_bytes / 2 < budget.in_flight <= budget.budget_bytes
+    stores.set()
+    await run_until_done(work, provider)
+    assert provider.stored == list(range(4, 2_004))
+    assert budget.in_flight == 0
