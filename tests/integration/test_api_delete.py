@@ -51,21 +51,21 @@ async def test_delete_needs_confirmation_and_stops_every_workflow_of_the_chain(
     neighbour = f"{name}net"  # its workflow IDs start with the deleted chain's: they must live
     chain_id = await add_named_chain(harness, name)
     await add_named_chain(harness, neighbour)
-    await set_head(harness.pool, chain_id, 199_999)
+    size = (await harness.chain(name)).config.blocks_per_workflow
+    last = 100 * size - 1  # 100 ranges, more than max_inflight_ranges (64)
+    await set_head(harness.pool, chain_id, last)
     await store_blocks(harness.pool, chain_id, 0, 4)
     for chain in (name, neighbour):
         await harness.start(chain)  # no worker polls the queue: they stay running
-    # 10..19 starts one IndexRange; 0..199,999 is 100 ranges, more than max_inflight_ranges
-    # (64): a backfill Scheduler.
-    for block_range, mode in (((10, 19), "direct"), ((0, 199_999), "scheduler")):
+    # 10..19 starts one IndexRange; 0..last is 100 ranges: a backfill Scheduler.
+    for block_range, mode in (((10, 19), "direct"), ((0, last), "scheduler")):
         body = {"from": block_range[0], "to": block_range[1]}
         status, started = await api.call("POST", f"/chains/{name}/backfill", body)
         assert (status, started["mode"], started["started"]) == (202, mode, 1), started
-    size = (await harness.chain(name)).config.blocks_per_workflow
     ids = [
         f"headscan:{name}",
         index_range_id(name, Range(10, 19), size),
-        f"backfill:{name}:0-199999",
+        f"backfill:{name}:0-{last}",
     ]
 
     async def all_visible() -> bool:
