@@ -81,9 +81,9 @@ async def stream_range(
     has written it. The range always has one batch going; more start while the budget has
     their bytes at once (ByteBudget.try_reserve: no waiting, and never ahead of a range that
     waits), up to `most` being fetched at once (fetched ones wait for the store within the
-    budget). A batch is stored only after every batch before it,
-    once its first block is checked to link to the last of the batch before (the first of all
-    is checked against block start-1 by `fetch`). A failure anywhere stops the range after the
+    budget). A batch is stored only after every batch before it, once its first block is
+    checked to link to the last of the batch before (the first of all is checked against block
+    start-1 by `fetch`). A failure anywhere stops the range after the
     batches before it are stored, and every reservation is released, on every path.
     """
     queue: asyncio.Queue[asyncio.Task[Batch] | None] = asyncio.Queue()
