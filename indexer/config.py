@@ -163,10 +163,10 @@ class ChainConfig(BaseModel):
         " transaction rows), logs. Adding one to an indexed chain fills it in for every"
         " indexed block.",
     )
-    # 5,000, not 2,000: a 750k x 3-tx backlog took 58.4 s instead of 63.7 s (Temporal's CPU 8.6
-    # instead of 14.0 s, the workers' 56 instead of 60.6; loadtest, 2 workers, same machine);
-    # 10,000 was no faster (62.2 s). A range's batches stream, several in flight, so a short
-    # backlog in one range still keeps the node busy.
+    # 5,000, not 2,000: a 750k x 3-tx backlog took 58.4-59.8 s instead of 63.7-69.4 s (Temporal's
+    # CPU 8.2-9.2 instead of 14.0 s; loadtest, 2 workers, same machine); 10,000 was not clearly
+    # faster (53.3-62.2 s). A range's batches stream, several in flight, so a short backlog in
+    # one range still keeps the node busy.
     blocks_per_workflow: int = Field(
         5_000,
         ge=1,
