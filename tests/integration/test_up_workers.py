@@ -17,7 +17,7 @@ from indexer.embedded import free_port, free_ports_from
 from indexer.store.chains import get_chain
 from tests.support.harness import Harness, fully_indexed
 from tests.support.waiting import wait_until
-from tests.support.workers import parse_samples, sample_sum
+from tests.support.workers import metrics_text, parse_samples, sample_sum
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKLOG = 300
@@ -33,11 +33,7 @@ async def stored(harness: Harness, name: str) -> bool:
 async def scrape(port: int, tmp_path: Path) -> str:
     """/metrics on `port`; if it does not answer, an error with the worker processes' logs."""
     try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
-            http.get(f"http://127.0.0.1:{port}/metrics") as response,
-        ):
-            return await response.text()
+        return await metrics_text("127.0.0.1", port)
     except (aiohttp.ClientError, OSError) as exc:
         logs = sorted((tmp_path / "data").glob("worker-*.log"))
         tails = "\n".join(f"{log.name}:\n{log.read_text(errors='replace')[-3000:]}" for log in logs)

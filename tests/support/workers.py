@@ -34,6 +34,15 @@ def sample_sum(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
 
 
+async def metrics_text(host: str, port: int) -> str:
+    """One scrape of http://host:port/metrics, given 5 s."""
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
+        session.get(f"http://{host}:{port}/metrics") as response,
+    ):
+        return await response.text()
+
+
 class WorkerProcess:
     """One `tindexer worker` child polling a task queue, with /metrics on its own port."""
 
@@ -85,11 +94,7 @@ class WorkerProcess:
             raise AssertionError(f"worker /metrics: {exc!r}; {state}:\n{self.tail()}") from exc
 
     async def scrape_once(self) -> Samples:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
-            session.get(f"http://{self.metrics_host}:{self.metrics_port}/metrics") as response,
-        ):
-            return parse_samples(await response.text())
+        return parse_samples(await metrics_text(self.metrics_host, self.metrics_port))
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
