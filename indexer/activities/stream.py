@@ -83,8 +83,8 @@ async def stream_range(
     waits), up to `most` being fetched at once (fetched ones wait for the store within the
     budget). A batch is stored only after every batch before it, once its first block is
     checked to link to the last of the batch before (the first of all is checked against block
-    start-1 by `fetch`). A failure anywhere stops the range after the
-    batches before it are stored, and every reservation is released, on every path.
+    start-1 by `fetch`). A failure anywhere stops the range after the batches before it are
+    stored, and every reservation is released, on every path.
     """
     queue: asyncio.Queue[asyncio.Task[Batch] | None] = asyncio.Queue()
     # Batches not yet handed to `store`: their fetches to cancel and bytes to release on the
